@@ -1,0 +1,1 @@
+"""Threadline's shared library: what every service agrees on, and nothing else."""

@@ -1,0 +1,96 @@
+"""The events that travel on NATS, each a versioned pydantic model with its subject.
+
+Subjects live under a namespace (``threadline`` by default) so that several
+deployments, or test runs, can share one NATS server without seeing each other.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Base of every event: a schema version that consumers check before trusting a payload."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    schema_version: int = Field(default=1, description="Bumped on incompatible payload changes.")
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Event:
+        return cls.model_validate_json(data)
+
+
+class RunRequested(Event):
+    """A question accepted by the gateway; durable on the RUNS stream until a worker acks it."""
+
+    run_id: str
+    thread_id: str
+    tenant_id: str
+    assistant_id: str = "agent"
+    input: str
+    created_at: datetime = Field(default_factory=_now)
+
+
+RunEventKind = Literal["metadata", "token", "tool_call", "tool_result", "citations", "end", "error"]
+
+
+class RunEvent(Event):
+    """One step of a run as the client sees it; ``seq`` orders them and lets a client resume."""
+
+    run_id: str
+    seq: int
+    kind: RunEventKind
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_final(self) -> bool:
+        return self.kind in ("end", "error")
+
+
+class Topology:
+    """Subject and stream names of one namespace; the single place they are spelled."""
+
+    def __init__(self, namespace: str = "threadline") -> None:
+        if not NAMESPACE_PATTERN.match(namespace):
+            raise ValueError(f"invalid NATS namespace {namespace!r}: use [a-z][a-z0-9_-]*")
+        self.namespace = namespace
+        self._stream_prefix = namespace.upper().replace("-", "_")
+
+    @property
+    def runs_requested(self) -> str:
+        return f"{self.namespace}.runs.requested"
+
+    @property
+    def runs_stream(self) -> str:
+        return f"{self._stream_prefix}_RUNS"
+
+    @property
+    def runs_consumer(self) -> str:
+        """The one durable consumer that every agent worker pulls from."""
+        return "agent-workers"
+
+    def run_events(self, run_id: str) -> str:
+        return f"{self.namespace}.run.{run_id}.events"
+
+    @property
+    def run_events_wildcard(self) -> str:
+        return f"{self.namespace}.run.*.events"
+
+    @property
+    def run_events_stream(self) -> str:
+        return f"{self._stream_prefix}_RUN_EVENTS"

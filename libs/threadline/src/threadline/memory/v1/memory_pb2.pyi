@@ -1,0 +1,145 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CheckpointConfig(_message.Message):
+    __slots__ = ("thread_id", "checkpoint_ns", "checkpoint_id")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_NS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., checkpoint_ns: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+
+class TypedValue(_message.Message):
+    __slots__ = ("type", "data")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    data: bytes
+    def __init__(self, type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class PendingWrite(_message.Message):
+    __slots__ = ("task_id", "channel", "value")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    channel: str
+    value: TypedValue
+    def __init__(self, task_id: _Optional[str] = ..., channel: _Optional[str] = ..., value: _Optional[_Union[TypedValue, _Mapping]] = ...) -> None: ...
+
+class CheckpointTuple(_message.Message):
+    __slots__ = ("config", "checkpoint_json", "channel_values", "metadata_json", "parent_config", "pending_writes")
+    class ChannelValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: TypedValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[TypedValue, _Mapping]] = ...) -> None: ...
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_VALUES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    PARENT_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    PENDING_WRITES_FIELD_NUMBER: _ClassVar[int]
+    config: CheckpointConfig
+    checkpoint_json: bytes
+    channel_values: _containers.MessageMap[str, TypedValue]
+    metadata_json: bytes
+    parent_config: CheckpointConfig
+    pending_writes: _containers.RepeatedCompositeFieldContainer[PendingWrite]
+    def __init__(self, config: _Optional[_Union[CheckpointConfig, _Mapping]] = ..., checkpoint_json: _Optional[bytes] = ..., channel_values: _Optional[_Mapping[str, TypedValue]] = ..., metadata_json: _Optional[bytes] = ..., parent_config: _Optional[_Union[CheckpointConfig, _Mapping]] = ..., pending_writes: _Optional[_Iterable[_Union[PendingWrite, _Mapping]]] = ...) -> None: ...
+
+class GetTupleRequest(_message.Message):
+    __slots__ = ("tenant_id", "config")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    config: CheckpointConfig
+    def __init__(self, tenant_id: _Optional[str] = ..., config: _Optional[_Union[CheckpointConfig, _Mapping]] = ...) -> None: ...
+
+class GetTupleResponse(_message.Message):
+    __slots__ = ("tuple",)
+    TUPLE_FIELD_NUMBER: _ClassVar[int]
+    tuple: CheckpointTuple
+    def __init__(self, tuple: _Optional[_Union[CheckpointTuple, _Mapping]] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ("tenant_id", "config", "filter_json", "before", "limit")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    config: CheckpointConfig
+    filter_json: bytes
+    before: CheckpointConfig
+    limit: int
+    def __init__(self, tenant_id: _Optional[str] = ..., config: _Optional[_Union[CheckpointConfig, _Mapping]] = ..., filter_json: _Optional[bytes] = ..., before: _Optional[_Union[CheckpointConfig, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PutRequest(_message.Message):
+    __slots__ = ("tenant_id", "config", "checkpoint_json", "channel_values", "metadata_json", "new_versions_json")
+    class ChannelValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: TypedValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[TypedValue, _Mapping]] = ...) -> None: ...
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_VALUES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    NEW_VERSIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    config: CheckpointConfig
+    checkpoint_json: bytes
+    channel_values: _containers.MessageMap[str, TypedValue]
+    metadata_json: bytes
+    new_versions_json: bytes
+    def __init__(self, tenant_id: _Optional[str] = ..., config: _Optional[_Union[CheckpointConfig, _Mapping]] = ..., checkpoint_json: _Optional[bytes] = ..., channel_values: _Optional[_Mapping[str, TypedValue]] = ..., metadata_json: _Optional[bytes] = ..., new_versions_json: _Optional[bytes] = ...) -> None: ...
+
+class PutResponse(_message.Message):
+    __slots__ = ("config",)
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    config: CheckpointConfig
+    def __init__(self, config: _Optional[_Union[CheckpointConfig, _Mapping]] = ...) -> None: ...
+
+class PutWritesRequest(_message.Message):
+    __slots__ = ("tenant_id", "config", "writes", "task_id", "task_path")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    WRITES_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_PATH_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    config: CheckpointConfig
+    writes: _containers.RepeatedCompositeFieldContainer[PendingWrite]
+    task_id: str
+    task_path: str
+    def __init__(self, tenant_id: _Optional[str] = ..., config: _Optional[_Union[CheckpointConfig, _Mapping]] = ..., writes: _Optional[_Iterable[_Union[PendingWrite, _Mapping]]] = ..., task_id: _Optional[str] = ..., task_path: _Optional[str] = ...) -> None: ...
+
+class PutWritesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeleteThreadRequest(_message.Message):
+    __slots__ = ("tenant_id", "thread_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    thread_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., thread_id: _Optional[str] = ...) -> None: ...
+
+class DeleteThreadResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -1,0 +1,42 @@
+"""JetStream streams that carry Threadline's events, declared once and shared by every service."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from threadline.events import Topology
+
+RUN_EVENTS_MAX_AGE_S = 3600.0
+RUN_DEDUPE_WINDOW_S = 120.0
+
+
+def stream_configs(topology: Topology) -> list[StreamConfig]:
+    """RUNS is a work queue (each run taken by one worker); RUN_EVENTS keeps an hour of events for replay."""
+    return [
+        StreamConfig(
+            name=topology.runs_stream,
+            subjects=[topology.runs_requested],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=RUN_DEDUPE_WINDOW_S,
+        ),
+        StreamConfig(
+            name=topology.run_events_stream,
+            subjects=[topology.run_events_wildcard],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=RUN_EVENTS_MAX_AGE_S,
+            discard=DiscardPolicy.OLD,
+        ),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
+    """Create the streams, or bring an existing one up to date; safe from any number of processes."""
+    for config in stream_configs(topology):
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)

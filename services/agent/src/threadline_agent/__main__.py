@@ -1,0 +1,31 @@
+"""``python -m threadline_agent``: an agent worker on the RUNS work queue until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+
+from threadline.logging import setup_logging
+from threadline.telemetry import setup_tracing, shutdown_tracing
+
+from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline_agent.settings import AgentSettings
+from threadline_agent.worker import AgentWorker
+
+
+def main() -> None:
+    settings = AgentSettings()
+    setup_logging("agent", settings.log_level, settings.log_format)
+    provider = setup_tracing("agent")
+    checkpointer = RemoteCheckpointSaver(target=settings.memory_target)
+    worker = AgentWorker(settings, checkpointer=checkpointer)
+    worker.app.after_shutdown(checkpointer.close)
+    try:
+        # FastStream handles SIGINT/SIGTERM: it stops fetching, lets runs in flight finish (up to a grace
+        # period), drains NATS, then runs the worker's shutdown hook that closes the gRPC channels.
+        asyncio.run(worker.app.run())
+    finally:
+        shutdown_tracing(provider)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""One run of a graph, translated into the events a client sees (tokens, tool calls, citations, end)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.errors import GraphRecursionError
+from langgraph.graph.state import CompiledStateGraph
+from threadline.events import RunEventKind, RunRequested
+
+RECURSION_LIMIT = 12
+# A dependency that answers with one of these may well answer the next delivery.
+_TRANSIENT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+
+Emit = Callable[[RunEventKind, dict[str, Any]], Awaitable[None]]
+
+
+class RunFailed(Exception):
+    """A run that ends with an error event; ``transient`` ones are worth another delivery."""
+
+    def __init__(self, code: str, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.code, self.message, self.transient = code, message, transient
+
+
+def run_config(request: RunRequested) -> dict[str, Any]:
+    """Thread and tenant select the checkpoints (and the tenant's knowledge base); run_id labels them."""
+    return {
+        "configurable": {"thread_id": request.thread_id, "tenant_id": request.tenant_id},
+        "metadata": {"run_id": request.run_id, "assistant_id": request.assistant_id},
+        "recursion_limit": RECURSION_LIMIT,
+    }
+
+
+async def execute_run(
+    graph: CompiledStateGraph, request: RunRequested, emit: Emit, *, model: str, timeout_s: float
+) -> dict[str, Any]:
+    """Stream the graph, emitting token, tool_call, tool_result and citations events; return the end event's data.
+
+    Returns only once the graph has finished, that is after its last checkpoint is stored.
+    """
+    turn = _Turn()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for mode, chunk in graph.astream(
+                {"messages": [HumanMessage(request.input)]}, run_config(request), stream_mode=["messages", "updates"]
+            ):
+                if mode == "messages":
+                    await turn.on_message_chunk(*chunk, emit)
+                else:
+                    await turn.on_update(chunk, emit)
+    except TimeoutError as exc:
+        raise RunFailed("run_timeout", f"The run did not finish within {timeout_s:g} s.") from exc
+    except GraphRecursionError as exc:
+        raise RunFailed("recursion_limit", f"The agent took more than {RECURSION_LIMIT} steps.") from exc
+    except grpc.aio.AioRpcError as exc:
+        raise RunFailed(
+            "dependency_unavailable",
+            f"A service the agent depends on failed: {exc.code().name} {exc.details() or ''}".strip(),
+            transient=exc.code() in _TRANSIENT_CODES,
+        ) from exc
+    if turn.answer is None:
+        raise RunFailed("no_answer", "The agent stopped without an answer.")
+    citations = turn.citations()
+    await emit("citations", {"citations": citations})
+    return {
+        "run_id": request.run_id,
+        "thread_id": request.thread_id,
+        "assistant_id": request.assistant_id,
+        "answer": turn.answer.text,
+        "citations": citations,
+        "model": turn.answer.response_metadata.get("model_name") or model,
+        "usage": turn.usage(),
+    }
+
+
+class _Turn:
+    """What one run has produced so far."""
+
+    def __init__(self) -> None:
+        self.answer: AIMessage | None = None
+        self.replies: list[AIMessage] = []
+        self.retrieved: list[dict[str, Any]] = []
+
+    async def on_message_chunk(self, message: Any, metadata: dict[str, Any], emit: Emit) -> None:
+        # Only the answer's text is streamed: a message that calls tools is reported as tool_call events.
+        if (
+            metadata.get("langgraph_node") == "agent"
+            and isinstance(message, AIMessage)
+            and not message.tool_calls
+            and not getattr(message, "tool_call_chunks", None)
+            and message.text
+        ):
+            await emit("token", {"text": message.text})
+
+    async def on_update(self, update: dict[str, Any], emit: Emit) -> None:
+        for node_update in update.values():
+            if not isinstance(node_update, dict):
+                continue
+            for message in node_update.get("messages", []):
+                if isinstance(message, AIMessage):
+                    self.replies.append(message)
+                    for call in message.tool_calls:
+                        await emit("tool_call", {"name": call["name"], "args": call["args"], "id": call["id"]})
+                    if not message.tool_calls:
+                        self.answer = message
+                elif isinstance(message, ToolMessage):
+                    passages = [p for p in message.artifact or [] if isinstance(p, dict)]
+                    self.retrieved.extend(passages)
+                    await emit(
+                        "tool_result",
+                        {
+                            "name": message.name,
+                            "tool_call_id": message.tool_call_id,
+                            "status": message.status,
+                            "citations": len(passages),
+                        },
+                    )
+
+    def citations(self) -> list[dict[str, Any]]:
+        """The passages the answer cites when the model says so (the extractive answerer does), else all retrieved."""
+        assert self.answer is not None
+        cited = self.answer.response_metadata.get("citations")
+        return list(cited) if isinstance(cited, list) else list(self.retrieved)
+
+    def usage(self) -> dict[str, Any]:
+        counted = [m.usage_metadata for m in self.replies if m.usage_metadata]
+        return {
+            "input_tokens": sum(u["input_tokens"] for u in counted),
+            "output_tokens": sum(u["output_tokens"] for u in counted),
+            "total_tokens": sum(u["total_tokens"] for u in counted),
+            "approximate": any(m.response_metadata.get("usage_is_approximate") for m in self.replies),
+        }

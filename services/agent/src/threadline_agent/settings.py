@@ -1,0 +1,49 @@
+"""The agent worker's settings, read from the environment."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from threadline.settings import ServiceSettings
+
+
+class AgentSettings(ServiceSettings):
+    retrieval_target: str = Field(default="127.0.0.1:50051", validation_alias=AliasChoices("RETRIEVAL_TARGET"))
+    memory_target: str = Field(default="127.0.0.1:50052", validation_alias=AliasChoices("MEMORY_TARGET"))
+    openai_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY"),
+        description="With OPENAI_BASE_URL, switches from the extractive answerer to ChatOpenAI.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL"),
+        description="Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, LM Studio, Azure).",
+    )
+    openai_model: str = Field(default="gpt-4o-mini", validation_alias=AliasChoices("OPENAI_MODEL"))
+    run_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias=AliasChoices("AGENT_RUN_TIMEOUT_S"),
+        description="A run still working after this ends with a run_timeout error event.",
+    )
+    search_k: int = Field(
+        default=4, ge=1, le=50, validation_alias=AliasChoices("AGENT_SEARCH_K"), description="Passages per search."
+    )
+    concurrency: int = Field(
+        default=4,
+        ge=1,
+        validation_alias=AliasChoices("AGENT_CONCURRENCY"),
+        description="Runs one worker works at once.",
+    )
+    max_ack_pending: int = Field(
+        default=64,
+        ge=1,
+        validation_alias=AliasChoices("AGENT_MAX_ACK_PENDING"),
+        description="Runs handed out to all workers together and not yet acked (the consumer's max_ack_pending).",
+    )
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("AGENT_MAX_ATTEMPTS"),
+        description="Deliveries of a run that keeps failing transiently before it ends with an error event.",
+    )

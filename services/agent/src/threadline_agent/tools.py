@@ -1,0 +1,68 @@
+"""The agent's tools; the knowledge-base search is a gRPC call to the retrieval service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import structlog
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
+
+SEARCH_TIMEOUT_S = 10.0
+log = structlog.get_logger("threadline.agent")
+
+
+def format_passages(passages: list[dict[str, Any]]) -> str:
+    """Numbered passages, as the model reads them and cites them ([1], [2], ...)."""
+    if not passages:
+        return "No passages in the knowledge base match this query."
+    return "\n\n".join(
+        f"[{n}] (document {p['document_id']}, score {p['score']:.3f})\n{p['text']}" for n, p in enumerate(passages, 1)
+    )
+
+
+def make_knowledge_base_tool(stub: retrieval_pb2_grpc.RetrievalServiceStub, k: int) -> BaseTool:
+    """``search_knowledge_base(query)`` over the caller's tenant.
+
+    The tenant comes from the run's config (``configurable.tenant_id``), the same
+    place the checkpointer reads it, so one compiled graph serves every tenant.
+    A retrieval outage becomes an error tool result (status "error", no
+    artifact) that the model can read, never a failed run.
+    """
+
+    async def search_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[dict[str, Any]]]:
+        tenant_id = str(config.get("configurable", {}).get("tenant_id") or "default")
+        request = retrieval_pb2.SearchRequest(tenant_id=tenant_id, query=query, k=k)
+        try:
+            reply = await stub.Search(request, timeout=SEARCH_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("knowledge base unavailable", code=exc.code().name, detail=exc.details())
+            raise ToolException(
+                f"The knowledge base could not be consulted: the retrieval service is unavailable ({exc.code().name})."
+            ) from exc
+        passages = [
+            {
+                "document_id": hit.document_id,
+                "chunk_id": hit.chunk_id,
+                "text": hit.text,
+                "score": round(float(hit.score), 6),
+                "metadata": dict(hit.metadata),
+            }
+            for hit in reply.hits
+        ]
+        return format_passages(passages), passages
+
+    return StructuredTool.from_function(
+        coroutine=search_knowledge_base,
+        name=KNOWLEDGE_BASE_TOOL,
+        description=(
+            "Search the user's knowledge base for passages relevant to a query. "
+            "Returns numbered passages; cite the ones you use as [n]."
+        ),
+        response_format="content_and_artifact",
+        handle_tool_error=True,
+    )

@@ -1,0 +1,222 @@
+"""The NATS side of the agent: take runs from the RUNS work queue, run them, publish their events, ack.
+
+Every worker binds to one durable pull consumer, so each run goes to exactly
+one of them. A run's message is acked only after its graph has finished (its
+last checkpoint stored) and its final event is stored on the RUN_EVENTS stream;
+a worker that dies before that leaves the run to be redelivered to another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+import structlog
+from faststream import FastStream
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.js.api import AckPolicy as ConsumerAckPolicy
+from nats.js.api import ConsumerConfig
+from opentelemetry import trace
+from pydantic import ValidationError
+from threadline.events import RunEvent, RunEventKind, RunRequested, Topology
+from threadline.grpc import traced_channel
+from threadline.nats import ensure_streams
+from threadline.retrieval.v1 import retrieval_pb2_grpc
+from threadline.telemetry import extract_context, inject_headers
+
+from threadline_agent.graph import ASSISTANTS
+from threadline_agent.models import chat_model, model_name
+from threadline_agent.runs import RunFailed, execute_run
+from threadline_agent.settings import AgentSettings
+from threadline_agent.tools import make_knowledge_base_tool
+
+ACK_WAIT_S = 30.0
+IN_PROGRESS_EVERY_S = 10.0  # well inside ACK_WAIT_S, so a slow run is never taken for a dead one
+FETCH_TIMEOUT_S = 5.0
+MAX_NAK_DELAY_S = 30.0
+SHUTDOWN_GRACE_S = 10.0  # runs in flight at shutdown get this long to finish before they are handed back
+
+log = structlog.get_logger("threadline.agent")
+tracer = trace.get_tracer("threadline.agent")
+
+
+class RunEvents:
+    """Publishes one run's events in order, numbering them from 0."""
+
+    def __init__(self, nc: NatsClient, topology: Topology, run_id: str) -> None:
+        self._nc, self._js = nc, nc.jetstream()
+        self._stream = topology.run_events_stream
+        self._subject = topology.run_events(run_id)
+        self._run_id = run_id
+        self._seq = 0
+
+    def _next(self, kind: RunEventKind, data: dict[str, Any]) -> bytes:
+        event = RunEvent(run_id=self._run_id, seq=self._seq, kind=kind, data=data)
+        self._seq += 1
+        return event.to_bytes()
+
+    async def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
+        """A plain publish: the RUN_EVENTS stream captures it, and a lost token is not worth a round trip."""
+        await self._nc.publish(self._subject, self._next(kind, data), headers=inject_headers())
+
+    async def finish(self, kind: RunEventKind, data: dict[str, Any]) -> None:
+        """The final event waits for the stream's ack: the run is acked only once its outcome is stored."""
+        await self._js.publish(self._subject, self._next(kind, data), stream=self._stream, headers=inject_headers())
+
+
+class AgentWorker:
+    """Owns what all runs share: the compiled graphs, the retrieval channel and the NATS connection."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        checkpointer: BaseCheckpointSaver,
+        model: BaseChatModel | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topology = settings.topology()
+        self.model = model or chat_model(settings)
+        self.checkpointer = checkpointer
+        self.graphs: dict[str, CompiledStateGraph] = {}
+        self._channel: grpc.aio.Channel | None = None
+        self._nc: NatsClient | None = None
+        nats_logger = logging.getLogger("threadline.agent.nats")
+        self.broker = NatsBroker(
+            settings.nats_url,
+            name="threadline-agent",
+            max_reconnect_attempts=-1,
+            logger=nats_logger,
+            log_level=logging.DEBUG,  # one line per message is noise; runs log their own outcome
+            graceful_timeout=SHUTDOWN_GRACE_S,
+        )
+        self.subscriber = self.broker.subscriber(
+            self.topology.runs_requested,
+            stream=JStream(self.topology.runs_stream, declare=False),  # declared by ensure_streams
+            durable=self.topology.runs_consumer,
+            # A batch is worked concurrently and fully before the next fetch: no message waits un-heartbeaten.
+            pull_sub=PullSub(batch_size=settings.concurrency, timeout=FETCH_TIMEOUT_S),
+            config=ConsumerConfig(
+                ack_policy=ConsumerAckPolicy.EXPLICIT,
+                ack_wait=ACK_WAIT_S,
+                max_ack_pending=settings.max_ack_pending,
+            ),
+            ack_policy=AckPolicy.MANUAL,
+        )
+        self.subscriber(self.handle)
+        self.app = FastStream(
+            self.broker,
+            logger=nats_logger,
+            on_startup=[self._start],
+            after_startup=[self._ready],
+            after_shutdown=[self._close],
+        )
+
+    async def _start(self) -> None:
+        """Before the subscriber starts: connect, declare the streams, compile the graphs."""
+        self._channel = traced_channel(self.settings.retrieval_target)
+        tools = [
+            make_knowledge_base_tool(retrieval_pb2_grpc.RetrievalServiceStub(self._channel), self.settings.search_k)
+        ]
+        self.graphs = {name: a.build(self.model, tools, self.checkpointer) for name, a in ASSISTANTS.items()}
+        self._nc = await self.broker.connect()
+        await ensure_streams(self._nc.jetstream(), self.topology)
+
+    async def _ready(self) -> None:
+        log.info(
+            "agent ready",
+            consumer=self.topology.runs_consumer,
+            stream=self.topology.runs_stream,
+            model=model_name(self.model),
+            assistants=sorted(self.graphs),
+        )
+
+    async def _close(self) -> None:
+        """After the broker has drained NATS: close what the runs used."""
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def handle(self, msg: NatsMessage) -> None:
+        try:
+            request = RunRequested.model_validate_json(msg.body)
+        except ValidationError as exc:
+            # Without a run id no client can be told; terminate so it is not redelivered forever.
+            log.error("malformed run request dropped", error=str(exc))
+            await msg.reject()
+            return
+        with (
+            tracer.start_as_current_span(
+                "run", context=extract_context(msg.headers), kind=trace.SpanKind.CONSUMER
+            ) as span,
+            structlog.contextvars.bound_contextvars(run_id=request.run_id, thread_id=request.thread_id),
+        ):
+            span.set_attribute("threadline.run_id", request.run_id)
+            span.set_attribute("threadline.thread_id", request.thread_id)
+            span.set_attribute("threadline.assistant_id", request.assistant_id)
+            span.set_attribute("messaging.destination.name", self.topology.runs_requested)
+            keep_alive = asyncio.create_task(_keep_alive(msg))
+            try:
+                await self._run(request, msg)
+            except asyncio.CancelledError:
+                # Stopping mid-run: hand the run back now rather than after ack_wait.
+                await asyncio.shield(msg.nack())
+                raise
+            finally:
+                keep_alive.cancel()
+
+    async def _run(self, request: RunRequested, msg: NatsMessage) -> None:
+        assert self._nc is not None
+        events = RunEvents(self._nc, self.topology, request.run_id)
+        attempt = msg.raw_message.metadata.num_delivered or 1
+        try:
+            await events.emit(
+                "metadata",
+                {"run_id": request.run_id, "thread_id": request.thread_id, "assistant_id": request.assistant_id},
+            )
+            graph = self.graphs.get(request.assistant_id)
+            if graph is None:
+                known = ", ".join(sorted(self.graphs))
+                raise RunFailed("assistant_not_found", f"No assistant named {request.assistant_id!r} (known: {known}).")
+            if not request.input.strip():
+                raise RunFailed("invalid_input", "The input is empty.")
+            data = await execute_run(
+                graph, request, events.emit, model=model_name(self.model), timeout_s=self.settings.run_timeout_s
+            )
+        except RunFailed as failure:
+            if failure.transient and attempt < self.settings.max_attempts:
+                delay = min(2.0 ** (attempt - 1), MAX_NAK_DELAY_S)
+                log.warning("run failed transiently; redelivering", code=failure.code, attempt=attempt, delay_s=delay)
+                await msg.nack(delay=delay)
+                return
+            log.warning("run failed", code=failure.code, error=failure.message, attempt=attempt)
+            trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, failure.code))
+            await events.finish("error", {"code": failure.code, "message": failure.message})
+        except Exception as exc:
+            log.exception("run crashed")
+            trace.get_current_span().record_exception(exc)
+            trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, "internal_error"))
+            await events.finish("error", {"code": "internal_error", "message": "The agent failed on this run."})
+        else:
+            await events.finish("end", data)
+            log.info("run finished", model=data["model"], citations=len(data["citations"]), attempt=attempt)
+        # Waits for the server's confirmation: once this returns the run cannot be handed out again.
+        await msg.ack_sync()
+
+
+async def _keep_alive(msg: NatsMessage) -> None:
+    """Tell JetStream the run is still being worked on, so it is not redelivered to another worker meanwhile."""
+    while True:
+        await asyncio.sleep(IN_PROGRESS_EVERY_S)
+        try:
+            await msg.in_progress()
+        except NatsError as exc:  # reconnecting: the next beat may get through before ack_wait runs out
+            log.warning("in-progress ack failed", error=str(exc))

@@ -1,0 +1,1 @@
+"""Threadline's gateway: the public HTTP API in front of the mesh."""

@@ -1,0 +1,41 @@
+"""The memory service's gRPC server, from open storage to a clean stop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from threadline.grpc import add_health_and_reflection, set_serving, traced_server
+from threadline.memory.v1 import memory_pb2_grpc
+
+from threadline_memory.service import SERVICE_NAME, CheckpointServicer
+from threadline_memory.settings import MemorySettings
+from threadline_memory.storage import StorageUnavailable, open_storage
+
+log = structlog.get_logger("threadline_memory")
+_GRACE_S = 5.0
+
+
+@asynccontextmanager
+async def serve(settings: MemorySettings) -> AsyncIterator[int]:
+    """Serve until the block exits; yields the bound port (``MEMORY_PORT=0`` picks a free one)."""
+    async with open_storage(settings) as storage:
+        try:
+            await storage.setup()
+        except StorageUnavailable as exc:
+            # Still start: calls answer UNAVAILABLE (which callers retry) and set-up is retried with each call.
+            log.warning("storage not ready", error=str(exc))
+        server = traced_server()
+        memory_pb2_grpc.add_CheckpointServiceServicer_to_server(CheckpointServicer(storage), server)
+        health = add_health_and_reflection(server, [SERVICE_NAME])
+        port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        await server.start()
+        await set_serving(health, [SERVICE_NAME], True)
+        log.info("memory ready", host=settings.host, port=port, storage=storage.name)
+        try:
+            yield port
+        finally:
+            await set_serving(health, [SERVICE_NAME], False)
+            await server.stop(_GRACE_S)
+            log.info("memory stopped")

@@ -1,0 +1,216 @@
+"""The gRPC CheckpointService: validates requests, scopes them to a tenant, runs them on the storage.
+
+Tenancy is enforced here, below any caller: a thread is stored as
+``"{tenant_id}:{thread_id}"`` and the prefix is stripped from every reply, so a
+request can only ever name (and a listing only ever return) its own tenant's threads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from functools import partial
+from typing import Any
+
+import grpc
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
+
+from threadline_memory.serde import Opaque
+from threadline_memory.storage import Storage, StorageUnavailable
+
+SERVICE_NAME = memory_pb2.DESCRIPTOR.services_by_name["CheckpointService"].full_name
+_TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# For values the saver kept as plain JSON instead of passing through the serializer
+# (e.g. primitives a PostgreSQL saver in the same database inlined); callers decode them as usual.
+_JSONPLUS = JsonPlusSerializer()
+
+
+class BadRequest(Exception):
+    """The request is malformed; the message says how."""
+
+
+class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def GetTuple(self, request: memory_pb2.GetTupleRequest, context: grpc.aio.ServicerContext) -> Any:
+        async with _status(context):
+            tenant = _tenant(request.tenant_id)
+            config = _config_in(tenant, request.config)
+            found = await self._storage.run(lambda saver: saver.aget_tuple(config))
+        if found is None:
+            return memory_pb2.GetTupleResponse()
+        return memory_pb2.GetTupleResponse(tuple=_tuple_out(tenant, found))
+
+    async def List(
+        self, request: memory_pb2.ListRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[memory_pb2.CheckpointTuple]:
+        async with _status(context):
+            tenant = _tenant(request.tenant_id)
+            config = _config_in(tenant, request.config, any_namespace=True) if request.HasField("config") else None
+            metadata_filter = _json_object(request.filter_json, "filter_json") if request.filter_json else None
+            before = _before(request.before) if request.HasField("before") else None
+            if request.limit < 0:
+                raise BadRequest("limit must be 0 (no limit) or positive")
+            try:
+                found = await self._storage.run(
+                    partial(
+                        _list,
+                        tenant=tenant,
+                        config=config,
+                        filter=metadata_filter,
+                        before=before,
+                        limit=request.limit or None,
+                    )
+                )
+            except ValueError as exc:  # the savers refuse some metadata filter keys
+                raise BadRequest(str(exc)) from exc
+        for item in found:
+            yield _tuple_out(tenant, item)
+
+    async def Put(self, request: memory_pb2.PutRequest, context: grpc.aio.ServicerContext) -> Any:
+        async with _status(context):
+            tenant = _tenant(request.tenant_id)
+            config = _config_in(tenant, request.config)
+            checkpoint = _json_object(request.checkpoint_json, "checkpoint_json")
+            if not isinstance(checkpoint.get("id"), str) or not checkpoint["id"]:
+                raise BadRequest("checkpoint_json must have a non-empty string 'id'")
+            checkpoint["channel_values"] = {k: Opaque(v.type, v.data) for k, v in request.channel_values.items()}
+            metadata = _json_object(request.metadata_json, "metadata_json") if request.metadata_json else {}
+            new_versions = _json_object(request.new_versions_json, "new_versions_json")
+            saved = await self._storage.run(
+                lambda saver: saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[arg-type]
+            )
+        return memory_pb2.PutResponse(config=_config_out(tenant, saved))
+
+    async def PutWrites(self, request: memory_pb2.PutWritesRequest, context: grpc.aio.ServicerContext) -> Any:
+        async with _status(context):
+            tenant = _tenant(request.tenant_id)
+            config = _config_in(tenant, request.config)
+            if not request.config.checkpoint_id:
+                raise BadRequest("config.checkpoint_id is required: writes belong to a checkpoint")
+            if not request.task_id:
+                raise BadRequest("task_id is required")
+            writes = [(w.channel, Opaque(w.value.type, w.value.data)) for w in request.writes]
+            await self._storage.run(lambda saver: saver.aput_writes(config, writes, request.task_id, request.task_path))
+        return memory_pb2.PutWritesResponse()
+
+    async def DeleteThread(self, request: memory_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> Any:
+        async with _status(context):
+            tenant = _tenant(request.tenant_id)
+            if not request.thread_id:
+                raise BadRequest("thread_id is required")
+            await self._storage.run(lambda saver: saver.adelete_thread(_scoped(tenant, request.thread_id)))
+        return memory_pb2.DeleteThreadResponse()
+
+
+@asynccontextmanager
+async def _status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Bad input -> INVALID_ARGUMENT, a database that is down -> UNAVAILABLE (the caller retries)."""
+    try:
+        yield
+    except BadRequest as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except StorageUnavailable as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+
+async def _list(
+    saver: BaseCheckpointSaver,
+    *,
+    tenant: str,
+    config: RunnableConfig | None,
+    filter: dict[str, Any] | None,
+    before: RunnableConfig | None,
+    limit: int | None,
+) -> list[CheckpointTuple]:
+    """The whole listing at once: the SQLite saver holds its lock while a listing is open,
+    and a slow reader of the stream must not stall every other call."""
+    if config is not None:
+        return [item async for item in saver.alist(config, filter=filter, before=before, limit=limit)]
+    # No thread named: the savers know nothing of tenants, so the tenant's threads are picked out here.
+    prefix = f"{tenant}:"
+    found: list[CheckpointTuple] = []
+    async with aclosing(saver.alist(None, filter=filter, before=before)) as items:
+        async for item in items:
+            if item.config["configurable"]["thread_id"].startswith(prefix):
+                found.append(item)
+                if limit is not None and len(found) >= limit:
+                    break
+    return found
+
+
+def _tenant(tenant_id: str) -> str:
+    if not _TENANT.fullmatch(tenant_id):
+        raise BadRequest("tenant_id is required: 1 to 64 of A-Z, a-z, 0-9, '_' and '-'")
+    return tenant_id
+
+
+def _scoped(tenant: str, thread_id: str) -> str:
+    return f"{tenant}:{thread_id}"
+
+
+def _config_in(tenant: str, config: memory_pb2.CheckpointConfig, *, any_namespace: bool = False) -> RunnableConfig:
+    """The saver's config for a thread of the tenant. An absent namespace is the root one,
+    or, with ``any_namespace`` (a listing), every namespace."""
+    if not config.thread_id:
+        raise BadRequest("config.thread_id is required")
+    namespace = config.checkpoint_ns if config.HasField("checkpoint_ns") or not any_namespace else None
+    configurable: dict[str, Any] = {"thread_id": _scoped(tenant, config.thread_id), "checkpoint_ns": namespace}
+    if config.checkpoint_id:
+        configurable["checkpoint_id"] = config.checkpoint_id
+    return {"configurable": configurable}
+
+
+def _before(config: memory_pb2.CheckpointConfig) -> RunnableConfig:
+    # Only the id counts: checkpoints older than it, within the listing's own threads.
+    if not config.checkpoint_id:
+        raise BadRequest("before.checkpoint_id is required")
+    return {"configurable": {"checkpoint_id": config.checkpoint_id}}
+
+
+def _config_out(tenant: str, config: RunnableConfig) -> memory_pb2.CheckpointConfig:
+    configurable = config["configurable"]
+    return memory_pb2.CheckpointConfig(
+        thread_id=configurable["thread_id"].removeprefix(f"{tenant}:"),
+        checkpoint_ns=configurable.get("checkpoint_ns", ""),
+        checkpoint_id=configurable.get("checkpoint_id") or "",
+    )
+
+
+def _typed(value: Any) -> memory_pb2.TypedValue:
+    type_, data = (value.type, value.data) if isinstance(value, Opaque) else _JSONPLUS.dumps_typed(value)
+    return memory_pb2.TypedValue(type=type_, data=data)
+
+
+def _tuple_out(tenant: str, item: CheckpointTuple) -> memory_pb2.CheckpointTuple:
+    checkpoint = dict(item.checkpoint)
+    channel_values = checkpoint.pop("channel_values", {})
+    reply = memory_pb2.CheckpointTuple(
+        config=_config_out(tenant, item.config),
+        checkpoint_json=json.dumps(checkpoint).encode(),
+        channel_values={k: _typed(v) for k, v in channel_values.items()},
+        metadata_json=json.dumps(item.metadata).encode(),
+        pending_writes=[
+            memory_pb2.PendingWrite(task_id=task_id, channel=channel, value=_typed(value))
+            for task_id, channel, value in item.pending_writes or []
+        ],
+    )
+    if item.parent_config:
+        reply.parent_config.CopyFrom(_config_out(tenant, item.parent_config))
+    return reply
+
+
+def _json_object(data: bytes, field: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise BadRequest(f"{field} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be a JSON object")
+    return value

@@ -1,0 +1,28 @@
+"""The memory service's settings, read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from threadline.settings import ServiceSettings
+
+
+class MemorySettings(ServiceSettings):
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MEMORY_HOST"))
+    port: int = Field(default=50052, validation_alias=AliasChoices("MEMORY_PORT"), description="0: any free port.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL"),
+        description="PostgreSQL; unset, checkpoints go to the SQLite file below.",
+    )
+    sqlite_path: Path = Field(
+        default=Path(".data/memory/checkpoints.sqlite"), validation_alias=AliasChoices("MEMORY_SQLITE_PATH")
+    )
+    db_pool_size: int = Field(default=10, ge=1, validation_alias=AliasChoices("MEMORY_DB_POOL_SIZE"))
+    db_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("MEMORY_DB_TIMEOUT_S"),
+        description="How long one call waits for the database before failing with UNAVAILABLE.",
+    )

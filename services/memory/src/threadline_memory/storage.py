@@ -1,0 +1,119 @@
+"""Where checkpoints live: the official LangGraph savers, on PostgreSQL or a SQLite file.
+
+Reusing ``AsyncPostgresSaver`` and ``AsyncSqliteSaver`` keeps their schemas and
+migrations; :class:`~threadline_memory.serde.OpaqueSerde` lets them store the
+callers' serialized values untouched. :class:`Storage` adds what a network
+service needs on top: set-up that is retried until the database answers, and a
+time limit on every call so an unreachable database is an error, never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import aiosqlite
+import psycopg
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from threadline_memory.serde import OpaqueSerde
+from threadline_memory.settings import MemorySettings
+
+T = TypeVar("T")
+
+
+class StorageUnavailable(Exception):
+    """The database did not answer; the caller may retry later."""
+
+
+class Storage:
+    """A saver plus the guard rails every call goes through."""
+
+    def __init__(self, saver: BaseCheckpointSaver, name: str, timeout_s: float) -> None:
+        self.saver = saver
+        self.name = name
+        self._timeout_s = timeout_s
+        self._setup_done = False
+        self._setup_lock = asyncio.Lock()
+
+    async def setup(self) -> None:
+        """Create or migrate the schema once; if the database is down, the next call tries again."""
+        async with self._guard():
+            await self._ensure_setup()
+
+    async def run(self, op: Callable[[BaseCheckpointSaver], Awaitable[T]]) -> T:
+        """Run ``op`` on the saver (after set-up) within the time limit."""
+        async with self._guard():
+            await self._ensure_setup()
+            return await op(self.saver)
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        """Turn a database that is down or silent into StorageUnavailable, within the time limit."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                yield
+        except TimeoutError as exc:
+            raise StorageUnavailable(f"{self.name} did not answer within {self._timeout_s:g}s") from exc
+        except (psycopg.OperationalError, sqlite3.OperationalError) as exc:
+            raise StorageUnavailable(f"{self.name} is unavailable: {exc}") from exc
+
+    async def _ensure_setup(self) -> None:
+        if self._setup_done:
+            return
+        async with self._setup_lock:
+            if not self._setup_done:
+                await self.saver.setup()  # type: ignore[attr-defined]
+                self._setup_done = True
+
+
+@asynccontextmanager
+async def open_storage(settings: MemorySettings) -> AsyncIterator[Storage]:
+    """PostgreSQL when ``DATABASE_URL`` is set, else the SQLite file; closed on exit."""
+    if settings.database_url:
+        async with _postgres(settings.database_url, settings) as saver:
+            yield Storage(saver, "PostgreSQL", settings.db_timeout_s)
+    else:
+        async with _sqlite(settings) as saver:
+            yield Storage(saver, f"SQLite ({settings.sqlite_path})", settings.db_timeout_s)
+
+
+@asynccontextmanager
+async def _postgres(url: str, settings: MemorySettings) -> AsyncIterator[AsyncPostgresSaver]:
+    pool = AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=settings.db_pool_size,
+        # The saver's documented connection settings; connect_timeout bounds a dial into a black hole.
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": 0,
+            "row_factory": dict_row,
+            "connect_timeout": max(2, round(settings.db_timeout_s)),
+        },
+        # A connection the server dropped (restart, idle kill) is replaced instead of failing a call.
+        check=AsyncConnectionPool.check_connection,
+        timeout=settings.db_timeout_s,
+        name="memory",
+        open=False,
+    )
+    # Without waiting: the service starts (and answers UNAVAILABLE) while the database is down.
+    await pool.open(wait=False)
+    try:
+        yield AsyncPostgresSaver(pool, serde=OpaqueSerde())
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def _sqlite(settings: MemorySettings) -> AsyncIterator[AsyncSqliteSaver]:
+    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(settings.sqlite_path) as conn:
+        yield AsyncSqliteSaver(conn, serde=OpaqueSerde())

@@ -1,0 +1,54 @@
+"""Every tenant's collections, opened on first use: ``{data_dir}/{tenant}/{collection}.sqlite3``."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from threadline_retrieval.collection import Collection
+
+DEFAULT_COLLECTION = "default"
+# Names become file names: this pattern keeps them inside the data directory.
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SUFFIX = ".sqlite3"
+
+
+class Catalog:
+    def __init__(self, data_dir: Path, embedding_model: str, dimension: int) -> None:
+        self._data_dir = data_dir
+        self._embedding_model = embedding_model
+        self._dimension = dimension
+        self._open: dict[tuple[str, str], Collection] = {}
+        self._opening = asyncio.Lock()
+        self._writing: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def _path(self, tenant: str, name: str) -> Path:
+        return self._data_dir / tenant / f"{name}{_SUFFIX}"
+
+    async def get(self, tenant: str, name: str, *, create: bool) -> Collection | None:
+        """The collection, or None when it does not exist and ``create`` is false."""
+        key = (tenant, name)
+        if key in self._open:
+            return self._open[key]
+        async with self._opening:
+            if key not in self._open:
+                path = self._path(tenant, name)
+                if not create and not path.exists():
+                    return None
+                self._open[key] = await asyncio.to_thread(Collection, path, self._embedding_model, self._dimension)
+        return self._open[key]
+
+    def write_lock(self, tenant: str, name: str) -> asyncio.Lock:
+        """One writer per collection; searches need no lock."""
+        return self._writing.setdefault((tenant, name), asyncio.Lock())
+
+    async def names(self, tenant: str) -> list[str]:
+        folder = self._data_dir / tenant
+        on_disk = {p.name.removesuffix(_SUFFIX) for p in folder.glob(f"*{_SUFFIX}")} if folder.is_dir() else set()
+        return sorted(on_disk | {name for t, name in self._open if t == tenant})
+
+    def close(self) -> None:
+        for collection in self._open.values():
+            collection.close()
+        self._open.clear()

@@ -1,0 +1,207 @@
+"""The gRPC RetrievalService: validates requests, scopes them to a tenant, runs them on the catalog.
+
+Tenancy is enforced by storage layout: a tenant's collections are files under its own
+folder, and every call opens collections through its own ``tenant_id`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import structlog
+from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+from threadline_retrieval.catalog import DEFAULT_COLLECTION, NAME, Catalog
+from threadline_retrieval.chunking import CONTENT_TYPES, Chunk, Chunker
+from threadline_retrieval.collection import INDEX_TYPE, EmbeddingMismatch, NewDocument
+from threadline_retrieval.embeddings import Embedder, EmbeddingUnavailable
+from threadline_retrieval.search import hybrid
+from threadline_retrieval.settings import RetrievalSettings
+
+SERVICE_NAME = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name
+MAX_QUERY_CHARS = 8000
+MAX_DOCUMENT_ID_CHARS = 256
+_MODES = {
+    "dense": retrieval_pb2.SEARCH_MODE_DENSE,
+    "keyword": retrieval_pb2.SEARCH_MODE_KEYWORD,
+    "hybrid": retrieval_pb2.SEARCH_MODE_HYBRID,
+}
+log = structlog.get_logger("threadline_retrieval")
+
+
+class BadRequest(Exception):
+    """The request is malformed; the message says how."""
+
+
+@asynccontextmanager
+async def _status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Known failures become gRPC status codes with a readable message, never a traceback."""
+    try:
+        yield
+    except BadRequest as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except EmbeddingMismatch as exc:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except EmbeddingUnavailable as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+
+def _name(value: str, field: str, default: str | None = None) -> str:
+    value = value or default or ""
+    if not NAME.fullmatch(value):
+        raise BadRequest(f"{field} must be 1-64 letters, digits, '-' or '_' (got {value!r})")
+    return value
+
+
+def _document_id(document: retrieval_pb2.Document) -> str:
+    if not document.id:
+        return hashlib.sha256(document.text.encode()).hexdigest()[:16]
+    if len(document.id) > MAX_DOCUMENT_ID_CHARS or "#" in document.id:
+        raise BadRequest(f"document id {document.id[:40]!r}... must be at most 256 characters without '#'")
+    return document.id
+
+
+class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
+    def __init__(self, settings: RetrievalSettings, catalog: Catalog, embedder: Embedder) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._embedder = embedder
+        self._chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
+        self._default_mode = _MODES[settings.search_default_mode]
+
+    async def Ingest(self, request: retrieval_pb2.IngestRequest, context: grpc.aio.ServicerContext) -> Any:
+        async with _status(context):
+            tenant = _name(request.tenant_id, "tenant_id")
+            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+            documents = self._validate_documents(request.documents)
+            chunked = await asyncio.to_thread(
+                lambda: [(i, self._chunker.split(d.text, d.content_type or "text/plain"), d) for i, d in documents]
+            )
+            texts = [chunk.text for _, chunks, _ in chunked for chunk in chunks]
+            vectors = await self._embedder.embed(texts)
+            new, offset = [], 0
+            for document_id, chunks, document in chunked:
+                base = {**document.metadata, "content_type": document.content_type or "text/plain"}
+                chunks = [Chunk(chunk.text, {**base, **chunk.metadata}) for chunk in chunks]
+                new.append(NewDocument(document_id, chunks, vectors[offset : offset + len(chunks)]))
+                offset += len(chunks)
+            collection = await self._catalog.get(tenant, name, create=True)
+            assert collection is not None
+            async with self._catalog.write_lock(tenant, name):
+                added = await asyncio.to_thread(collection.write, new)
+                collection.apply([d.document_id for d in new], added)
+        log.info("ingested", tenant=tenant, collection=name, documents=len(new), chunks=len(texts))
+        return retrieval_pb2.IngestResponse(
+            documents=[
+                retrieval_pb2.IngestedDocument(document_id=d.document_id, chunk_count=len(d.chunks)) for d in new
+            ]
+        )
+
+    def _validate_documents(self, documents: Any) -> list[tuple[str, retrieval_pb2.Document]]:
+        if not documents:
+            raise BadRequest("documents must not be empty")
+        seen: set[str] = set()
+        valid = []
+        for n, document in enumerate(documents):
+            where = f"documents[{n}]"
+            if not document.text.strip():
+                raise BadRequest(f"{where}.text must not be empty")
+            if len(document.text.encode()) > self._settings.max_document_bytes:
+                raise BadRequest(f"{where}.text is larger than {self._settings.max_document_bytes} bytes")
+            if document.content_type and document.content_type not in CONTENT_TYPES:
+                raise BadRequest(f"{where}.content_type must be one of {', '.join(CONTENT_TYPES)}")
+            document_id = _document_id(document)
+            if document_id in seen:
+                raise BadRequest(f"{where}: document id {document_id!r} appears twice in one request")
+            seen.add(document_id)
+            valid.append((document_id, document))
+        return valid
+
+    async def Search(self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> Any:
+        async with _status(context):
+            tenant = _name(request.tenant_id, "tenant_id")
+            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+            query = request.query.strip()
+            if not query:
+                raise BadRequest("query must not be empty")
+            if len(query) > MAX_QUERY_CHARS:
+                raise BadRequest(f"query must be at most {MAX_QUERY_CHARS} characters")
+            k = request.k or self._settings.search_default_k
+            if not 1 <= k <= self._settings.search_max_k:
+                raise BadRequest(f"k must be between 1 and {self._settings.search_max_k}")
+            mode = request.mode or self._default_mode
+            if mode not in _MODES.values():
+                raise BadRequest(f"mode {request.mode} is not a SearchMode")
+            collection = await self._catalog.get(tenant, name, create=False)
+            if collection is None:
+                if request.collection:
+                    await context.abort(grpc.StatusCode.NOT_FOUND, f"tenant {tenant!r} has no collection {name!r}")
+                return retrieval_pb2.SearchResponse()
+            allowed = collection.matching(dict(request.filter)) if request.filter else None
+            if mode == retrieval_pb2.SEARCH_MODE_KEYWORD:
+                ranked = collection.keyword(query, k, allowed)
+            else:
+                vector = (await self._embedder.embed([query]))[0]
+                if mode == retrieval_pb2.SEARCH_MODE_DENSE:
+                    ranked = collection.dense(vector, k, allowed)
+                else:
+                    ranked = hybrid(collection, query, vector, k, allowed)
+        hits = []
+        for row, score in ranked:
+            if request.HasField("min_score") and score < request.min_score:
+                continue
+            chunk = collection.chunk(row)
+            hits.append(
+                retrieval_pb2.SearchHit(
+                    document_id=chunk.document_id,
+                    chunk_id=chunk.chunk_id,
+                    text=chunk.text,
+                    score=score,
+                    metadata=chunk.metadata,
+                )
+            )
+        return retrieval_pb2.SearchResponse(hits=hits)
+
+    async def DeleteDocuments(
+        self, request: retrieval_pb2.DeleteDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        async with _status(context):
+            tenant = _name(request.tenant_id, "tenant_id")
+            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+            if not request.document_ids:
+                raise BadRequest("document_ids must not be empty")
+            collection = await self._catalog.get(tenant, name, create=False)
+            if collection is None:
+                return retrieval_pb2.DeleteDocumentsResponse(deleted=0)
+            ids = list(dict.fromkeys(request.document_ids))
+            async with self._catalog.write_lock(tenant, name):
+                deleted = await asyncio.to_thread(collection.delete, ids)
+                collection.forget(ids)
+        return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted)
+
+    async def ListCollections(
+        self, request: retrieval_pb2.ListCollectionsRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        async with _status(context):
+            tenant = _name(request.tenant_id, "tenant_id")
+            stats = []
+            for name in await self._catalog.names(tenant):
+                collection = await self._catalog.get(tenant, name, create=False)
+                if collection is None:
+                    continue
+                stats.append(
+                    retrieval_pb2.CollectionStats(
+                        name=name,
+                        document_count=collection.document_count,
+                        chunk_count=collection.chunk_count,
+                        dimension=collection.dimension,
+                        index_type=INDEX_TYPE,
+                        embedding_model=collection.embedding_model,
+                    )
+                )
+        return retrieval_pb2.ListCollectionsResponse(collections=stats)

@@ -1,0 +1,54 @@
+"""The retrieval service's settings, read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from threadline.settings import ServiceSettings
+
+
+class RetrievalSettings(ServiceSettings):
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("RETRIEVAL_HOST"))
+    port: int = Field(default=50051, validation_alias=AliasChoices("RETRIEVAL_PORT"), description="0: any free port.")
+    data_dir: Path = Field(
+        default=Path(".data/retrieval"),
+        validation_alias=AliasChoices("RETRIEVAL_DATA_DIR"),
+        description="One SQLite file per tenant collection: chunks, metadata and vectors.",
+    )
+    embedding_provider: Literal["local", "openai"] = Field(
+        default="local",
+        validation_alias=AliasChoices("EMBEDDING_PROVIDER"),
+        description="local: all-MiniLM-L6-v2 from the installed package; openai: any OpenAI-compatible endpoint.",
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("EMBEDDING_MODEL"),
+        description="For the openai provider; default text-embedding-3-small.",
+    )
+    openai_api_key: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_BASE_URL"))
+    chunk_size: int = Field(
+        default=1000, ge=100, le=20_000, validation_alias=AliasChoices("CHUNK_SIZE"), description="Characters."
+    )
+    chunk_overlap: int = Field(default=150, ge=0, validation_alias=AliasChoices("CHUNK_OVERLAP"))
+    search_default_k: int = Field(default=4, ge=1, le=100, validation_alias=AliasChoices("SEARCH_DEFAULT_K"))
+    search_default_mode: Literal["dense", "keyword", "hybrid"] = Field(
+        default="hybrid",
+        validation_alias=AliasChoices("SEARCH_DEFAULT_MODE"),
+        description="The mode of a search that names none.",
+    )
+    search_max_k: int = Field(default=100, ge=1, validation_alias=AliasChoices("SEARCH_MAX_K"))
+    max_document_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1,
+        validation_alias=AliasChoices("RETRIEVAL_MAX_DOCUMENT_BYTES"),
+        description="A larger document is refused with INVALID_ARGUMENT.",
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> RetrievalSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_SIZE")
+        return self

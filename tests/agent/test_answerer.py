@@ -1,0 +1,140 @@
+"""The extractive answerer: tool calling like a chat model, cited sentences, follow-ups, streaming."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import tool
+from threadline_agent.answerer import (
+    MODEL_NAME,
+    NOTHING_RELEVANT,
+    ExtractiveAnswerer,
+    compose_answer,
+    search_query,
+    terms,
+)
+
+PASSAGES = [
+    {
+        "document_id": "durability.md",
+        "chunk_id": "durability.md#0",
+        "text": "Runs are stored on a JetStream stream before the gateway answers. "
+        "A worker acknowledges a run only after the final checkpoint is stored. "
+        "The weather in the docs is always sunny.",
+        "score": 0.82,
+        "metadata": {},
+    },
+    {
+        "document_id": "scaling.md",
+        "chunk_id": "scaling.md#3",
+        "text": "Workers share one durable consumer, so adding workers adds capacity. "
+        "A redelivered run resumes from its last stored checkpoint.",
+        "score": 0.61,
+        "metadata": {},
+    },
+]
+
+
+@tool
+def search_knowledge_base(query: str) -> str:
+    """Search."""
+    return query
+
+
+def _tool_call_turn(question: str) -> list:
+    return [SystemMessage("cite"), HumanMessage(question)]
+
+
+def test_it_first_calls_the_knowledge_base_tool_with_the_question() -> None:
+    model = ExtractiveAnswerer().bind_tools([search_knowledge_base])
+    reply = model.invoke(_tool_call_turn("How are runs kept durable?"))
+    assert isinstance(reply, AIMessage)
+    assert reply.content == ""
+    [call] = reply.tool_calls
+    assert call["name"] == "search_knowledge_base"
+    assert call["args"] == {"query": "How are runs kept durable?"}
+    assert reply.response_metadata["model_name"] == MODEL_NAME
+
+
+def test_without_the_tool_bound_it_does_not_call_it() -> None:
+    reply = ExtractiveAnswerer().invoke([HumanMessage("How are runs kept durable?")])
+    assert not reply.tool_calls
+    assert "no knowledge base" in reply.content
+
+
+def test_it_answers_with_cited_sentences_from_the_passages() -> None:
+    model = ExtractiveAnswerer().bind_tools([search_knowledge_base])
+    call = model.invoke(_tool_call_turn("How are runs kept durable?"))
+    result = ToolMessage("passages", artifact=PASSAGES, tool_call_id=call.tool_calls[0]["id"], name="x")
+    reply = model.invoke([*_tool_call_turn("How are runs kept durable?"), call, result])
+    assert not reply.tool_calls
+    assert "Runs are stored on a JetStream stream" in reply.content
+    assert "[1]" in reply.content
+    assert "sunny" not in reply.content
+    cited = reply.response_metadata["citations"]
+    assert cited[0]["document_id"] == "durability.md"
+    # Every marker points at a cited passage.
+    for n in range(1, len(cited) + 1):
+        assert f"[{n}]" in reply.content
+    assert f"[{len(cited) + 1}]" not in reply.content
+
+
+def test_usage_is_reported_and_marked_approximate() -> None:
+    model = ExtractiveAnswerer().bind_tools([search_knowledge_base])
+    call = model.invoke(_tool_call_turn("How are runs kept durable?"))
+    result = ToolMessage("passages", artifact=PASSAGES, tool_call_id=call.tool_calls[0]["id"])
+    reply = model.invoke([*_tool_call_turn("How are runs kept durable?"), call, result])
+    usage = reply.usage_metadata
+    assert usage["output_tokens"] == len(reply.content.split())
+    assert usage["input_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert reply.response_metadata["usage_is_approximate"] is True
+
+
+def test_nothing_relevant_is_said_plainly() -> None:
+    answer, cited = compose_answer("What is the capital of Peru?", PASSAGES)
+    assert answer == NOTHING_RELEVANT
+    assert cited == []
+
+
+def test_a_failed_search_is_reported_not_hidden() -> None:
+    model = ExtractiveAnswerer().bind_tools([search_knowledge_base])
+    failure = ToolMessage("The knowledge base could not be consulted.", tool_call_id="c1", status="error")
+    reply = model.invoke([HumanMessage("How are runs kept durable?"), AIMessage("", tool_calls=[]), failure])
+    assert reply.content.startswith("I could not consult the knowledge base")
+    assert reply.response_metadata["citations"] == []
+
+
+def test_a_short_follow_up_is_expanded_with_the_previous_question() -> None:
+    history = [
+        HumanMessage("How are runs kept durable?"),
+        AIMessage("Runs are stored on a stream [1]."),
+        HumanMessage("and after a crash?"),
+    ]
+    assert search_query(history) == "How are runs kept durable? and after a crash?"
+    model = ExtractiveAnswerer().bind_tools([search_knowledge_base])
+    assert model.invoke(history).tool_calls[0]["args"]["query"] == "How are runs kept durable? and after a crash?"
+
+
+def test_a_self_contained_question_is_not_expanded() -> None:
+    history = [HumanMessage("How are runs kept durable?"), HumanMessage("How do workers share the queue of runs?")]
+    assert search_query(history) == "How do workers share the queue of runs?"
+
+
+def test_stemming_lets_word_forms_meet() -> None:
+    assert set(terms("running runs")) == set(terms("run"))
+    assert "the" not in terms("the durable run")
+
+
+async def test_the_answer_streams_word_by_word_and_adds_up() -> None:
+    model = ExtractiveAnswerer().bind_tools([search_knowledge_base])
+    result = ToolMessage("passages", artifact=PASSAGES, tool_call_id="c1")
+    messages = [HumanMessage("How are runs kept durable?"), AIMessage("", tool_calls=[]), result]
+    chunks = [chunk async for chunk in model.astream(messages)]
+    assert all(isinstance(c, AIMessageChunk) for c in chunks)
+    assert len(chunks) > 5
+    assert all(len(c.content.split()) <= 1 for c in chunks)
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    assert whole.content == model.invoke(messages).content
+    assert whole.usage_metadata["output_tokens"] == len(whole.content.split())

@@ -1,0 +1,86 @@
+"""The ReAct graph with the extractive answerer, an in-memory checkpointer and a local tool of fixed passages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.checkpoint.memory import InMemorySaver
+from threadline.events import RunRequested
+from threadline_agent.answerer import ExtractiveAnswerer
+from threadline_agent.graph import ASSISTANTS, build_graph
+from threadline_agent.runs import execute_run, run_config
+from threadline_agent.tools import format_passages
+
+from tests.agent.test_answerer import PASSAGES
+
+
+def fixed_passages_tool(queries: list[str]) -> BaseTool:
+    """A stand-in for the retrieval call (this is a unit test of the graph, not of the service)."""
+
+    def search_knowledge_base(query: str) -> tuple[str, list[dict[str, Any]]]:
+        queries.append(query)
+        return format_passages(PASSAGES), PASSAGES
+
+    return StructuredTool.from_function(
+        search_knowledge_base, description="Search.", response_format="content_and_artifact"
+    )
+
+
+def request(thread_id: str, text: str) -> RunRequested:
+    return RunRequested(run_id=uuid.uuid4().hex, thread_id=thread_id, tenant_id="acme", input=text)
+
+
+async def test_the_agent_searches_then_answers_with_citations() -> None:
+    queries: list[str] = []
+    graph = build_graph(ExtractiveAnswerer(), [fixed_passages_tool(queries)], InMemorySaver())
+    run = request("t1", "How are runs kept durable?")
+    state = await graph.ainvoke({"messages": [HumanMessage(run.input)]}, run_config(run))
+    kinds = [type(m) for m in state["messages"]]
+    assert kinds == [HumanMessage, AIMessage, ToolMessage, AIMessage]
+    assert queries == ["How are runs kept durable?"]
+    assert "[1]" in state["messages"][-1].content
+
+
+async def test_earlier_turns_of_the_thread_shape_a_follow_up() -> None:
+    queries: list[str] = []
+    saver = InMemorySaver()
+    graph = build_graph(ExtractiveAnswerer(), [fixed_passages_tool(queries)], saver)
+    first, second = request("t2", "How are runs kept durable?"), request("t2", "and after a crash?")
+    await graph.ainvoke({"messages": [HumanMessage(first.input)]}, run_config(first))
+    # A new graph over the same saver: the history comes from the checkpoint, as it does across workers.
+    graph = build_graph(ExtractiveAnswerer(), [fixed_passages_tool(queries)], saver)
+    state = await graph.ainvoke({"messages": [HumanMessage(second.input)]}, run_config(second))
+    assert queries[-1] == "How are runs kept durable? and after a crash?"
+    assert len(state["messages"]) == 8
+
+
+async def test_a_run_emits_events_in_order_and_returns_the_end_data() -> None:
+    graph = ASSISTANTS["agent"].build(ExtractiveAnswerer(), [fixed_passages_tool([])], InMemorySaver())
+    run = request("t3", "How are runs kept durable?")
+    events: list[tuple[str, dict]] = []
+
+    async def emit(kind: str, data: dict) -> None:
+        events.append((kind, data))
+
+    end = await execute_run(graph, run, emit, model="extractive-answerer", timeout_s=30)
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "tool_call" and kinds[1] == "tool_result" and kinds[-1] == "citations"
+    assert set(kinds[2:-1]) == {"token"}
+    assert events[0][1]["name"] == "search_knowledge_base"
+    assert events[0][1]["args"] == {"query": "How are runs kept durable?"}
+    assert events[1][1] == {
+        "name": "search_knowledge_base",
+        "tool_call_id": events[0][1]["id"],
+        "status": "success",
+        "citations": 2,
+    }
+    assert "".join(d["text"] for k, d in events if k == "token") == end["answer"]
+    assert end["citations"] == events[-1][1]["citations"]
+    assert end["citations"][0]["document_id"] == "durability.md"
+    assert end["model"] == "extractive-answerer"
+    assert end["usage"]["approximate"] is True
+    assert end["usage"]["output_tokens"] == len(end["answer"].split())
+    assert (end["run_id"], end["thread_id"], end["assistant_id"]) == (run.run_id, "t3", "agent")

@@ -1,0 +1,146 @@
+"""The worker over the machine's real NATS: a run goes in on the RUNS stream, its events come out in order.
+
+No retrieval service runs here: the knowledge-base tool points at a port nobody listens on,
+which is also the retrieval-outage case: the run must still end with an answer that says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from nats.aio.client import Client as NatsClient
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from threadline.events import RunEvent, RunRequested, Topology
+from threadline_agent.answerer import ExtractiveAnswerer
+from threadline_agent.settings import AgentSettings
+from threadline_agent.worker import AgentWorker
+
+from tests.conftest import NATS_URL, free_port
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+async def nc() -> AsyncIterator[NatsClient]:
+    client = await nats.connect(NATS_URL)
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+async def worker(nats_namespace: str, nc: NatsClient) -> AsyncIterator[AgentWorker]:
+    settings = AgentSettings(
+        nats_url=NATS_URL, nats_namespace=nats_namespace, RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}"
+    )
+    worker = AgentWorker(settings, checkpointer=InMemorySaver(), model=ExtractiveAnswerer())
+    await worker.app.start()
+    try:
+        yield worker
+    finally:
+        await worker.app.stop()
+        topology = Topology(nats_namespace)
+        js = nc.jetstream()
+        for stream in (topology.runs_stream, topology.run_events_stream):
+            await js.delete_stream(stream)
+
+
+async def run_and_collect(nc: NatsClient, topology: Topology, run: RunRequested) -> list[tuple[RunEvent, dict]]:
+    """Submit as the gateway does and read the run's events from the RUN_EVENTS stream until the final one."""
+    js = nc.jetstream()
+    received: asyncio.Queue = asyncio.Queue()
+
+    async def on_message(msg) -> None:
+        received.put_nowait((RunEvent.model_validate_json(msg.data), dict(msg.headers or {})))
+
+    sub = await js.subscribe(
+        topology.run_events(run.run_id),
+        cb=on_message,
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    headers = {"Nats-Msg-Id": run.run_id, "traceparent": TRACEPARENT}
+    await js.publish(topology.runs_requested, run.to_bytes(), headers=headers)
+    events = []
+    async with asyncio.timeout(60):
+        while not events or not events[-1][0].is_final:
+            events.append(await received.get())
+    await sub.unsubscribe()
+    return events
+
+
+async def runs_left(nc: NatsClient, topology: Topology) -> int:
+    """Runs still on the work queue, once the ack that follows the final event has had a moment to land."""
+    for _ in range(50):
+        info = await nc.jetstream().stream_info(topology.runs_stream)
+        if info.state.messages == 0:
+            break
+        await asyncio.sleep(0.05)
+    return info.state.messages
+
+
+async def test_a_run_without_retrieval_still_ends_with_an_answer(worker: AgentWorker, nc: NatsClient) -> None:
+    topology = worker.topology
+    run = RunRequested(run_id=uuid.uuid4().hex, thread_id="thread-1", tenant_id="acme", input="How are runs kept?")
+    events = await run_and_collect(nc, topology, run)
+
+    assert [e.seq for e, _ in events] == list(range(len(events)))
+    kinds = [e.kind for e, _ in events]
+    assert kinds[:3] == ["metadata", "tool_call", "tool_result"]
+    assert kinds[-2:] == ["citations", "end"]
+    assert set(kinds[3:-2]) == {"token"}
+    metadata, tool_call, tool_result = (e.data for e, _ in events[:3])
+    assert metadata == {"run_id": run.run_id, "thread_id": "thread-1", "assistant_id": "agent"}
+    assert tool_call["name"] == "search_knowledge_base"
+    assert tool_call["args"] == {"query": "How are runs kept?"}
+    assert tool_result == {
+        "name": "search_knowledge_base",
+        "tool_call_id": tool_call["id"],
+        "status": "error",
+        "citations": 0,
+    }
+    end = events[-1][0].data
+    assert "could not consult the knowledge base" in end["answer"]
+    assert "".join(e.data["text"] for e, _ in events if e.kind == "token") == end["answer"]
+    assert end["citations"] == []
+    assert (end["run_id"], end["thread_id"], end["assistant_id"]) == (run.run_id, "thread-1", "agent")
+    assert end["model"] == "extractive-answerer"
+    assert end["usage"]["approximate"] is True
+    # Every event carries the trace of the request that started the run.
+    assert all(TRACE_ID in headers.get("traceparent", "") for _, headers in events)
+    # Acked: the work queue is empty.
+    assert await runs_left(nc, topology) == 0
+
+
+async def test_the_thread_keeps_its_earlier_turns(worker: AgentWorker, nc: NatsClient) -> None:
+    for text in ("How are runs kept?", "and why?"):
+        run = RunRequested(run_id=uuid.uuid4().hex, thread_id="thread-2", tenant_id="acme", input=text)
+        events = await run_and_collect(nc, worker.topology, run)
+    tool_call = next(e.data for e, _ in events if e.kind == "tool_call")
+    assert tool_call["args"] == {"query": "How are runs kept? and why?"}
+
+
+async def test_an_unknown_assistant_ends_with_an_error_event(worker: AgentWorker, nc: NatsClient) -> None:
+    run = RunRequested(run_id=uuid.uuid4().hex, thread_id="t", tenant_id="acme", assistant_id="nope", input="Hi")
+    events = await run_and_collect(nc, worker.topology, run)
+    assert [e.kind for e, _ in events] == ["metadata", "error"]
+    assert events[-1][0].data["code"] == "assistant_not_found"
+    assert "nope" in events[-1][0].data["message"]
+    assert await runs_left(nc, worker.topology) == 0
+
+
+async def test_a_waiting_worker_is_visible_to_the_gateway(worker: AgentWorker, nc: NatsClient) -> None:
+    """The gateway's readiness counts pull requests waiting on the shared consumer."""
+    info = await nc.jetstream().consumer_info(worker.topology.runs_stream, worker.topology.runs_consumer)
+    assert info.num_waiting >= 1
+    assert info.config.ack_wait == 30
+
+
+async def test_a_malformed_run_request_is_dropped_not_redelivered(worker: AgentWorker, nc: NatsClient) -> None:
+    await nc.jetstream().publish(worker.topology.runs_requested, b'{"not": "a run"}')
+    assert await runs_left(nc, worker.topology) == 0

@@ -1,0 +1,32 @@
+"""Event contracts: subjects per namespace and payloads that round-trip."""
+
+from __future__ import annotations
+
+import pytest
+from threadline.events import RunEvent, RunRequested, Topology
+
+
+def test_subjects_and_streams_live_under_the_namespace() -> None:
+    topology = Topology("acme-prod")
+    assert topology.runs_requested == "acme-prod.runs.requested"
+    assert topology.run_events("r1") == "acme-prod.run.r1.events"
+    assert topology.run_events_wildcard == "acme-prod.run.*.events"
+    assert topology.runs_stream == "ACME_PROD_RUNS"
+    assert topology.run_events_stream == "ACME_PROD_RUN_EVENTS"
+
+
+@pytest.mark.parametrize("namespace", ["", "Upper", "has.dot", "has space", "x" * 40, "9starts-with-digit"])
+def test_a_namespace_that_would_break_subjects_is_refused(namespace: str) -> None:
+    with pytest.raises(ValueError, match="invalid NATS namespace"):
+        Topology(namespace)
+
+
+def test_events_round_trip_and_carry_their_schema_version() -> None:
+    run = RunRequested(run_id="r", thread_id="t", tenant_id="acme", input="hi")
+    again = RunRequested.from_bytes(run.to_bytes())
+    assert again == run
+    assert again.schema_version == RunRequested.SCHEMA_VERSION == 1
+
+    end = RunEvent(run_id="r", seq=3, kind="end", data={"answer": "a"})
+    assert RunEvent.from_bytes(end.to_bytes()).is_final
+    assert not RunEvent(run_id="r", seq=1, kind="token").is_final
