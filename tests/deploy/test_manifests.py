@@ -15,12 +15,17 @@ CHART = ROOT / "deploy" / "helm" / "threadline"
 SERVICES = ("gateway", "agent", "retrieval", "memory")
 
 
+# Development machines carry a helm getter in the workplace's shared/tools, beside the clone
+# or at /work/shared when the clone lives elsewhere (as CI's does).
+_HELM_GETTERS = [*(p / "shared" / "tools" / "get-helm" for p in ROOT.parents), Path("/work/shared/tools/get-helm")]
+
+
 @pytest.fixture(scope="module")
 def helm() -> str:
     """A real helm: $HELM, helm on PATH, or the workplace's shared/tools/get-helm."""
     found = os.environ.get("HELM") or shutil.which("helm")
-    getter = ROOT.parent / "shared" / "tools" / "get-helm"
-    if not found and getter.exists():
+    getter = next((g for g in _HELM_GETTERS if g.is_file()), None)
+    if not found and getter:
         found = subprocess.run([str(getter)], check=True, capture_output=True, text=True).stdout.strip()
     assert found, "no helm binary: install helm or set HELM=/path/to/helm"
     return found

@@ -185,9 +185,11 @@ class Collection:
         """The ``k`` nearest rows by cosine similarity, best first."""
         if not self._chunks or (allowed is not None and not allowed):
             return []
-        params = None
+        params = selector = None
         if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
+            # Named, so the selector outlives the search: SearchParameters does not keep it alive.
+            selector = faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64))
+            params = faiss.SearchParameters(sel=selector)
         scores, rows = self._index.search(vector.reshape(1, -1), min(k, len(self._chunks)), params=params)
         return [(int(row), float(score)) for row, score in zip(rows[0], scores[0], strict=True) if row >= 0]
 
