@@ -1,0 +1,68 @@
+"""Start the mesh exactly as ``./task up`` does, on free ports and a throw-away data directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class RunningMesh:
+    url: str
+    retrieval_target: str
+    memory_target: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_mesh(timeout_s: float = 240) -> Iterator[RunningMesh]:
+    """The four services and an embedded NATS, with docs/ loaded; stopped with SIGINT on exit."""
+    ports = {name: _free_port() for name in ("GATEWAY_PORT", "RETRIEVAL_PORT", "MEMORY_PORT", "THREADLINE_NATS_PORT")}
+    with tempfile.TemporaryDirectory(prefix="threadline-bench-") as data_dir:
+        env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "THREADLINE_DATA_DIR": data_dir}
+        env["LOG_LEVEL"] = "WARNING"
+        for name in ("NATS_URL", "DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+            env.pop(name, None)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tools" / "up.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + timeout_s
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if "Threadline is up" in line:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the mesh did not come up in time")
+            else:
+                raise RuntimeError(f"the mesh exited with {proc.wait()} before it was up")
+            yield RunningMesh(
+                url=f"http://127.0.0.1:{ports['GATEWAY_PORT']}",
+                retrieval_target=f"127.0.0.1:{ports['RETRIEVAL_PORT']}",
+                memory_target=f"127.0.0.1:{ports['MEMORY_PORT']}",
+            )
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(60)
