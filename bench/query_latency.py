@@ -63,7 +63,9 @@ async def _searches(target: str, total: int) -> dict[str, float]:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         for n in range(total):
             started = time.perf_counter()
-            await stub.Search(retrieval_pb2.SearchRequest(tenant_id="default", query=QUESTIONS[n % len(QUESTIONS)], k=4))
+            await stub.Search(
+                retrieval_pb2.SearchRequest(tenant_id="default", query=QUESTIONS[n % len(QUESTIONS)], k=4)
+            )
             samples.append((time.perf_counter() - started) * 1000)
     return percentiles(samples)
 

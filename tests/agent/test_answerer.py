@@ -138,3 +138,18 @@ async def test_the_answer_streams_word_by_word_and_adds_up() -> None:
         whole += chunk
     assert whole.content == model.invoke(messages).content
     assert whole.usage_metadata["output_tokens"] == len(whole.content.split())
+
+
+def test_markdown_headings_are_not_answers_and_wrapped_lines_are_one_sentence() -> None:
+    passage = {
+        "document_id": "architecture.md",
+        "chunk_id": "architecture.md#3",
+        "text": "## How runs are kept durable\n\nRuns are kept durable by JetStream and by acknowledging\n"
+        "late. A worker pulls the run from the durable consumer, which all\nworkers share.\n\n- a list item",
+        "score": 0.9,
+        "metadata": {},
+    }
+    answer, _ = compose_answer("How are runs kept durable?", [passage])
+    assert not answer.startswith("How runs are kept durable")
+    assert "Runs are kept durable by JetStream and by acknowledging late [1]." in answer
+    assert "which all workers share [1]." in answer

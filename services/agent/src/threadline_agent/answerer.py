@@ -62,6 +62,8 @@ _FOLLOW_UP_OPENERS = (
 _FOLLOW_UP_MAX_WORDS = 5
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+_HEADING = re.compile(r"#{1,6}\s")
+_ITEM = re.compile(r"(?:[-*+]\s|\d+[.)]\s|\||>)")
 _MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)|[`*_|]")
 _MIN_SENTENCE_WORDS = 4
 _MAX_SENTENCE_CHARS = 400
@@ -107,11 +109,27 @@ def search_query(messages: Sequence[BaseMessage]) -> str:
     return question
 
 
+def _paragraphs(text: str) -> list[str]:
+    """Prose joined across its wrapped lines; headings dropped (they name a topic, they do not answer);
+    list items and table rows kept apart."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        stripped = line.strip()
+        if not stripped or _HEADING.match(stripped) or _ITEM.match(stripped):
+            if current:
+                paragraphs.append(" ".join(current))
+            current = [] if not stripped or _HEADING.match(stripped) else [stripped]
+        else:
+            current.append(stripped)
+    return paragraphs
+
+
 def _sentences(text: str) -> list[str]:
     found = []
-    for line in text.splitlines():
-        line = _MARKUP.sub("", line).strip()
-        for sentence in _SENTENCE_END.split(line):
+    for paragraph in _paragraphs(text):
+        paragraph = _MARKUP.sub("", paragraph).strip()
+        for sentence in _SENTENCE_END.split(paragraph):
             sentence = " ".join(sentence.split())
             if len(sentence.split()) >= _MIN_SENTENCE_WORDS and len(sentence) <= _MAX_SENTENCE_CHARS:
                 found.append(sentence)
