@@ -7,8 +7,11 @@ which is also the retrieval-outage case: the run must still end with an answer t
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import nats
 import pytest
@@ -17,6 +20,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from threadline.events import RunEvent, RunRequested, Topology
 from threadline_agent.answerer import ExtractiveAnswerer
+from threadline_agent.liveness import fresh
 from threadline_agent.settings import AgentSettings
 from threadline_agent.worker import AgentWorker
 
@@ -34,9 +38,12 @@ async def nc() -> AsyncIterator[NatsClient]:
 
 
 @pytest.fixture
-async def worker(nats_namespace: str, nc: NatsClient) -> AsyncIterator[AgentWorker]:
+async def worker(nats_namespace: str, nc: NatsClient, tmp_path: Path) -> AsyncIterator[AgentWorker]:
     settings = AgentSettings(
-        nats_url=NATS_URL, nats_namespace=nats_namespace, RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}"
+        nats_url=NATS_URL,
+        nats_namespace=nats_namespace,
+        RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}",
+        AGENT_HEARTBEAT_FILE=tmp_path / "alive",
     )
     worker = AgentWorker(settings, checkpointer=InMemorySaver(), model=ExtractiveAnswerer())
     await worker.app.start()
@@ -144,3 +151,17 @@ async def test_a_waiting_worker_is_visible_to_the_gateway(worker: AgentWorker, n
 async def test_a_malformed_run_request_is_dropped_not_redelivered(worker: AgentWorker, nc: NatsClient) -> None:
     await nc.jetstream().publish(worker.topology.runs_requested, b'{"not": "a run"}')
     assert await runs_left(nc, worker.topology) == 0
+
+
+async def test_a_connected_worker_keeps_its_heartbeat_fresh(worker: AgentWorker) -> None:
+    heartbeat = worker.settings.heartbeat_file
+    assert fresh(heartbeat, max_age_s=5)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "threadline_agent.liveness", "--file", str(heartbeat), "--max-age", "5"
+    )
+    assert await proc.wait() == 0
+    os.utime(heartbeat, (0, 0))  # as if the worker had stopped beating long ago
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "threadline_agent.liveness", "--file", str(heartbeat), "--max-age", "5"
+    )
+    assert await proc.wait() == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from threadline.settings import ServiceSettings
 
@@ -46,4 +48,9 @@ class AgentSettings(ServiceSettings):
         ge=1,
         validation_alias=AliasChoices("AGENT_MAX_ATTEMPTS"),
         description="Deliveries of a run that keeps failing transiently before it ends with an error event.",
+    )
+    heartbeat_file: Path = Field(
+        default=Path("/tmp/threadline-agent-alive"),
+        validation_alias=AliasChoices("AGENT_HEARTBEAT_FILE"),
+        description="Touched while connected to NATS; the liveness probe checks its age.",
     )

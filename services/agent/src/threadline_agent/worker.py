@@ -34,6 +34,7 @@ from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline.telemetry import extract_context, inject_headers
 
 from threadline_agent.graph import ASSISTANTS
+from threadline_agent.liveness import beat
 from threadline_agent.models import chat_model, model_name
 from threadline_agent.runs import RunFailed, execute_run
 from threadline_agent.settings import AgentSettings
@@ -89,6 +90,7 @@ class AgentWorker:
         self.graphs: dict[str, CompiledStateGraph] = {}
         self._channel: grpc.aio.Channel | None = None
         self._nc: NatsClient | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         nats_logger = logging.getLogger("threadline.agent.nats")
         self.broker = NatsBroker(
             settings.nats_url,
@@ -129,6 +131,8 @@ class AgentWorker:
         self.graphs = {name: a.build(self.model, tools, self.checkpointer) for name, a in ASSISTANTS.items()}
         self._nc = await self.broker.connect()
         await ensure_streams(self._nc.jetstream(), self.topology)
+        nc = self._nc
+        self._heartbeat = asyncio.create_task(beat(self.settings.heartbeat_file, lambda: nc.is_connected))
 
     async def _ready(self) -> None:
         log.info(
@@ -141,6 +145,9 @@ class AgentWorker:
 
     async def _close(self) -> None:
         """After the broker has drained NATS: close what the runs used."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
