@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -44,6 +45,7 @@ async def worker(nats_namespace: str, nc: NatsClient, tmp_path: Path) -> AsyncIt
         nats_namespace=nats_namespace,
         RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}",
         AGENT_HEARTBEAT_FILE=tmp_path / "alive",
+        AGENT_METRICS_PORT=free_port(),
     )
     worker = AgentWorker(settings, checkpointer=InMemorySaver(), model=ExtractiveAnswerer())
     await worker.app.start()
@@ -165,3 +167,18 @@ async def test_a_connected_worker_keeps_its_heartbeat_fresh(worker: AgentWorker)
         sys.executable, "-m", "threadline_agent.liveness", "--file", str(heartbeat), "--max-age", "5"
     )
     assert await proc.wait() == 1
+
+
+async def test_runs_and_tokens_are_counted_on_the_metrics_port(worker: AgentWorker, nc: NatsClient) -> None:
+    url = f"http://127.0.0.1:{worker.settings.metrics_port}/metrics"
+    ok = RunRequested(run_id=uuid.uuid4().hex, thread_id="m1", tenant_id="acme", input="How are runs kept?")
+    bad = RunRequested(run_id=uuid.uuid4().hex, thread_id="m2", tenant_id="acme", assistant_id="nope", input="Hi")
+    for run in (ok, bad):
+        await run_and_collect(nc, worker.topology, run)
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(url)).text
+    assert 'threadline_agent_runs_total{assistant="agent",outcome="success"} 1.0' in text
+    assert 'threadline_agent_runs_total{assistant="nope",outcome="assistant_not_found"} 1.0' in text
+    assert 'threadline_agent_run_duration_seconds_count{assistant="agent"} 1.0' in text
+    assert 'threadline_agent_tokens_total{direction="output",model="extractive-answerer"}' in text
+    assert "threadline_agent_runs_in_flight 0.0" in text

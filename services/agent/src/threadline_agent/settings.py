@@ -54,3 +54,9 @@ class AgentSettings(ServiceSettings):
         validation_alias=AliasChoices("AGENT_HEARTBEAT_FILE"),
         description="Touched while connected to NATS; the liveness probe checks its age.",
     )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        validation_alias=AliasChoices("AGENT_METRICS_PORT"),
+        description="Serve Prometheus /metrics on this port; 0: off (Helm and compose set 9102).",
+    )

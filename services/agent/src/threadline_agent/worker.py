@@ -35,6 +35,7 @@ from threadline.telemetry import extract_context, inject_headers
 
 from threadline_agent.graph import ASSISTANTS
 from threadline_agent.liveness import beat
+from threadline_agent.metrics import AgentMetrics
 from threadline_agent.models import chat_model, model_name
 from threadline_agent.runs import RunFailed, execute_run
 from threadline_agent.settings import AgentSettings
@@ -91,6 +92,8 @@ class AgentWorker:
         self._channel: grpc.aio.Channel | None = None
         self._nc: NatsClient | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._queue_watch: asyncio.Task[None] | None = None
+        self.metrics = AgentMetrics()
         nats_logger = logging.getLogger("threadline.agent.nats")
         self.broker = NatsBroker(
             settings.nats_url,
@@ -133,6 +136,11 @@ class AgentWorker:
         await ensure_streams(self._nc.jetstream(), self.topology)
         nc = self._nc
         self._heartbeat = asyncio.create_task(beat(self.settings.heartbeat_file, lambda: nc.is_connected))
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_port)
+            self._queue_watch = asyncio.create_task(
+                self.metrics.watch_queue(nc.jetstream(), self.topology.runs_stream, self.topology.runs_consumer)
+            )
 
     async def _ready(self) -> None:
         log.info(
@@ -145,9 +153,10 @@ class AgentWorker:
 
     async def _close(self) -> None:
         """After the broker has drained NATS: close what the runs used."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._heartbeat = None
+        for task in (self._heartbeat, self._queue_watch):
+            if task is not None:
+                task.cancel()
+        self._heartbeat = self._queue_watch = None
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -171,14 +180,17 @@ class AgentWorker:
             span.set_attribute("threadline.assistant_id", request.assistant_id)
             span.set_attribute("messaging.destination.name", self.topology.runs_requested)
             keep_alive = asyncio.create_task(_keep_alive(msg))
+            self.metrics.in_flight.inc()
             try:
-                await self._run(request, msg)
+                with self.metrics.run_seconds.labels(request.assistant_id).time():
+                    await self._run(request, msg)
             except asyncio.CancelledError:
                 # Stopping mid-run: hand the run back now rather than after ack_wait.
                 await asyncio.shield(msg.nack())
                 raise
             finally:
                 keep_alive.cancel()
+                self.metrics.in_flight.dec()
 
     async def _run(self, request: RunRequested, msg: NatsMessage) -> None:
         assert self._nc is not None
@@ -202,18 +214,23 @@ class AgentWorker:
             if failure.transient and attempt < self.settings.max_attempts:
                 delay = min(2.0 ** (attempt - 1), MAX_NAK_DELAY_S)
                 log.warning("run failed transiently; redelivering", code=failure.code, attempt=attempt, delay_s=delay)
+                self.metrics.redeliveries.inc()
                 await msg.nack(delay=delay)
                 return
             log.warning("run failed", code=failure.code, error=failure.message, attempt=attempt)
             trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, failure.code))
             await events.finish("error", {"code": failure.code, "message": failure.message})
+            self.metrics.runs.labels(request.assistant_id, failure.code).inc()
         except Exception as exc:
             log.exception("run crashed")
             trace.get_current_span().record_exception(exc)
             trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, "internal_error"))
             await events.finish("error", {"code": "internal_error", "message": "The agent failed on this run."})
+            self.metrics.runs.labels(request.assistant_id, "internal_error").inc()
         else:
             await events.finish("end", data)
+            self.metrics.runs.labels(request.assistant_id, "success").inc()
+            self.metrics.record_usage(data["model"], data["usage"])
             log.info("run finished", model=data["model"], citations=len(data["citations"]), attempt=attempt)
         # Waits for the server's confirmation: once this returns the run cannot be handed out again.
         await msg.ack_sync()

@@ -1,0 +1,74 @@
+"""The agent's Prometheus metrics, served on AGENT_METRICS_PORT (a worker has no other HTTP port).
+
+Metrics live in a registry owned by the worker, not module globals, so two workers in one
+process (as in tests) count separately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = structlog.get_logger("threadline.agent")
+QUEUE_POLL_S = 5.0
+
+
+class AgentMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.runs = Counter(
+            "threadline_agent_runs",
+            "Runs finished, by assistant and outcome.",
+            ["assistant", "outcome"],
+            registry=self.registry,
+        )
+        self.run_seconds = Histogram(
+            "threadline_agent_run_duration_seconds",
+            "Time from taking a run to its final event.",
+            ["assistant"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=self.registry,
+        )
+        self.redeliveries = Counter(
+            "threadline_agent_run_redeliveries",
+            "Runs handed back to the queue after a transient failure.",
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "threadline_agent_tokens",
+            "Model tokens, by model and direction.",
+            ["model", "direction"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "threadline_agent_runs_in_flight", "Runs this worker is working.", registry=self.registry
+        )
+        self.queue = Gauge(
+            "threadline_runs_queue",
+            "Runs on the RUNS consumer: waiting (pending) and taken but unacked (ack_pending).",
+            ["state"],
+            registry=self.registry,
+        )
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, registry=self.registry)
+
+    def record_usage(self, model: str, usage: dict[str, Any]) -> None:
+        self.tokens.labels(model, "input").inc(usage.get("input_tokens", 0))
+        self.tokens.labels(model, "output").inc(usage.get("output_tokens", 0))
+
+    async def watch_queue(self, js: JetStreamContext, stream: str, consumer: str) -> None:
+        """Consumer lag, polled: JetStream has no push notification for it. Runs until cancelled."""
+        while True:
+            try:
+                info = await js.consumer_info(stream, consumer)
+                self.queue.labels("pending").set(info.num_pending or 0)
+                self.queue.labels("ack_pending").set(info.num_ack_pending or 0)
+            except NatsError as exc:
+                log.debug("consumer info unavailable", error=str(exc))
+            await asyncio.sleep(QUEUE_POLL_S)
