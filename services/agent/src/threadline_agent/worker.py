@@ -173,7 +173,9 @@ class AgentWorker:
             tracer.start_as_current_span(
                 "run", context=extract_context(msg.headers), kind=trace.SpanKind.CONSUMER
             ) as span,
-            structlog.contextvars.bound_contextvars(run_id=request.run_id, thread_id=request.thread_id),
+            structlog.contextvars.bound_contextvars(
+                run_id=request.run_id, thread_id=request.thread_id, tenant_id=request.tenant_id
+            ),
         ):
             span.set_attribute("threadline.run_id", request.run_id)
             span.set_attribute("threadline.thread_id", request.thread_id)
