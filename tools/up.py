@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -178,10 +179,11 @@ def _wait_for(check, what: str, mesh: Mesh) -> None:
 
 
 def _gateway_ready(url: str) -> bool:
+    """Every part is up, not only NATS (which is all /readyz's status code speaks for)."""
     try:
         with urllib.request.urlopen(f"{url}/readyz", timeout=3) as reply:
-            return reply.status == 200
-    except (urllib.error.URLError, OSError):
+            return json.load(reply)["status"] == "ready"
+    except (urllib.error.URLError, OSError, ValueError):
         return False
 
 

@@ -120,4 +120,7 @@ def test_unknown_route_is_a_json_404(client: httpx.Client) -> None:
 def test_readiness_reports_every_part(client: httpx.Client) -> None:
     reply = client.get("/readyz")
     assert reply.status_code == 200
-    assert reply.json()["checks"] == {"nats": "ok", "retrieval": "ok", "memory": "ok", "agent": "ok"}
+    assert reply.json() == {
+        "status": "ready",
+        "checks": {"nats": "ok", "retrieval": "ok", "memory": "ok", "agent": "ok"},
+    }

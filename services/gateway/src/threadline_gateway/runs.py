@@ -65,10 +65,10 @@ class RunBus:
         finally:
             await sub.unsubscribe()
 
-    async def waiting_workers(self) -> int:
-        """Pull requests that agent workers have outstanding: zero means no worker is listening."""
+    async def workers(self) -> tuple[int, int]:
+        """(pull requests agent workers have outstanding, runs taken and not yet acked)."""
         info = await self.js.consumer_info(self.topology.runs_stream, self.topology.runs_consumer)
-        return info.num_waiting or 0
+        return info.num_waiting or 0, info.num_ack_pending or 0
 
 
 class RunEventStream:

@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 from threadline.grpc import check_health
 
@@ -22,7 +23,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """503 with the parts that are down, so an orchestrator holds traffic back and an operator sees why."""
+    """Whether this gateway can accept runs, and which parts behind it are degraded.
+
+    Only NATS decides the status code: with NATS up a run is stored and will be worked once the
+    agents, retrieval or memory are back, so taking the gateway out of a load balancer would only
+    turn a slow answer into no answer. The body names every part that is down.
+    """
     settings: GatewaySettings = request.app.state.settings
     bus: RunBus = request.app.state.bus
     retrieval, memory, agents = await asyncio.gather(
@@ -32,16 +38,23 @@ async def readyz(request: Request) -> JSONResponse:
         "nats": "ok" if bus.connected else "down",
         "retrieval": "ok" if retrieval else "down",
         "memory": "ok" if memory else "down",
-        "agent": "ok" if agents else "no worker is listening",
+        "agent": agents,
     }
-    ready = all(v == "ok" for v in checks.values())
+    ready = all(v in ("ok", "busy") for v in checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "degraded", "checks": checks}, status_code=200 if ready else 503
+        {"status": "ready" if ready else "degraded", "checks": checks},
+        status_code=200 if bus.connected else 503,
     )
 
 
-async def _agents(bus: RunBus) -> bool:
+async def _agents(bus: RunBus) -> str:
+    """ok: a worker is waiting for runs; busy: every worker is working; else none is listening."""
     try:
-        return await asyncio.wait_for(bus.waiting_workers(), timeout=2.0) > 0
-    except (NotFoundError, TimeoutError):
-        return False
+        waiting, working = await asyncio.wait_for(bus.workers(), timeout=2.0)
+    except NotFoundError:  # the workers' consumer is created by the first worker that starts
+        return "no worker is listening"
+    except (NatsError, TimeoutError):
+        return "unknown"
+    if waiting:
+        return "ok"
+    return "busy" if working else "no worker is listening"
