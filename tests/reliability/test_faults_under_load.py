@@ -14,15 +14,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import httpx
 import nats
 import pytest
 from nats.errors import Error as NatsError
 from threadline.events import RunEvent, RunRequested, Topology
-from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
-from tests.reliability.cluster import ROOT, Cluster
+from tests.cluster import ROOT, Cluster
 
 DURATION_S = float(os.environ.get("RELIABILITY_DURATION_S", "60"))
 CLIENTS = int(os.environ.get("RELIABILITY_CLIENTS", "20"))
@@ -131,25 +129,14 @@ async def _faults(cluster: Cluster, outcomes: Outcomes, windows: list[dict]) -> 
     await outage("restart NATS (JetStream on file)", lambda: restart("nats", kill=False))
 
 
-async def _ingest(target: str) -> None:
-    documents = [
-        retrieval_pb2.Document(id=p.name, text=p.read_text(), content_type="text/markdown")
-        for p in sorted((ROOT / "docs").glob("*.md"))
-    ]
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-        await stub.Ingest(retrieval_pb2.IngestRequest(tenant_id="default", documents=documents), timeout=120)
-
-
 async def test_no_run_is_lost_or_answered_twice_while_parts_fail(database: str, tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, database)
-    for name in ("gateway",):
-        cluster[name].env["GATEWAY_RUN_TIMEOUT_S"] = "90"
+    cluster["gateway-1"].env["GATEWAY_RUN_TIMEOUT_S"] = "90"
     await asyncio.to_thread(cluster.start)
     topology = Topology(cluster.namespace)
     audit, outcomes, windows = Audit(), Outcomes(), []
     try:
-        await _ingest(cluster.retrieval_target)
+        await cluster.load_docs()
         nc = await audit.watch(cluster.nats_url, topology)
         outcomes.started = time.monotonic()
         stop_at = outcomes.started + DURATION_S

@@ -12,9 +12,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+
 from tests.conftest import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -48,18 +51,26 @@ class Process:
 
 @dataclass
 class Cluster:
-    """NATS (own server, JetStream on file storage), memory, retrieval, two agent workers, one gateway."""
+    """NATS (own server, JetStream on file storage), memory, retrieval, ``agents`` workers, ``gateways`` gateways.
+
+    Processes are named ``nats``, ``memory``, ``retrieval``, ``agent-1``... and ``gateway-1``...
+    """
 
     workdir: Path
     database_url: str
+    agents: int = 2
+    gateways: int = 1
     namespace: str = field(default_factory=lambda: "rel" + os.urandom(4).hex())
     processes: dict[str, Process] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.nats_port, self.gateway_port = free_port(), free_port()
+        self.nats_port = free_port()
         retrieval, memory = free_port(), free_port()
         self.retrieval_target = f"127.0.0.1:{retrieval}"
-        self.url = f"http://127.0.0.1:{self.gateway_port}"
+        gateway_ports = [free_port() for _ in range(self.gateways)]
+        self.urls = [f"http://127.0.0.1:{port}" for port in gateway_ports]
+        self.url = self.urls[0]
+        self.metrics_urls = {f"agent-{n}": f"http://127.0.0.1:{free_port()}/metrics" for n in range(1, self.agents + 1)}
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
         base = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OTEL_"))},
@@ -85,10 +96,13 @@ class Cluster:
                 [py, "-m", "threadline_retrieval"],
                 {"RETRIEVAL_PORT": str(retrieval), "RETRIEVAL_DATA_DIR": str(self.workdir / "retrieval")},
             ),
-            "agent-1": ([py, "-m", "threadline_agent"], {"AGENT_HEARTBEAT_FILE": str(self.workdir / "agent-1")}),
-            "agent-2": ([py, "-m", "threadline_agent"], {"AGENT_HEARTBEAT_FILE": str(self.workdir / "agent-2")}),
-            "gateway": ([py, "-m", "threadline_gateway"], {"GATEWAY_PORT": str(self.gateway_port)}),
         }
+        for name, url in self.metrics_urls.items():
+            port = url.rsplit(":", 1)[1].split("/")[0]
+            env = {"AGENT_HEARTBEAT_FILE": str(self.workdir / name), "AGENT_METRICS_PORT": port}
+            specs[name] = ([py, "-m", "threadline_agent"], env)
+        for n, port in enumerate(gateway_ports, 1):
+            specs[f"gateway-{n}"] = ([py, "-m", "threadline_gateway"], {"GATEWAY_PORT": str(port)})
         for name, (args, env) in specs.items():
             self.processes[name] = Process(name, args, {**base, **env}, self.workdir / f"{name}.log")
 
@@ -101,7 +115,7 @@ class Cluster:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 180) -> None:
-        """Until the gateway's /readyz reports every part (NATS, memory, retrieval, agents) up."""
+        """Until the first gateway's /readyz reports every part (NATS, memory, retrieval, agents) up."""
         deadline = time.monotonic() + timeout
         while not self.ready():
             for process in self.processes.values():
@@ -117,6 +131,16 @@ class Cluster:
                 return json.load(reply)["status"] == "ready"
         except (OSError, ValueError):
             return False
+
+    async def load_docs(self, tenant: str = "default") -> None:
+        """The repository's docs/ as the tenant's knowledge base, as ``./task up`` loads it."""
+        documents = [
+            retrieval_pb2.Document(id=p.name, text=p.read_text(), content_type="text/markdown")
+            for p in sorted((ROOT / "docs").glob("*.md"))
+        ]
+        async with grpc.aio.insecure_channel(self.retrieval_target) as channel:
+            stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+            await stub.Ingest(retrieval_pb2.IngestRequest(tenant_id=tenant, documents=documents), timeout=120)
 
     def stop(self) -> None:
         for process in reversed(self.processes.values()):
