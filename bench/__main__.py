@@ -6,7 +6,7 @@ import argparse
 import importlib
 import json
 
-BENCHMARKS = ("query_latency",)
+BENCHMARKS = ("query_latency", "retrieval_quality")
 
 
 def main() -> None:
