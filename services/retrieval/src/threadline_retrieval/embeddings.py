@@ -56,7 +56,12 @@ class LocalEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         async with self._lock:
             vectors = await asyncio.to_thread(
-                self._model.encode, texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+                self._model.encode,
+                texts,
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
         return _unit(vectors)
 
