@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -143,3 +144,13 @@ def test_secrets_are_referenced_never_inlined(helm: str) -> None:
     assert config["t-agent"]["OPENAI_BASE_URL"] == "http://vllm:8000/v1"
     assert config["t-agent"]["MEMORY_TARGET"] == "t-memory:50052"
     assert not any("DATABASE_URL" in data or "OPENAI_API_KEY" in data for data in config.values())
+
+
+def test_the_dashboard_only_charts_metrics_the_services_export() -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "threadline.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    charted = {re.sub(r"_(total|bucket|count|sum)$", "", m) for e in exprs for m in re.findall(r"threadline_\w+", e)}
+    sources = "\n".join(p.read_text() for p in (ROOT / "services").rglob("*.py"))
+    defined = set(re.findall(r'"(threadline_\w+?)(?:_total)?"', sources))
+    assert charted, "the dashboard charts nothing"
+    assert charted <= defined, f"charted but exported by no service: {sorted(charted - defined)}"

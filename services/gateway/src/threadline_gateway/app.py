@@ -9,9 +9,28 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
-from threadline_gateway.routes import health, query
+from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
+from threadline_gateway.routes import health, query, runs, ws
 from threadline_gateway.runs import RunBus
 from threadline_gateway.settings import GatewaySettings
+
+# WebSocket routes do not appear in OpenAPI, so the protocol is described here, where clients read.
+API_DESCRIPTION = """
+Runs stream their events (`metadata` first, then `tool_call`, `tool_result`, `token`, `citations`,
+and one final `end` or `error`), each numbered by `seq` from 0.
+
+**SSE** (`POST /api/v1/runs/stream`, `GET /api/v1/runs/{run_id}/stream`): `id:` is the event's `seq`,
+`event:` its kind, `data:` its payload as JSON. Reconnect with `Last-Event-ID` to resume right after
+that event; events are kept for an hour.
+
+**WebSocket** (`/api/v1/ws`): send `{"type": "query", "input": ..., "thread_id"?, "assistant_id"?, "ref"?}`;
+the reply is `{"type": "accepted", "ref", "run_id", "thread_id", "assistant_id"}`, then the run's events
+as `{"type": "event", "run_id", "seq", "kind", "data"}`. Each query is its own run and every event names
+its `run_id`, so one connection carries several runs at once (up to `GATEWAY_WS_MAX_RUNS`).
+`{"type": "resume", "run_id", "after_seq"}` follows a run again after a reconnect. A bad message gets
+`{"type": "error", "ref", "error": {"code", "message"}}` and the connection stays open; a message larger
+than `GATEWAY_WS_MAX_MESSAGE_BYTES` closes it with code 1009.
+"""
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -27,12 +46,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         title="Threadline",
         version="1.0.0",
         summary="Retrieval-augmented agents, served.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics = GatewayMetrics()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Added last, so outermost: it also times the 413s the request-context middleware answers itself.
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(query.router)
+    app.include_router(runs.router)
+    app.include_router(ws.router)
     app.include_router(health.router)
+    app.add_route("/metrics", metrics.render, include_in_schema=False)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app

@@ -3,36 +3,103 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Literal
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from opentelemetry import trace
+from pydantic import BaseModel, Field
 from threadline.events import RunEvent, RunRequested, Topology
-from threadline.nats import ensure_streams
+from threadline.nats import RUN_EVENTS_MAX_AGE_S, ensure_streams
 from threadline.telemetry import inject_headers
 
 tracer = trace.get_tracer("threadline.gateway")
+
+# Run ids become a NATS subject token and a KV key: no dots, wildcards or spaces, or one id could read another's events.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+RunStatus = Literal["pending", "running", "success", "error"]
+
+
+class RunRecord(BaseModel):
+    """Who owns a run, kept beside its events so any gateway replica can answer for it.
+
+    The agent's events do not carry the tenant (the metadata event has run, thread and assistant),
+    so the gateway stores the owner itself in a JetStream key-value bucket that expires with the
+    RUN_EVENTS stream: a run is visible exactly as long as its events can be replayed.
+    """
+
+    run_id: str
+    thread_id: str
+    tenant_id: str
+    assistant_id: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def runs_bucket(topology: Topology) -> str:
+    """The gateway's run-owner bucket, one per namespace so test runs and deployments do not share it."""
+    return f"{topology.namespace}-gateway-runs"
 
 
 class RunBus:
     """The gateway's connection to NATS: publishes run requests, relays run events."""
 
-    def __init__(self, nc: NatsClient, js: JetStreamContext, topology: Topology) -> None:
-        self.nc, self.js, self.topology = nc, js, topology
+    def __init__(self, nc: NatsClient, js: JetStreamContext, topology: Topology, runs: KeyValue) -> None:
+        self.nc, self.js, self.topology, self.runs = nc, js, topology, runs
 
     @classmethod
     async def connect(cls, url: str, topology: Topology) -> RunBus:
         nc = await nats.connect(url, name="threadline-gateway", max_reconnect_attempts=-1, connect_timeout=5)
         js = nc.jetstream()
         await ensure_streams(js, topology)
-        return cls(nc, js, topology)
+        config = KeyValueConfig(
+            bucket=runs_bucket(topology), ttl=RUN_EVENTS_MAX_AGE_S, history=1, storage=StorageType.FILE
+        )
+        try:
+            runs = await js.create_key_value(config)
+        except BadRequestError:  # another replica created it first, perhaps with an older config
+            runs = await js.key_value(config.bucket)
+        return cls(nc, js, topology, runs)
+
+    async def remember(self, record: RunRecord) -> None:
+        """Store the run's owner; called before :meth:`submit` so the run is never visible without one."""
+        await self.runs.put(record.run_id, record.model_dump_json().encode())
+
+    async def lookup(self, run_id: str, tenant_id: str) -> RunRecord | None:
+        """The run if it exists and belongs to ``tenant_id``; another tenant's run is as absent as an unknown one."""
+        if not RUN_ID_RE.match(run_id):
+            return None
+        try:
+            entry = await self.runs.get(run_id)
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        record = RunRecord.model_validate_json(entry.value)
+        return record if record.tenant_id == tenant_id else None
+
+    async def status(self, run_id: str) -> RunStatus:
+        """From the run's last stored event: none yet is pending, a final one is its outcome."""
+        try:
+            msg = await self.js.get_last_msg(self.topology.run_events_stream, self.topology.run_events(run_id))
+        except NotFoundError:
+            return "pending"
+        event = RunEvent.model_validate_json(msg.data)
+        if event.kind == "end":
+            return "success"
+        return "error" if event.kind == "error" else "running"
 
     async def close(self) -> None:
-        await self.nc.drain()
+        if not self.nc.is_closed:  # a connection already lost has nothing left to drain
+            await self.nc.drain()
 
     @property
     def connected(self) -> bool:
@@ -89,6 +156,8 @@ class RunEventStream:
         while not self._done:
             event = await self._queue.get()
             if event.seq <= self._last_seq:
+                # A resume point at or past the final event: the client has seen the whole run.
+                self._done = event.is_final
                 continue
             self._last_seq = event.seq
             self._done = event.is_final

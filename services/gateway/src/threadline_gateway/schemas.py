@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,3 +39,41 @@ class QueryResponse(BaseModel):
     citations: list[Citation]
     model: str | None = None
     usage: dict[str, Any] = Field(default_factory=dict)
+
+
+RunStatus = Literal["pending", "running", "success", "error"]
+
+
+class RunInfo(BaseModel):
+    """A run as its tenant sees it; ``status`` comes from the run's last stored event."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: datetime
+    status: RunStatus
+
+
+class RunCreated(RunInfo):
+    """The answer to starting a background run: 202, with ``Location`` naming the run."""
+
+
+class WsQuery(QueryRequest):
+    """WebSocket: start a run. ``ref`` is echoed on the reply, to match it to this message."""
+
+    type: Literal["query"]
+    ref: str | None = Field(default=None, max_length=128, description="Echoed in the `accepted` or `error` reply.")
+
+
+class WsResume(BaseModel):
+    """WebSocket: follow a run again after a reconnect, from after ``after_seq`` (-1: from its first event)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["resume"]
+    run_id: str = Field(min_length=1, max_length=128)
+    after_seq: int = Field(default=-1, ge=-1)
+    ref: str | None = Field(default=None, max_length=128)
+
+
+WsMessage = Annotated[WsQuery | WsResume, Field(discriminator="type")]

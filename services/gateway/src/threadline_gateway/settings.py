@@ -25,3 +25,18 @@ class GatewaySettings(ServiceSettings):
     )
     retrieval_target: str = Field(default="127.0.0.1:50051", validation_alias=AliasChoices("RETRIEVAL_TARGET"))
     memory_target: str = Field(default="127.0.0.1:50052", validation_alias=AliasChoices("MEMORY_TARGET"))
+    sse_ping_s: float = Field(
+        default=15.0,
+        validation_alias=AliasChoices("GATEWAY_SSE_PING_S"),
+        description="Idle SSE streams get a comment line this often, so proxies do not close them.",
+    )
+    ws_max_message_bytes: int = Field(
+        default=65_536,
+        validation_alias=AliasChoices("GATEWAY_WS_MAX_MESSAGE_BYTES"),
+        description="A larger WebSocket message closes the connection with 1009.",
+    )
+    ws_max_runs: int = Field(
+        default=8,
+        validation_alias=AliasChoices("GATEWAY_WS_MAX_RUNS"),
+        description="Runs one WebSocket connection may have in flight at once; more are refused.",
+    )

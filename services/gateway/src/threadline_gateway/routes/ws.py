@@ -1,0 +1,200 @@
+"""``/api/v1/ws``: runs over one WebSocket, many at once, each message its own conversation turn.
+
+Protocol (JSON messages, text or UTF-8 binary; also summarised in the OpenAPI description):
+
+client -> server
+  {"type": "query", "input": "...", "thread_id"?: "...", "assistant_id"?: "...", "ref"?: "..."}
+  {"type": "resume", "run_id": "...", "after_seq"?: -1, "ref"?: "..."}
+server -> client
+  {"type": "accepted", "ref", "run_id", "thread_id", "assistant_id"}
+  {"type": "event", "run_id", "seq", "kind", "data"}           # the run's events, in order, final one last
+  {"type": "error", "ref"?, "run_id"?, "error": {"code", "message", "details"?}}
+
+Multiplexing: every ``query`` starts its own run, and every event names its ``run_id``, so a client
+may have several runs in flight on one connection (up to GATEWAY_WS_MAX_RUNS) and tell their events
+apart; two turns of one thread should be sent one after the other, as over HTTP. A message larger
+than GATEWAY_WS_MAX_MESSAGE_BYTES closes the connection with 1009; any other bad message is answered
+with an ``error`` message and the connection stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import TypeAdapter, ValidationError
+from starlette.websockets import WebSocketState
+
+from threadline_gateway.errors import ApiError
+from threadline_gateway.metrics import GatewayMetrics
+from threadline_gateway.runs import RunBus, RunRecord
+from threadline_gateway.schemas import WsMessage, WsQuery, WsResume
+from threadline_gateway.settings import GatewaySettings
+from threadline_gateway.submit import caller_tenant, nats_errors_as_503, new_run, record_of
+
+router = APIRouter()
+log = structlog.get_logger("threadline.gateway")
+
+MESSAGE_TOO_BIG = 1009
+_messages: TypeAdapter[WsQuery | WsResume] = TypeAdapter(WsMessage)
+
+
+class _Connection:
+    def __init__(self, websocket: WebSocket) -> None:
+        self.ws = websocket
+        self.settings: GatewaySettings = websocket.app.state.settings
+        self.bus: RunBus = websocket.app.state.bus
+        self.metrics: GatewayMetrics = websocket.app.state.metrics
+        self.tenant = caller_tenant(websocket)
+        self.runs: dict[str, asyncio.Task[None]] = {}
+        # Several runs' tasks write to one socket; a lock keeps each JSON message whole.
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            if self.ws.application_state is WebSocketState.CONNECTED:
+                await self.ws.send_text(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+
+    async def refuse(self, ref: str | None, code: str, message: str, **details: Any) -> None:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            error["details"] = details
+        await self.send({"type": "error", "ref": ref, "error": error})
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                raw = await self._receive()
+                if raw is None:
+                    return
+                await self._handle(raw)
+        finally:
+            for task in self.runs.values():
+                task.cancel()
+            if self.runs:
+                await asyncio.gather(*self.runs.values(), return_exceptions=True)
+
+    async def _receive(self) -> str | bytes | None:
+        """The next message, or None once the client has gone or has been closed for an oversized message."""
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        raw = message.get("text")
+        if raw is None:
+            raw = message.get("bytes") or b""
+        size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+        if size > self.settings.ws_max_message_bytes:
+            await self.ws.close(MESSAGE_TOO_BIG, f"message larger than {self.settings.ws_max_message_bytes} bytes")
+            return None
+        return raw
+
+    async def _handle(self, raw: str | bytes) -> None:
+        try:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than the parser goes
+            await self.refuse(None, "bad_request", "A message must be one JSON object.")
+            return
+        ref = payload.get("ref") if isinstance(payload, dict) and isinstance(payload.get("ref"), str) else None
+        try:
+            message = _messages.validate_python(payload)
+        except ValidationError as exc:
+            fields = [
+                # The union's tag leads each error's location; the client only named the field.
+                {"field": ".".join(str(p) for p in _field_path(err["loc"])) or "message", "message": err["msg"]}
+                for err in exc.errors()
+            ]
+            await self.refuse(ref, "validation_error", "The message is not valid.", fields=fields)
+            return
+        if len(self.runs) >= self.settings.ws_max_runs:
+            await self.refuse(
+                ref, "too_many_runs", f"At most {self.settings.ws_max_runs} runs at once on one connection."
+            )
+            return
+        try:
+            with nats_errors_as_503():
+                if isinstance(message, WsQuery):
+                    await self._start(message)
+                else:
+                    await self._resume(message)
+        except ApiError as exc:
+            await self.refuse(ref, exc.code, exc.message, **exc.details)
+
+    async def _start(self, message: WsQuery) -> None:
+        run = new_run(message, self.settings, self.tenant)
+        record = record_of(run)
+        await self.bus.remember(record)
+        # The subscription is open before the run is submitted, so no event can slip past it.
+        follower = self.bus.follow(run.run_id)
+        events = await follower.__aenter__()
+        try:
+            await self.bus.submit(run)
+        except BaseException:
+            await follower.__aexit__(None, None, None)
+            raise
+        self.metrics.run_started("websocket")
+        await self.send(
+            {
+                "type": "accepted",
+                "ref": message.ref,
+                "run_id": run.run_id,
+                "thread_id": run.thread_id,
+                "assistant_id": run.assistant_id,
+            }
+        )
+        self._relay(record, follower, events, count_outcome=True)
+
+    async def _resume(self, message: WsResume) -> None:
+        record = await self.bus.lookup(message.run_id, self.tenant)
+        if record is None:
+            raise ApiError(404, "not_found", f"No run {message.run_id!r}.")
+        if record.run_id in self.runs:
+            raise ApiError(409, "already_following", "This connection already follows that run.")
+        follower = self.bus.follow(record.run_id, after_seq=message.after_seq)
+        events = await follower.__aenter__()
+        self._relay(record, follower, events, count_outcome=False)
+
+    def _relay(self, record: RunRecord, follower: Any, events: Any, *, count_outcome: bool) -> None:
+        async def relay() -> None:
+            outcome = "disconnected"
+            try:
+                async with asyncio.timeout(self.settings.run_timeout_s):
+                    async for event in events:
+                        await self.send({"type": "event", **event.model_dump(exclude={"schema_version"})})
+                        if event.is_final:
+                            outcome = "success" if event.kind == "end" else "error"
+            except TimeoutError:
+                outcome = "timeout"
+                await self.send(
+                    {
+                        "type": "error",
+                        "run_id": record.run_id,
+                        "error": {"code": "stream_timeout", "message": "The run has not ended yet; resume to follow."},
+                    }
+                )
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                pass  # the client left; the run goes on and can be resumed
+            except Exception as exc:  # a task nobody awaits must not die with an unseen error
+                log.warning("relaying a run's events failed", run_id=record.run_id, error=repr(exc))
+            finally:
+                self.runs.pop(record.run_id, None)
+                await follower.__aexit__(None, None, None)
+                if count_outcome:
+                    self.metrics.run_finished(outcome)
+
+        self.runs[record.run_id] = asyncio.create_task(relay())
+
+
+def _field_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    return loc[1:] if loc and loc[0] in ("query", "resume") else loc
+
+
+@router.websocket("/api/v1/ws")
+async def websocket_runs(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        await _Connection(websocket).serve()
+    except WebSocketDisconnect:
+        pass

@@ -1,0 +1,103 @@
+"""What every way of starting a run shares: the caller's tenant, input checks, the NATS error contract."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from nats.errors import Error as NatsError
+from starlette.requests import HTTPConnection
+from threadline.events import RunEvent, RunRequested
+
+from threadline_gateway.errors import ApiError
+from threadline_gateway.runs import RunRecord
+from threadline_gateway.schemas import QueryRequest, QueryResponse
+from threadline_gateway.settings import GatewaySettings
+
+log = structlog.get_logger("threadline.gateway")
+
+# Agent error codes that are the caller's fault get a 4xx; any other failed run is a bad gateway.
+_ERROR_STATUS = {"invalid_input": 422, "assistant_not_found": 404}
+
+
+def caller_tenant(connection: HTTPConnection) -> str:
+    """The tenant a request or WebSocket acts for. Auth is not built yet: every caller is the default tenant.
+
+    Every run is created and looked up through this one function, so that auth only has to change it.
+    """
+    settings: GatewaySettings = connection.app.state.settings
+    return settings.default_tenant
+
+
+def input_errors(text: str, settings: GatewaySettings) -> list[dict[str, str]]:
+    """Field errors of a question's text (already stripped); empty when it may be run."""
+    if not text:
+        return [{"field": "input", "message": "must not be blank"}]
+    if len(text) > settings.max_input_chars:
+        return [{"field": "input", "message": f"at most {settings.max_input_chars} characters"}]
+    return []
+
+
+def new_run(body: QueryRequest, settings: GatewaySettings, tenant_id: str) -> RunRequested:
+    """A run for ``body``, or a 422 naming the field; a new conversation gets a new thread id."""
+    text = body.input.strip()
+    if errors := input_errors(text, settings):
+        raise ApiError(422, "validation_error", "The request is not valid.", fields=errors)
+    return RunRequested(
+        run_id=str(uuid.uuid4()),
+        thread_id=body.thread_id or str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        assistant_id=body.assistant_id,
+        input=text,
+    )
+
+
+def record_of(run: RunRequested) -> RunRecord:
+    return RunRecord(run_id=run.run_id, thread_id=run.thread_id, tenant_id=run.tenant_id, assistant_id=run.assistant_id)
+
+
+def unavailable() -> ApiError:
+    return ApiError(
+        503, "unavailable", "The message bus is unavailable; try again shortly.", headers={"Retry-After": "2"}
+    )
+
+
+@contextmanager
+def nats_errors_as_503() -> Iterator[None]:
+    """A NATS failure is the client's 503 with Retry-After, never a 500 or a hang."""
+    try:
+        yield
+    except (NatsError, ConnectionError, OSError) as exc:
+        log.warning("nats unavailable", error=str(exc))
+        raise unavailable() from exc
+
+
+def final_response(record: RunRecord, final: RunEvent) -> QueryResponse:
+    """The answer of a finished run, or its error as the API error a client can act on."""
+    if final.kind == "error":
+        code = str(final.data.get("code", "run_failed"))
+        raise ApiError(
+            _ERROR_STATUS.get(code, 502), code, str(final.data.get("message", "The run failed.")), run_id=record.run_id
+        )
+    data = final.data
+    return QueryResponse(
+        run_id=record.run_id,
+        thread_id=record.thread_id,
+        assistant_id=record.assistant_id,
+        answer=data.get("answer", ""),
+        citations=data.get("citations", []),
+        model=data.get("model"),
+        usage=data.get("usage") or {},
+    )
+
+
+def run_timeout(settings: GatewaySettings, record: RunRecord) -> ApiError:
+    return ApiError(
+        504,
+        "run_timeout",
+        f"The run did not finish within {settings.run_timeout_s:g} s; it goes on in the background.",
+        run_id=record.run_id,
+        thread_id=record.thread_id,
+    )

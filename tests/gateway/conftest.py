@@ -1,0 +1,85 @@
+"""A gateway app on the machine's real NATS, in a namespace of its own, with no agent behind it.
+
+Tests play the agent's part by publishing run events on the run's real subject, the way a worker does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import nats
+import pytest
+from fastapi.testclient import TestClient
+from threadline.events import RunEvent, Topology
+from threadline_gateway.app import create_app
+from threadline_gateway.runs import RunRecord
+from threadline_gateway.settings import GatewaySettings
+
+from tests.conftest import NATS_URL, free_port
+
+
+@pytest.fixture
+def make_gateway(nats_namespace: str) -> Iterator[Callable[..., TestClient]]:
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        settings = GatewaySettings(
+            NATS_URL=NATS_URL,
+            NATS_NAMESPACE=nats_namespace,
+            RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}",
+            MEMORY_TARGET=f"127.0.0.1:{free_port()}",
+            **overrides,
+        )
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def gateway(make_gateway: Callable[..., TestClient]) -> TestClient:
+    return make_gateway()
+
+
+def remember(client: TestClient, record: RunRecord) -> None:
+    """Store a run's owner through the app's own bus (on the app's event loop)."""
+    client.portal.call(client.app.state.bus.remember, record)
+
+
+def publish_events(namespace: str, run_id: str, events: list[tuple[int, str, dict[str, Any]]]) -> None:
+    """Publish (seq, kind, data) events on the run's subject and wait until the stream has stored them."""
+
+    async def go() -> None:
+        nc = await nats.connect(NATS_URL)
+        try:
+            js = nc.jetstream()
+            topology = Topology(namespace)
+            for seq, kind, data in events:
+                event = RunEvent(run_id=run_id, seq=seq, kind=kind, data=data)
+                await js.publish(topology.run_events(run_id), event.to_bytes(), stream=topology.run_events_stream)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+ANSWER = {
+    "answer": "Runs are durable [1].",
+    "citations": [{"document_id": "d", "chunk_id": "c", "text": "t", "score": 1.0}],
+}
+
+# A whole run as an agent publishes it, with seq 2 published twice, as a redelivered run may do.
+RUN_EVENTS: list[tuple[int, str, dict[str, Any]]] = [
+    (0, "metadata", {"assistant_id": "agent"}),
+    (1, "token", {"text": "Runs "}),
+    (2, "token", {"text": "are durable [1]."}),
+    (2, "token", {"text": "are durable [1]."}),
+    (3, "citations", {"citations": ANSWER["citations"]}),
+    (4, "end", {**ANSWER, "model": "extractive", "usage": {"total_tokens": 5}}),
+]
