@@ -145,7 +145,12 @@ async def test_an_unknown_assistant_ends_with_an_error_event(worker: AgentWorker
 
 async def test_a_waiting_worker_is_visible_to_the_gateway(worker: AgentWorker, nc: NatsClient) -> None:
     """The gateway's readiness counts pull requests waiting on the shared consumer."""
-    info = await nc.jetstream().consumer_info(worker.topology.runs_stream, worker.topology.runs_consumer)
+    # A worker re-issues its pull request every few seconds; between two there is a moment with none.
+    for _ in range(50):
+        info = await nc.jetstream().consumer_info(worker.topology.runs_stream, worker.topology.runs_consumer)
+        if info.num_waiting:
+            break
+        await asyncio.sleep(0.1)
     assert info.num_waiting >= 1
     assert info.config.ack_wait == 30
 
@@ -175,8 +180,13 @@ async def test_runs_and_tokens_are_counted_on_the_metrics_port(worker: AgentWork
     bad = RunRequested(run_id=uuid.uuid4().hex, thread_id="m2", tenant_id="acme", assistant_id="nope", input="Hi")
     for run in (ok, bad):
         await run_and_collect(nc, worker.topology, run)
+    # The worker records a run's outcome and duration as it acks, just after the final event: poll briefly.
     async with httpx.AsyncClient() as client:
-        text = (await client.get(url)).text
+        for _ in range(50):
+            text = (await client.get(url)).text
+            if 'threadline_agent_run_duration_seconds_count{assistant="nope"} 1.0' in text:
+                break
+            await asyncio.sleep(0.1)
     assert 'threadline_agent_runs_total{assistant="agent",outcome="success"} 1.0' in text
     assert 'threadline_agent_runs_total{assistant="nope",outcome="assistant_not_found"} 1.0' in text
     assert 'threadline_agent_run_duration_seconds_count{assistant="agent"} 1.0' in text

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class ReceivedSpan:
     span_id: str
     parent_span_id: str
     kind: int
+    attributes: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
 
 class OtlpReceiver:
@@ -62,6 +64,7 @@ class OtlpReceiver:
                                 span_id=span.span_id.hex(),
                                 parent_span_id=span.parent_span_id.hex(),
                                 kind=span.kind,
+                                attributes={a.key: _value(a.value) for a in span.attributes},
                             )
                         )
 
@@ -76,3 +79,8 @@ class OtlpReceiver:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _value(value: AnyValue) -> object:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None

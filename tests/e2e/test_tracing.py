@@ -59,3 +59,10 @@ def test_one_question_is_one_trace_across_all_services(client: httpx.Client, mes
             chain = _ancestors(span, by_id)
             assert run in chain, f"{service} span {span.name} is not under the agent's run span"
             assert gateway_root in chain
+
+    # Inside the run: a span per graph node, tool call and model call, the model's with its token counts.
+    inside = {s.name: s for s in spans if s.service == "agent" and run in _ancestors(s, by_id)}
+    assert {"node agent", "node tools", "tool search_knowledge_base"} <= set(inside), sorted(inside)
+    model_calls = [s for name, s in inside.items() if name.startswith("chat ")]
+    assert model_calls and all(s.attributes.get("gen_ai.usage.output_tokens", 0) > 0 for s in model_calls)
+    assert inside["node tools"] in _ancestors(inside["tool search_knowledge_base"], by_id)

@@ -12,6 +12,8 @@ from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
 from threadline.events import RunEventKind, RunRequested
 
+from threadline_agent.tracing import SpanCallbacks
+
 RECURSION_LIMIT = 12
 # A dependency that answers with one of these may well answer the next delivery.
 _TRANSIENT_CODES = frozenset(
@@ -53,8 +55,9 @@ async def execute_run(
     turn = _Turn()
     try:
         async with asyncio.timeout(timeout_s):
+            config = {**run_config(request), "callbacks": [SpanCallbacks()]}
             async for mode, chunk in graph.astream(
-                {"messages": [HumanMessage(request.input)]}, run_config(request), stream_mode=["messages", "updates"]
+                {"messages": [HumanMessage(request.input)]}, config, stream_mode=["messages", "updates"]
             ):
                 if mode == "messages":
                     await turn.on_message_chunk(*chunk, emit)
