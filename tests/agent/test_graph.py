@@ -84,3 +84,37 @@ async def test_a_run_emits_events_in_order_and_returns_the_end_data() -> None:
     assert end["usage"]["approximate"] is True
     assert end["usage"]["output_tokens"] == len(end["answer"].split())
     assert (end["run_id"], end["thread_id"], end["assistant_id"]) == (run.run_id, "t3", "agent")
+
+
+async def _no_events(kind: str, data: dict) -> None:
+    pass
+
+
+async def test_a_redelivered_run_goes_on_from_its_checkpoint_instead_of_starting_over() -> None:
+    queries: list[str] = []
+    graph = build_graph(ExtractiveAnswerer(), [fixed_passages_tool(queries)], InMemorySaver())
+    run = request("t-resume", "How are runs kept durable?")
+    # The first delivery dies mid-graph, with steps left.
+    async for _ in graph.astream({"messages": [HumanMessage(run.input)]}, run_config(run), stream_mode="updates"):
+        break
+    assert (await graph.aget_state(run_config(run))).next
+
+    end = await execute_run(graph, run, _no_events, model="m", timeout_s=30, resume=True)
+
+    messages = (await graph.aget_state(run_config(run))).values["messages"]
+    assert [type(m) for m in messages] == [HumanMessage, AIMessage, ToolMessage, AIMessage]
+    assert queries == ["How are runs kept durable?"]
+    assert "[1]" in end["answer"] and end["citations"]
+
+
+async def test_a_redelivered_run_that_had_finished_answers_from_its_checkpoint_without_a_step() -> None:
+    queries: list[str] = []
+    graph = build_graph(ExtractiveAnswerer(), [fixed_passages_tool(queries)], InMemorySaver())
+    run = request("t-done", "How are runs kept durable?")
+    first = await execute_run(graph, run, _no_events, model="m", timeout_s=30)
+
+    again = await execute_run(graph, run, _no_events, model="m", timeout_s=30, resume=True)
+
+    assert len((await graph.aget_state(run_config(run))).values["messages"]) == 4
+    assert queries == ["How are runs kept durable?"]
+    assert (again["answer"], again["citations"]) == (first["answer"], first["citations"])

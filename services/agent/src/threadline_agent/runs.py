@@ -46,19 +46,29 @@ def run_config(request: RunRequested) -> dict[str, Any]:
 
 
 async def execute_run(
-    graph: CompiledStateGraph, request: RunRequested, emit: Emit, *, model: str, timeout_s: float
+    graph: CompiledStateGraph,
+    request: RunRequested,
+    emit: Emit,
+    *,
+    model: str,
+    timeout_s: float,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Stream the graph, emitting token, tool_call, tool_result and citations events; return the end event's data.
 
     Returns only once the graph has finished, that is after its last checkpoint is stored.
+    With ``resume`` (a redelivered run), a thread whose last checkpoint belongs to this run and
+    has steps left continues from there instead of taking the question again.
     """
     turn = _Turn()
     try:
         async with asyncio.timeout(timeout_s):
             config = {**run_config(request), "callbacks": [SpanCallbacks()]}
-            async for mode, chunk in graph.astream(
-                {"messages": [HumanMessage(request.input)]}, config, stream_mode=["messages", "updates"]
-            ):
+            if resume:
+                state_input = await _resume(graph, request, config, turn)
+            else:
+                state_input = {"messages": [HumanMessage(request.input)]}
+            async for mode, chunk in graph.astream(state_input, config, stream_mode=["messages", "updates"]):
                 if mode == "messages":
                     await turn.on_message_chunk(*chunk, emit)
                 else:
@@ -86,6 +96,21 @@ async def execute_run(
         "model": turn.answer.response_metadata.get("model_name") or model,
         "usage": turn.usage(),
     }
+
+
+async def _resume(graph: CompiledStateGraph, request: RunRequested, config: dict[str, Any], turn: _Turn) -> Any:
+    """The graph input for a redelivered run: None (go on) when its last checkpoint belongs to this run.
+
+    What that earlier delivery already produced (tool results, maybe the answer) is taken into
+    ``turn`` from the checkpoint, so the end event is complete and no step runs twice.
+    """
+    state = await graph.aget_state(config)
+    if not (state.metadata and state.metadata.get("run_id") == request.run_id):
+        return {"messages": [HumanMessage(request.input)]}
+    messages = state.values.get("messages", [])
+    since = max((n for n, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+    turn.recover(messages[since + 1 :])
+    return None
 
 
 class _Turn:
@@ -130,6 +155,16 @@ class _Turn:
                             "citations": len(passages),
                         },
                     )
+
+    def recover(self, messages: list[Any]) -> None:
+        """Take in what an earlier delivery of the run stored, without emitting it again."""
+        for message in messages:
+            if isinstance(message, AIMessage):
+                self.replies.append(message)
+                if not message.tool_calls:
+                    self.answer = message
+            elif isinstance(message, ToolMessage):
+                self.retrieved.extend(p for p in message.artifact or [] if isinstance(p, dict))
 
     def citations(self) -> list[dict[str, Any]]:
         """The passages the answer cites when the model says so (the extractive answerer does), else all retrieved."""

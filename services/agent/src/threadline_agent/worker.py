@@ -25,6 +25,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy as ConsumerAckPolicy
 from nats.js.api import ConsumerConfig
+from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pydantic import ValidationError
 from threadline.events import RunEvent, RunEventKind, RunRequested, Topology
@@ -52,7 +53,7 @@ tracer = trace.get_tracer("threadline.agent")
 
 
 class RunEvents:
-    """Publishes one run's events in order, numbering them from 0."""
+    """Publishes one run's events in order, numbering them from 0, or on from where an earlier delivery stopped."""
 
     def __init__(self, nc: NatsClient, topology: Topology, run_id: str) -> None:
         self._nc, self._js = nc, nc.jetstream()
@@ -60,6 +61,16 @@ class RunEvents:
         self._subject = topology.run_events(run_id)
         self._run_id = run_id
         self._seq = 0
+
+    async def last_stored(self) -> RunEvent | None:
+        """The last event of this run the RUN_EVENTS stream holds: an earlier delivery's, on a redelivery."""
+        try:
+            stored = await self._js.get_last_msg(self._stream, self._subject)
+        except NotFoundError:
+            return None
+        last = RunEvent.model_validate_json(stored.data)
+        self._seq = last.seq + 1
+        return last
 
     def _next(self, kind: RunEventKind, data: dict[str, Any]) -> bytes:
         event = RunEvent(run_id=self._run_id, seq=self._seq, kind=kind, data=data)
@@ -198,11 +209,18 @@ class AgentWorker:
         assert self._nc is not None
         events = RunEvents(self._nc, self.topology, request.run_id)
         attempt = msg.raw_message.metadata.num_delivered or 1
+        earlier = await events.last_stored() if attempt > 1 else None
+        if earlier is not None and earlier.is_final:
+            # The worker before finished the run but died before its ack: answering again would answer twice.
+            log.info("redelivered run had already finished; acking", attempt=attempt)
+            await msg.ack_sync()
+            return
         try:
-            await events.emit(
-                "metadata",
-                {"run_id": request.run_id, "thread_id": request.thread_id, "assistant_id": request.assistant_id},
-            )
+            if earlier is None:
+                await events.emit(
+                    "metadata",
+                    {"run_id": request.run_id, "thread_id": request.thread_id, "assistant_id": request.assistant_id},
+                )
             graph = self.graphs.get(request.assistant_id)
             if graph is None:
                 known = ", ".join(sorted(self.graphs))
@@ -210,7 +228,12 @@ class AgentWorker:
             if not request.input.strip():
                 raise RunFailed("invalid_input", "The input is empty.")
             data = await execute_run(
-                graph, request, events.emit, model=model_name(self.model), timeout_s=self.settings.run_timeout_s
+                graph,
+                request,
+                events.emit,
+                model=model_name(self.model),
+                timeout_s=self.settings.run_timeout_s,
+                resume=attempt > 1,
             )
         except RunFailed as failure:
             if failure.transient and attempt < self.settings.max_attempts:
