@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.cluster import Cluster
-from tests.e2e.test_streaming import _check_run_order, _read
+from tests.e2e.run_events import check_run_order, read_frames
 
 QUESTION = "How are runs kept durable?"
 QUESTIONS = 24
@@ -53,9 +53,9 @@ def test_a_stream_started_on_one_gateway_resumes_on_the_other(cluster: Cluster) 
     with httpx.Client(timeout=120) as client:
         with client.stream("POST", f"{first}/api/v1/runs/stream", json={"input": QUESTION}) as reply:
             run_path = reply.headers["content-location"]
-            before = _read(reply, limit=2)  # then this gateway's connection drops
+            before = read_frames(reply, limit=2)  # then this gateway's connection drops
         with client.stream("GET", f"{second}{run_path}/stream", headers={"Last-Event-ID": before[-1].id}) as reply:
             assert reply.status_code == 200
-            after = _read(reply)
-    _check_run_order([(int(f.id), f.event) for f in before + after])
+            after = read_frames(reply)
+    check_run_order([(int(f.id), f.event) for f in before + after])
     assert after[-1].data["citations"]

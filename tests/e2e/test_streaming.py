@@ -12,28 +12,9 @@ from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import Mesh
-from tests.gateway.sse_client import Frame, frames
+from tests.e2e.run_events import check_run_order, read_frames
 
 QUESTION = "How are runs kept durable?"
-
-
-def _check_run_order(events: list[tuple[int, str]]) -> None:
-    """metadata first, one final event last, seqs 0, 1, 2, ... with no gap and no repeat."""
-    seqs = [seq for seq, _ in events]
-    kinds = [kind for _, kind in events]
-    assert seqs == list(range(len(seqs))), seqs
-    assert kinds[0] == "metadata"
-    assert kinds[-1] == "end", kinds
-    assert "end" not in kinds[:-1] and "error" not in kinds
-
-
-def _read(reply: httpx.Response, limit: int | None = None) -> list[Frame]:
-    got: list[Frame] = []
-    for frame in frames(reply.iter_lines()):
-        got.append(frame)
-        if len(got) == limit:
-            break
-    return got
 
 
 def test_a_streamed_question_arrives_in_order_with_citations(client: httpx.Client) -> None:
@@ -41,9 +22,9 @@ def test_a_streamed_question_arrives_in_order_with_citations(client: httpx.Clien
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("text/event-stream")
         run_url = reply.headers["content-location"]
-        got = _read(reply)
+        got = read_frames(reply)
 
-    _check_run_order([(int(f.id), f.event) for f in got])
+    check_run_order([(int(f.id), f.event) for f in got])
     citations = [c for f in got if f.event == "citations" for c in f.data["citations"]]
     assert citations and all(c["text"].strip() for c in citations)
     end = got[-1].data
@@ -58,15 +39,15 @@ def test_a_client_that_reconnects_with_last_event_id_misses_nothing_and_sees_not
 ) -> None:
     with client.stream("POST", "/api/v1/runs/stream", json={"input": QUESTION}) as reply:
         run_url = reply.headers["content-location"]
-        before = _read(reply, limit=2)  # then the connection drops mid-run
+        before = read_frames(reply, limit=2)  # then the connection drops mid-run
     assert len(before) == 2 and before[0].event == "metadata"
 
     with client.stream("GET", f"{run_url}/stream", headers={"Last-Event-ID": before[-1].id}) as reply:
         assert reply.status_code == 200
-        after = _read(reply)
+        after = read_frames(reply)
 
     assert int(after[0].id) == int(before[-1].id) + 1
-    _check_run_order([(int(f.id), f.event) for f in before + after])
+    check_run_order([(int(f.id), f.event) for f in before + after])
 
 
 def test_a_background_run_can_be_looked_up_and_joined(client: httpx.Client) -> None:
@@ -101,7 +82,7 @@ def test_a_websocket_round_trip(mesh: Mesh) -> None:
             events.append(message)
 
     assert {e["run_id"] for e in events} == {run_id}
-    _check_run_order([(e["seq"], e["kind"]) for e in events])
+    check_run_order([(e["seq"], e["kind"]) for e in events])
     assert events[-1]["data"]["citations"]
     assert events[-1]["data"]["thread_id"] == accepted["thread_id"]
 
@@ -128,7 +109,7 @@ def test_metrics_count_the_runs_and_time_the_requests(client: httpx.Client) -> N
 
     assert client.post("/api/v1/query", json={"input": QUESTION}).status_code == 200
     with client.stream("POST", "/api/v1/runs/stream", json={"input": QUESTION}) as reply:
-        assert _read(reply)[-1].event == "end"
+        assert read_frames(reply)[-1].event == "end"
     after = _counters(client)
 
     def grew(key: str) -> float:
@@ -164,6 +145,6 @@ def test_one_websocket_carries_several_runs_at_once(mesh: Mesh) -> None:
 
     assert len(set(run_of.values())) == 2
     for run_id, run_events in events.items():
-        _check_run_order([(e["seq"], e["kind"]) for e in run_events])
+        check_run_order([(e["seq"], e["kind"]) for e in run_events])
         assert {e["run_id"] for e in run_events} == {run_id}
     assert events[run_of["a"]][-1]["data"]["answer"] != events[run_of["b"]][-1]["data"]["answer"]
