@@ -5,17 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+import structlog
+from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from threadline_gateway.apikeys import ApiKeyStore
+from threadline_gateway.auth import Authenticator, authenticated
+from threadline_gateway.db import Database
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.routes import health, query, runs, ws
 from threadline_gateway.runs import RunBus
+from threadline_gateway.schemas import error_responses
 from threadline_gateway.settings import GatewaySettings
 
 # WebSocket routes do not appear in OpenAPI, so the protocol is described here, where clients read.
 API_DESCRIPTION = """
+**Authentication** (when the gateway runs with `GATEWAY_AUTH=required`): `Authorization: Bearer <token>`
+with a JWT (HS256 or RS256, carrying `exp` and the tenant claim) or an API key (`tl_...`), or
+`X-API-Key: <key>`. The tenant comes from the credential. Failures are 401 with `WWW-Authenticate`;
+another tenant's run is a 404. The WebSocket takes the credential in the handshake (`Authorization`,
+`?token=`, or subprotocols `["bearer", <token>]`) and is closed with code 4001 if it is refused.
+
 Runs stream their events (`metadata` first, then `tool_call`, `tool_result`, `token`, `citations`,
 and one final `end` or `error`), each numbered by `seq` from 0.
 
@@ -33,14 +44,28 @@ than `GATEWAY_WS_MAX_MESSAGE_BYTES` closes it with code 1009.
 """
 
 
+log = structlog.get_logger("threadline.gateway")
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
+    database = Database(settings.database_url, settings.db_timeout_s) if settings.database_url else None
+    # Built here, not in the lifespan: a misconfigured key stops the gateway before it serves anything.
+    authenticator = Authenticator(settings, ApiKeyStore(database) if database else None)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not authenticator.required:
+            log.warning(
+                f"AUTHENTICATION IS OFF (GATEWAY_AUTH=none): every caller acts as tenant {settings.default_tenant!r}; "
+                "set GATEWAY_AUTH=required anywhere but a local machine"
+            )
         app.state.bus = await RunBus.connect(settings.nats_url, settings.topology())
         try:
             yield
         finally:
             await app.state.bus.close()
+            if database is not None:
+                await database.close()
 
     app = FastAPI(
         title="Threadline",
@@ -50,13 +75,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.database = database
+    app.state.authenticator = authenticator
     app.state.metrics = metrics = GatewayMetrics()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # Added last, so outermost: it also times the 413s the request-context middleware answers itself.
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.include_router(query.router)
-    app.include_router(runs.router)
+    # Every API route is behind authentication; health, metrics and the docs are not.
+    protected = {"dependencies": [Depends(authenticated)], "responses": error_responses(401, 413, 422, 503)}
+    app.include_router(query.router, **protected)
+    app.include_router(runs.router, **protected)
     app.include_router(ws.router)
     app.include_router(health.router)
     app.add_route("/metrics", metrics.render, include_in_schema=False)

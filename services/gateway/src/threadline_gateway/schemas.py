@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+# Tenants name collections and appear in logs and keys: a narrower alphabet than other ids.
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
 class QueryRequest(BaseModel):
@@ -77,3 +79,30 @@ class WsResume(BaseModel):
 
 
 WsMessage = Annotated[WsQuery | WsResume, Field(discriminator="type")]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable: validation_error, not_found, invalid_token, ...")
+    message: str
+    request_id: str = Field(description="Also in the X-Request-ID header and the gateway's logs.")
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx."""
+
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for these error statuses, all with the one error body."""
+    described = {
+        401: "No credential, or one that is expired, forged or revoked (with WWW-Authenticate)",
+        403: "The credential may not do this",
+        404: "No such resource for this tenant",
+        413: "Body too large",
+        422: "Invalid request; `details.fields` names each field",
+        429: "Rate limit reached; retry after Retry-After seconds",
+        503: "A dependency is unavailable; retry after Retry-After seconds",
+    }
+    return {s: {"model": ErrorResponse, "description": described.get(s, "Error")} for s in statuses}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from threadline.settings import ServiceSettings
 
@@ -21,8 +23,37 @@ class GatewaySettings(ServiceSettings):
     default_tenant: str = Field(
         default="default",
         validation_alias=AliasChoices("GATEWAY_DEFAULT_TENANT"),
-        description="The tenant of unauthenticated requests while auth is off.",
+        description="The tenant of every request while auth is off.",
     )
+    auth: Literal["none", "required"] = Field(
+        default="none",
+        validation_alias=AliasChoices("GATEWAY_AUTH"),
+        description="none: no credentials checked, every caller is the default tenant (local use only); "
+        "required: a JWT or API key on every API call, its tenant taken from it.",
+    )
+    jwt_secret: str | None = Field(
+        default=None, validation_alias=AliasChoices("GATEWAY_JWT_SECRET"), description="Accept HS256 tokens."
+    )
+    jwt_public_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GATEWAY_JWT_PUBLIC_KEY"),
+        description="Accept RS256 tokens signed by this key: PEM text, or a path to a PEM file.",
+    )
+    jwt_issuer: str | None = Field(default=None, validation_alias=AliasChoices("GATEWAY_JWT_ISSUER"))
+    jwt_audience: str | None = Field(default=None, validation_alias=AliasChoices("GATEWAY_JWT_AUDIENCE"))
+    jwt_tenant_claim: str = Field(default="tenant_id", validation_alias=AliasChoices("GATEWAY_JWT_TENANT_CLAIM"))
+    jwt_leeway_s: float = Field(default=30.0, validation_alias=AliasChoices("GATEWAY_JWT_LEEWAY_S"))
+    api_keys: str = Field(
+        default="",
+        validation_alias=AliasChoices("GATEWAY_API_KEYS"),
+        description="Static API keys as comma-separated tenant:sha256-hex pairs, for setups without PostgreSQL.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL"),
+        description="PostgreSQL for API keys and feedback.",
+    )
+    db_timeout_s: float = Field(default=5.0, validation_alias=AliasChoices("GATEWAY_DB_TIMEOUT_S"))
     retrieval_target: str = Field(default="127.0.0.1:50051", validation_alias=AliasChoices("RETRIEVAL_TARGET"))
     memory_target: str = Field(default="127.0.0.1:50052", validation_alias=AliasChoices("MEMORY_TARGET"))
     sse_ping_s: float = Field(

@@ -11,6 +11,7 @@ from nats.errors import Error as NatsError
 from starlette.requests import HTTPConnection
 from threadline.events import RunEvent, RunRequested
 
+from threadline_gateway.auth import caller
 from threadline_gateway.errors import ApiError
 from threadline_gateway.runs import RunRecord
 from threadline_gateway.schemas import QueryRequest, QueryResponse
@@ -23,12 +24,11 @@ _ERROR_STATUS = {"invalid_input": 422, "assistant_not_found": 404}
 
 
 def caller_tenant(connection: HTTPConnection) -> str:
-    """The tenant a request or WebSocket acts for. Auth is not built yet: every caller is the default tenant.
+    """The tenant a request or WebSocket acts for: from its credential (or the default tenant while auth is off).
 
-    Every run is created and looked up through this one function, so that auth only has to change it.
+    Every run is created and looked up through this one function, so no route can pick a tenant of its own.
     """
-    settings: GatewaySettings = connection.app.state.settings
-    return settings.default_tenant
+    return caller(connection).tenant_id
 
 
 def input_errors(text: str, settings: GatewaySettings) -> list[dict[str, str]]:

@@ -28,6 +28,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocketState
 
+from threadline_gateway.auth import WS_TRY_AGAIN_LATER, WS_UNAUTHENTICATED, websocket_credential
 from threadline_gateway.errors import ApiError
 from threadline_gateway.metrics import GatewayMetrics
 from threadline_gateway.runs import RunBus, RunRecord
@@ -193,7 +194,16 @@ def _field_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
 
 @router.websocket("/api/v1/ws")
 async def websocket_runs(websocket: WebSocket) -> None:
-    await websocket.accept()
+    # Authenticated during the handshake: a refused client is closed with 4001 before any message is read.
+    credential, subprotocol = websocket_credential(websocket)
+    try:
+        websocket.state.principal = await websocket.app.state.authenticator.authenticate(credential)
+    except ApiError as exc:
+        await websocket.accept(subprotocol=subprotocol)
+        code = WS_UNAUTHENTICATED if exc.status == 401 else WS_TRY_AGAIN_LATER
+        await websocket.close(code, exc.message[:120])
+        return
+    await websocket.accept(subprotocol=subprotocol)
     try:
         await _Connection(websocket).serve()
     except WebSocketDisconnect:

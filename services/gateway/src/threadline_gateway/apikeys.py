@@ -1,0 +1,180 @@
+"""API keys: made here, shown once, stored only as their SHA-256.
+
+A key is ``tl_<id>_<secret>``: the id names the key in logs and for revocation without revealing
+it, the 32-byte secret makes it unguessable. A fast hash is enough for a secret of that entropy
+(there is no dictionary to try), and it lets a request find its key by one indexed lookup.
+
+CLI (with DATABASE_URL set)::
+
+    python -m threadline_gateway.apikeys create --tenant acme [--name ci] [--role admin]
+    python -m threadline_gateway.apikeys list [--tenant acme]
+    python -m threadline_gateway.apikeys revoke <id>
+    python -m threadline_gateway.apikeys static --tenant acme   # no database: a GATEWAY_API_KEYS entry
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import re
+import secrets
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+
+from threadline_gateway.db import Database
+from threadline_gateway.errors import ApiError
+from threadline_gateway.schemas import TENANT_PATTERN
+
+PREFIX = "tl_"
+_KEY_RE = re.compile(r"^tl_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    tenant_id: str
+    name: str = ""
+    roles: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    revoked_at: datetime | None = field(default=None, compare=False)
+
+
+def generate() -> tuple[str, str]:
+    """(key id, the whole key); the key is shown to its owner once and never stored."""
+    key_id = secrets.token_hex(6)
+    return key_id, f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def looks_like_key(credential: str) -> bool:
+    return credential.startswith(PREFIX)
+
+
+def parse_static(spec: str) -> dict[bytes, ApiKey]:
+    """``tenant:sha256hex,...`` (GATEWAY_API_KEYS) as digest -> key; raises ValueError naming a bad entry."""
+    keys: dict[bytes, ApiKey] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        tenant, _, hex_digest = entry.partition(":")
+        if not re.match(TENANT_PATTERN, tenant) or not re.fullmatch(r"[0-9a-f]{64}", hex_digest):
+            raise ValueError(f"GATEWAY_API_KEYS entry {entry[:24]!r}... is not tenant:sha256-hex")
+        keys[bytes.fromhex(hex_digest)] = ApiKey(id="static-" + hex_digest[:12], tenant_id=tenant)
+    return keys
+
+
+class ApiKeyStore:
+    """Keys in PostgreSQL (``gateway_api_keys``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def find(self, key: str) -> ApiKey | None:
+        """The live key with this value, or None (unknown, malformed or revoked)."""
+        if not _KEY_RE.match(key):
+            return None
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, tenant_id, name, roles FROM gateway_api_keys WHERE key_sha256 = %s AND revoked_at IS NULL",
+                (digest(key),),
+            )
+            row = await cur.fetchone()
+        return ApiKey(id=row[0], tenant_id=row[1], name=row[2], roles=tuple(row[3])) if row else None
+
+    async def create(self, tenant_id: str, name: str = "", roles: tuple[str, ...] = ()) -> tuple[ApiKey, str]:
+        if not re.match(TENANT_PATTERN, tenant_id):
+            raise ValueError(f"tenant {tenant_id!r} is not a valid tenant id")
+        key_id, key = generate()
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO gateway_api_keys (id, key_sha256, tenant_id, name, roles) VALUES (%s, %s, %s, %s, %s)"
+                " RETURNING created_at",
+                (key_id, digest(key), tenant_id, name, list(roles)),
+            )
+            (created_at,) = await cur.fetchone()
+        return ApiKey(key_id, tenant_id, name, roles, created_at), key
+
+    async def revoke(self, key_id: str) -> bool:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE gateway_api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (key_id,)
+            )
+            return cur.rowcount == 1
+
+    async def list(self, tenant_id: str | None = None) -> list[ApiKey]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, tenant_id, name, roles, created_at, revoked_at FROM gateway_api_keys"
+                " WHERE %(tenant)s::text IS NULL OR tenant_id = %(tenant)s ORDER BY created_at",
+                {"tenant": tenant_id},
+            )
+            return [ApiKey(r[0], r[1], r[2], tuple(r[3]), r[4], r[5]) for r in await cur.fetchall()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m threadline_gateway.apikeys", description="Manage API keys.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="create a key in PostgreSQL and print it (shown once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name", default="")
+    create.add_argument("--role", action="append", default=[], dest="roles")
+    listing = sub.add_parser("list", help="list keys (never their values)")
+    listing.add_argument("--tenant")
+    revoke = sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("id")
+    static = sub.add_parser("static", help="make a key for GATEWAY_API_KEYS, without a database")
+    static.add_argument("--tenant", required=True)
+    return parser
+
+
+async def _run(args: argparse.Namespace, database_url: str | None) -> int:
+    if args.command == "static":
+        if not re.match(TENANT_PATTERN, args.tenant):
+            print(f"error: tenant {args.tenant!r} is not a valid tenant id", file=sys.stderr)
+            return 2
+        _, key = generate()
+        print(f"key: {key}\nGATEWAY_API_KEYS entry: {args.tenant}:{digest(key).hex()}")
+        return 0
+    if not database_url:
+        print("error: DATABASE_URL is not set; keys are stored in PostgreSQL (or use `static`)", file=sys.stderr)
+        return 2
+    db = Database(database_url, timeout_s=10)
+    store = ApiKeyStore(db)
+    try:
+        if args.command == "create":
+            try:
+                key, value = await store.create(args.tenant, args.name, tuple(args.roles))
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(f"id: {key.id}\ntenant: {key.tenant_id}\nkey: {value}")
+            print("Keep the key now: it is stored only as a hash and cannot be shown again.", file=sys.stderr)
+        elif args.command == "list":
+            for key in await store.list(args.tenant):
+                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+                print(f"{key.id}\t{key.tenant_id}\t{key.name}\t{','.join(key.roles)}\t{state}")
+        elif not await store.revoke(args.id):
+            print(f"error: no active key {args.id!r}", file=sys.stderr)
+            return 1
+        return 0
+    except (psycopg.Error, OSError, ApiError) as exc:
+        print(f"error: PostgreSQL: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await db.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from threadline_gateway.settings import GatewaySettings
+
+    args = _parser().parse_args(argv)
+    return asyncio.run(_run(args, GatewaySettings().database_url))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
