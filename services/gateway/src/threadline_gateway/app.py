@@ -10,13 +10,15 @@ from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from threadline_gateway.apikeys import ApiKeyStore
-from threadline_gateway.auth import Authenticator, authenticated
+from threadline_gateway.auth import Authenticator
 from threadline_gateway.db import Database
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
+from threadline_gateway.ratelimit import make_limiter, rate_limited
 from threadline_gateway.routes import health, query, runs, ws
 from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import error_responses
+from threadline_gateway.security import SecurityHeadersMiddleware, add_cors
 from threadline_gateway.settings import GatewaySettings
 
 # WebSocket routes do not appear in OpenAPI, so the protocol is described here, where clients read.
@@ -51,6 +53,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     database = Database(settings.database_url, settings.db_timeout_s) if settings.database_url else None
     # Built here, not in the lifespan: a misconfigured key stops the gateway before it serves anything.
     authenticator = Authenticator(settings, ApiKeyStore(database) if database else None)
+    limiter = make_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +67,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             yield
         finally:
             await app.state.bus.close()
+            await limiter.close()
             if database is not None:
                 await database.close()
 
@@ -77,13 +81,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.authenticator = authenticator
+    app.state.limiter = limiter
     app.state.metrics = metrics = GatewayMetrics()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    add_cors(app, settings)
+    app.add_middleware(SecurityHeadersMiddleware)
     # Added last, so outermost: it also times the 413s the request-context middleware answers itself.
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    # Every API route is behind authentication; health, metrics and the docs are not.
-    protected = {"dependencies": [Depends(authenticated)], "responses": error_responses(401, 413, 422, 503)}
+    # Every API route is authenticated and rate-limited; health, metrics and the docs are not.
+    protected = {"dependencies": [Depends(rate_limited)], "responses": error_responses(401, 413, 422, 429, 503)}
     app.include_router(query.router, **protected)
     app.include_router(runs.router, **protected)
     app.include_router(ws.router)

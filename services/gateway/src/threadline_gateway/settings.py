@@ -54,6 +54,27 @@ class GatewaySettings(ServiceSettings):
         description="PostgreSQL for API keys and feedback.",
     )
     db_timeout_s: float = Field(default=5.0, validation_alias=AliasChoices("GATEWAY_DB_TIMEOUT_S"))
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL"),
+        description="Rate-limit windows shared by every replica; unset, each process counts on its own.",
+    )
+    rate_limit_tenant: int = Field(
+        default=0,
+        validation_alias=AliasChoices("GATEWAY_RATE_LIMIT_TENANT"),
+        description="API requests one tenant may make per window, over all its credentials; 0: no limit.",
+    )
+    rate_limit_key: int = Field(
+        default=0,
+        validation_alias=AliasChoices("GATEWAY_RATE_LIMIT_KEY"),
+        description="API requests one credential (API key or JWT subject) may make per window; 0: no limit.",
+    )
+    rate_limit_window_s: float = Field(default=60.0, gt=0, validation_alias=AliasChoices("GATEWAY_RATE_LIMIT_WINDOW_S"))
+    cors_origins: str = Field(
+        default="",
+        validation_alias=AliasChoices("GATEWAY_CORS_ORIGINS"),
+        description="Comma-separated origins browsers may call the API from; empty: same origin only.",
+    )
     retrieval_target: str = Field(default="127.0.0.1:50051", validation_alias=AliasChoices("RETRIEVAL_TARGET"))
     memory_target: str = Field(default="127.0.0.1:50052", validation_alias=AliasChoices("MEMORY_TARGET"))
     sse_ping_s: float = Field(

@@ -28,13 +28,15 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocketState
 
-from threadline_gateway.auth import WS_TRY_AGAIN_LATER, WS_UNAUTHENTICATED, websocket_credential
+from threadline_gateway import ratelimit
+from threadline_gateway.auth import WS_TRY_AGAIN_LATER, WS_UNAUTHENTICATED, caller, websocket_credential
 from threadline_gateway.errors import ApiError
 from threadline_gateway.metrics import GatewayMetrics
+from threadline_gateway.ratelimit import Limiter
 from threadline_gateway.runs import RunBus, RunRecord
 from threadline_gateway.schemas import WsMessage, WsQuery, WsResume
 from threadline_gateway.settings import GatewaySettings
-from threadline_gateway.submit import caller_tenant, nats_errors_as_503, new_run, record_of
+from threadline_gateway.submit import nats_errors_as_503, new_run, record_of
 
 router = APIRouter()
 log = structlog.get_logger("threadline.gateway")
@@ -49,7 +51,9 @@ class _Connection:
         self.settings: GatewaySettings = websocket.app.state.settings
         self.bus: RunBus = websocket.app.state.bus
         self.metrics: GatewayMetrics = websocket.app.state.metrics
-        self.tenant = caller_tenant(websocket)
+        self.limiter: Limiter = websocket.app.state.limiter
+        self.principal = caller(websocket)
+        self.tenant = self.principal.tenant_id
         self.runs: dict[str, asyncio.Task[None]] = {}
         # Several runs' tasks write to one socket; a lock keeps each JSON message whole.
         self._send_lock = asyncio.Lock()
@@ -115,6 +119,9 @@ class _Connection:
             )
             return
         try:
+            if isinstance(message, WsQuery):
+                # Each question counts against the caller's limits, as it would over HTTP.
+                await ratelimit.check(self.limiter, self.principal, self.settings)
             with nats_errors_as_503():
                 if isinstance(message, WsQuery):
                     await self._start(message)
