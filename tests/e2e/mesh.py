@@ -19,16 +19,19 @@ class MeshProcess:
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.lines: list[str] = []
+        self.log_lines: list[str] = []  # the services' stderr: their JSON logs
         self._ready = threading.Event()
         self.proc = subprocess.Popen(
             args,
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,  # its own process group, so SIGINT to the group is a terminal's Ctrl-C
         )
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_logs, daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -38,10 +41,15 @@ class MeshProcess:
                 self._ready.set()
         self._ready.set()
 
+    def _read_logs(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log_lines.append(line.rstrip("\n"))
+
     def wait_ready(self, timeout: float) -> None:
         if not self._ready.wait(timeout) or self.proc.poll() is not None:
             self.interrupt()
-            raise RuntimeError("the mesh did not come up:\n" + "\n".join(self.lines[-40:]))
+            raise RuntimeError("the mesh did not come up:\n" + "\n".join((self.lines + self.log_lines)[-40:]))
 
     def descendants(self) -> set[int]:
         """Every live process started under the launcher (children run in their own sessions)."""
