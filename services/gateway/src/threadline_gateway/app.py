@@ -11,11 +11,12 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from threadline_gateway.apikeys import ApiKeyStore
 from threadline_gateway.auth import Authenticator
+from threadline_gateway.chat_threads import ChatThreads
 from threadline_gateway.db import Database
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.ratelimit import make_limiter, rate_limited
-from threadline_gateway.routes import health, query, runs, ws
+from threadline_gateway.routes import health, openai, query, runs, ws
 from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import error_responses
 from threadline_gateway.security import SecurityHeadersMiddleware, add_cors
@@ -35,6 +36,9 @@ and one final `end` or `error`), each numbered by `seq` from 0.
 **SSE** (`POST /api/v1/runs/stream`, `GET /api/v1/runs/{run_id}/stream`): `id:` is the event's `seq`,
 `event:` its kind, `data:` its payload as JSON. Reconnect with `Last-Event-ID` to resume right after
 that event; events are kept for an hour.
+
+**OpenAI-compatible** (`/v1/models`, `/v1/chat/completions`): each assistant is a model; the last user message
+is the question; a resent history continues its thread (or name it: `thread_id` / `X-Thread-Id`).
 
 **WebSocket** (`/api/v1/ws`): send `{"type": "query", "input": ..., "thread_id"?, "assistant_id"?, "ref"?}`;
 the reply is `{"type": "accepted", "ref", "run_id", "thread_id", "assistant_id"}`, then the run's events
@@ -63,6 +67,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 "set GATEWAY_AUTH=required anywhere but a local machine"
             )
         app.state.bus = await RunBus.connect(settings.nats_url, settings.topology())
+        app.state.chat_threads = ChatThreads(app.state.bus.js, settings.topology(), settings.chat_thread_ttl_s)
         try:
             yield
         finally:
@@ -93,6 +98,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     protected = {"dependencies": [Depends(rate_limited)], "responses": error_responses(401, 413, 422, 429, 503)}
     app.include_router(query.router, **protected)
     app.include_router(runs.router, **protected)
+    app.include_router(openai.router, **protected)
     app.include_router(ws.router)
     app.include_router(health.router)
     app.add_route("/metrics", metrics.render, include_in_schema=False)
