@@ -16,7 +16,7 @@ from threadline_gateway.db import Database
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.ratelimit import make_limiter, rate_limited
-from threadline_gateway.routes import health, openai, query, runs, ws
+from threadline_gateway.routes import chat, health, openai, query, runs, ws
 from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import error_responses
 from threadline_gateway.security import SecurityHeadersMiddleware, add_cors
@@ -101,6 +101,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(openai.router, **protected)
     app.include_router(ws.router)
     app.include_router(health.router)
+    chat.mount(app)
     app.add_route("/metrics", metrics.render, include_in_schema=False)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app
