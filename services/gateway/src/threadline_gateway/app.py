@@ -16,7 +16,7 @@ from threadline_gateway.db import Database
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.ratelimit import make_limiter, rate_limited
-from threadline_gateway.routes import chat, health, openai, query, runs, ws
+from threadline_gateway.routes import chat, feedback, health, openai, query, runs, ws
 from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import error_responses
 from threadline_gateway.security import SecurityHeadersMiddleware, add_cors
@@ -66,6 +66,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 f"AUTHENTICATION IS OFF (GATEWAY_AUTH=none): every caller acts as tenant {settings.default_tenant!r}; "
                 "set GATEWAY_AUTH=required anywhere but a local machine"
             )
+        if database is not None:
+            await database.prepare()
         app.state.bus = await RunBus.connect(settings.nats_url, settings.topology())
         app.state.chat_threads = ChatThreads(app.state.bus.js, settings.topology(), settings.chat_thread_ttl_s)
         try:
@@ -99,6 +101,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(query.router, **protected)
     app.include_router(runs.router, **protected)
     app.include_router(openai.router, **protected)
+    app.include_router(feedback.router, **protected)
     app.include_router(ws.router)
     app.include_router(health.router)
     chat.mount(app)

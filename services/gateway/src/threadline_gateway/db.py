@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS gateway_feedback (
     comment     text NOT NULL DEFAULT '',
     created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS gateway_feedback_run ON gateway_feedback (tenant_id, run_id);
+-- One opinion per caller and answer: sending feedback again replaces it.
+CREATE UNIQUE INDEX IF NOT EXISTS gateway_feedback_once ON gateway_feedback (tenant_id, run_id, subject);
 """
 
 # Several replicas may start at once; CREATE ... IF NOT EXISTS still races on the catalog without a lock.
@@ -58,6 +59,14 @@ class Database:
         self._opened = False
         self._schema_ready = False
         self._lock = asyncio.Lock()
+
+    async def prepare(self) -> None:
+        """Create the schema now if PostgreSQL is up; if it is not, the first call that needs it will."""
+        try:
+            async with self.connection():
+                pass
+        except ApiError:
+            log.warning("PostgreSQL is not reachable yet; API keys and feedback wait for it")
 
     async def close(self) -> None:
         if self._opened:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # Tenants name collections and appear in logs and keys: a narrower alphabet than other ids.
@@ -100,9 +100,35 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No credential, or one that is expired, forged or revoked (with WWW-Authenticate)",
         403: "The credential may not do this",
         404: "No such resource for this tenant",
+        409: "The resource is not in a state that allows this",
         413: "Body too large",
         422: "Invalid request; `details.fields` names each field",
         429: "Rate limit reached; retry after Retry-After seconds",
+        502: "The run failed; the error names its code",
         503: "A dependency is unavailable; retry after Retry-After seconds",
+        504: "The run did not finish in time; it goes on in the background",
     }
     return {s: {"model": ErrorResponse, "description": described.get(s, "Error")} for s in statuses}
+
+
+class FeedbackRequest(BaseModel):
+    """A rating of a run's answer, with an optional comment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating: int = Field(ge=1, le=5, strict=True, description="1 (bad) to 5 (excellent).", examples=[4])
+    comment: str = Field(
+        default="",
+        max_length=4000,
+        validation_alias=AliasChoices("comment", "text"),
+        description="Free text (also accepted as `text`).",
+    )
+
+
+class Feedback(BaseModel):
+    id: int
+    run_id: str
+    thread_id: str
+    rating: int
+    comment: str
+    created_at: datetime
