@@ -50,7 +50,8 @@ def test_feedback_is_stored_and_a_second_one_replaces_it(
         "comment": "Missed the point.",
         "created_at": None,
     }
-    again = gateway.post(f"/api/v1/runs/{run.run_id}/feedback", json={"rating": 5, "text": "On reflection, spot on."})
+    # 5.0 is JSON's integer 5; the comment may also come as "text".
+    again = gateway.post(f"/api/v1/runs/{run.run_id}/feedback", json={"rating": 5.0, "text": "On reflection, spot on."})
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
 

@@ -151,3 +151,14 @@ def test_bad_input_is_a_422_before_anything_starts(gateway: TestClient, path: st
     assert reply.status_code == 422
     assert reply.headers["content-type"] == "application/json"
     assert field in [f["field"] for f in reply.json()["error"]["details"]["fields"]]
+
+
+def test_a_run_that_outlives_the_timeout_is_a_504_not_a_503(make_gateway: Callable[..., TestClient]) -> None:
+    gateway = make_gateway(GATEWAY_RUN_TIMEOUT_S=0.3)
+    # No agent works here: the run is stored and waits, so the caller gets a 504 naming the run to come back to.
+    reply = gateway.post("/api/v1/query", json={"input": "anyone there?"})
+    assert reply.status_code == 504, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "run_timeout"
+    joined = gateway.get(f"/api/v1/runs/{error['details']['run_id']}/wait")
+    assert joined.status_code == 504 and joined.json()["error"]["code"] == "run_timeout"

@@ -9,6 +9,7 @@ import structlog
 from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from threadline_gateway import openapi as openapi_document
 from threadline_gateway.apikeys import ApiKeyStore
 from threadline_gateway.auth import Authenticator
 from threadline_gateway.chat_threads import ChatThreads
@@ -105,6 +106,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(health.router)
     chat.mount(app)
+    openapi_document.install(app, settings.max_input_chars)
     app.add_route("/metrics", metrics.render, include_in_schema=False)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app

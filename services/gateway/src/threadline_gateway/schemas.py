@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # Tenants name collections and appear in logs and keys: a narrower alphabet than other ids.
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+# What a blank question may consist of: the characters both JSON Schema (ECMAScript) and Python regexes
+# call whitespace, spelled out, because the two engines' \s differ (and str.strip() strips still more).
+BLANK = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK_PATTERN = f"[^{BLANK}]"
+
+
+def strip_blank(text: str) -> str:
+    return text.strip(BLANK)
 
 
 class QueryRequest(BaseModel):
@@ -116,13 +126,21 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rating: int = Field(ge=1, le=5, strict=True, description="1 (bad) to 5 (excellent).", examples=[4])
+    rating: int = Field(ge=1, le=5, description="1 (bad) to 5 (excellent).", examples=[4])
     comment: str = Field(
         default="",
         max_length=4000,
         validation_alias=AliasChoices("comment", "text"),
         description="Free text (also accepted as `text`).",
     )
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        # JSON's 4.0 is the integer 4 (as JSON Schema says), but "4" and true are not ratings.
+        if isinstance(value, bool | str):
+            raise ValueError("must be a number from 1 to 5")
+        return value
 
 
 class Feedback(BaseModel):

@@ -14,7 +14,7 @@ from threadline.events import RunEvent, RunRequested
 from threadline_gateway.auth import caller
 from threadline_gateway.errors import ApiError
 from threadline_gateway.runs import RunRecord
-from threadline_gateway.schemas import QueryRequest, QueryResponse
+from threadline_gateway.schemas import QueryRequest, QueryResponse, strip_blank
 from threadline_gateway.settings import GatewaySettings
 
 log = structlog.get_logger("threadline.gateway")
@@ -42,7 +42,7 @@ def input_errors(text: str, settings: GatewaySettings) -> list[dict[str, str]]:
 
 def new_run(body: QueryRequest, settings: GatewaySettings, tenant_id: str) -> RunRequested:
     """A run for ``body``, or a 422 naming the field; a new conversation gets a new thread id."""
-    text = body.input.strip()
+    text = strip_blank(body.input)
     if errors := input_errors(text, settings):
         raise ApiError(422, "validation_error", "The request is not valid.", fields=errors)
     return RunRequested(
@@ -69,6 +69,12 @@ def nats_errors_as_503() -> Iterator[None]:
     """A NATS failure is the client's 503 with Retry-After, never a 500 or a hang."""
     try:
         yield
+    except TimeoutError as exc:
+        # TimeoutError is an OSError, but a run that is merely slow is the caller's 504, not a bus failure.
+        if not isinstance(exc, NatsError):
+            raise
+        log.warning("nats unavailable", error=repr(exc))
+        raise unavailable() from exc
     except (NatsError, ConnectionError, OSError) as exc:
         log.warning("nats unavailable", error=str(exc))
         raise unavailable() from exc

@@ -35,7 +35,7 @@ from threadline_gateway.openai_schemas import (
     Usage,
 )
 from threadline_gateway.runs import RunBus, RunEventStream, RunRecord
-from threadline_gateway.schemas import ID_PATTERN, QueryRequest, error_responses
+from threadline_gateway.schemas import ID_PATTERN, QueryRequest, error_responses, strip_blank
 from threadline_gateway.settings import GatewaySettings
 from threadline_gateway.streaming import ClosingStreamingResponse
 from threadline_gateway.submit import (
@@ -81,7 +81,7 @@ def _turns(body: ChatCompletionRequest, settings: GatewaySettings) -> list[Turn]
     if body.messages[-1].role != "user":
         raise _invalid("messages", "the last message must be a user message")
     turns = [(m.role, m.text()) for m in body.messages if m.role in ("user", "assistant")]
-    for error in input_errors(turns[-1][1].strip(), settings):
+    for error in input_errors(strip_blank(turns[-1][1]), settings):
         raise _invalid("messages", f"the last message's text {error['message']}")
     return turns
 
@@ -124,7 +124,7 @@ async def chat_completions(
     try:
         with nats_errors_as_503():
             thread_id = await _thread_of(threads, body, x_thread_id, tenant, turns)
-            query = QueryRequest(input=turns[-1][1], thread_id=thread_id, assistant_id=body.model)
+            query = QueryRequest(input=strip_blank(turns[-1][1]), thread_id=thread_id, assistant_id=body.model)
             run = new_run(query, settings, tenant)
             record = record_of(run)
             await bus.remember(record)
