@@ -11,6 +11,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from threadline_gateway import openapi as openapi_document
 from threadline_gateway.apikeys import ApiKeyStore
+from threadline_gateway.audit import AuditMiddleware
 from threadline_gateway.auth import Authenticator
 from threadline_gateway.chat_threads import ChatThreads
 from threadline_gateway.db import Database
@@ -92,6 +93,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.limiter = limiter
     app.state.metrics = metrics = GatewayMetrics()
     install_error_handlers(app)
+    # Inside the request-context middleware, so each audit line carries the request id.
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     add_cors(app, settings)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -29,6 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.websockets import WebSocketState
 
 from threadline_gateway import ratelimit
+from threadline_gateway.audit import audit_log, who
 from threadline_gateway.auth import WS_TRY_AGAIN_LATER, WS_UNAUTHENTICATED, caller, websocket_credential
 from threadline_gateway.errors import ApiError
 from threadline_gateway.metrics import GatewayMetrics
@@ -143,6 +144,7 @@ class _Connection:
             await follower.__aexit__(None, None, None)
             raise
         self.metrics.run_started("websocket")
+        audit_log.info("websocket run", route="/api/v1/ws", run_id=run.run_id, **who(self.ws.scope))
         await self.send(
             {
                 "type": "accepted",
@@ -209,8 +211,12 @@ async def websocket_runs(websocket: WebSocket) -> None:
         await websocket.accept(subprotocol=subprotocol)
         code = WS_UNAUTHENTICATED if exc.status == 401 else WS_TRY_AGAIN_LATER
         await websocket.close(code, exc.message[:120])
+        audit_log.info(
+            "websocket refused", route="/api/v1/ws", close_code=code, reason=exc.code, **who(websocket.scope)
+        )
         return
     await websocket.accept(subprotocol=subprotocol)
+    audit_log.info("websocket opened", route="/api/v1/ws", **who(websocket.scope))
     try:
         await _Connection(websocket).serve()
     except WebSocketDisconnect:
