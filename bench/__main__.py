@@ -6,7 +6,7 @@ import argparse
 import importlib
 import json
 
-BENCHMARKS = ("query_latency", "retrieval_quality")
+BENCHMARKS = ("query_latency", "retrieval_quality", "end_to_end")
 
 
 def main() -> None:

@@ -31,14 +31,18 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_mesh(timeout_s: float = 240) -> Iterator[RunningMesh]:
-    """The four services and an embedded NATS, with docs/ loaded; stopped with SIGINT on exit."""
+def running_mesh(timeout_s: float = 240, extra_env: dict[str, str] | None = None) -> Iterator[RunningMesh]:
+    """The four services and an embedded NATS, with docs/ loaded; stopped with SIGINT on exit.
+
+    ``extra_env`` (e.g. a ``DATABASE_URL``) is applied after the embedded defaults are forced.
+    """
     ports = {name: _free_port() for name in ("GATEWAY_PORT", "RETRIEVAL_PORT", "MEMORY_PORT", "THREADLINE_NATS_PORT")}
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as data_dir:
         env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "THREADLINE_DATA_DIR": data_dir}
         env["LOG_LEVEL"] = "WARNING"
         for name in ("NATS_URL", "DATABASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"):
             env.pop(name, None)
+        env.update(extra_env or {})
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "tools" / "up.py")],
             cwd=ROOT,

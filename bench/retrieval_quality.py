@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import grpc
@@ -26,34 +25,18 @@ from threadline.grpc import check_health
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 
+from bench import scifact
 from bench.stats import machine
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SCIFACT_DIR", ROOT.parent / "shared" / "data" / "scifact"))
 RESULTS = Path(__file__).parent / "results" / "retrieval_quality.json"
 MODES = {"dense": pb.SEARCH_MODE_DENSE, "keyword": pb.SEARCH_MODE_KEYWORD, "hybrid": pb.SEARCH_MODE_HYBRID}
 PUBLISHED = {"dense": (0.645, 0.925), "keyword": (0.665, None), "keyword (Anserini BM25 flat)": (0.679, 0.925)}
 
 
 def _load() -> tuple[list[pb.Document], dict[str, str], dict[str, dict[str, int]]]:
-    documents = []
-    with (DATA / "corpus.jsonl").open() as corpus:
-        for line in corpus:
-            row = json.loads(line)
-            documents.append(pb.Document(id=row["_id"], text=f"{row['title']} {row['text']}".strip()))
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with (DATA / "qrels" / "test.tsv").open() as lines:
-        next(lines)
-        for line in lines:
-            query, doc, score = line.split()
-            qrels[query][doc] = int(score)
-    queries = {}
-    with (DATA / "queries.jsonl").open() as rows:
-        for line in rows:
-            row = json.loads(line)
-            if row["_id"] in qrels:
-                queries[row["_id"]] = row["text"]
-    return documents, queries, qrels
+    documents = [pb.Document(id=a.id, text=a.text) for a in scifact.abstracts()]
+    return documents, scifact.test_claims(), scifact.judgements()
 
 
 def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:

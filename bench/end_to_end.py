@@ -1,0 +1,369 @@
+"""Questions end to end on a 10k-chunk knowledge base: the mesh next to a monolith and ``langgraph dev``.
+
+``python -m bench end_to_end`` chunks the 5,183 SciFact abstracts as the retrieval service
+does (1,000 characters, 150 overlap: 10,959 chunks), then measures three systems, one after
+the other in the same run, each answering the SciFact test claims with the same graph and
+the offline extractive answerer:
+
+- the mesh as ``./task up`` starts it, with the memory service on PostgreSQL; request-response
+  through ``POST /api/v1/query`` and streaming over the WebSocket ``/api/v1/ws``;
+- the monolith a user would otherwise write (``bench/peers/monolith.py``): one FastAPI process,
+  in-process FAISS, langgraph's ``AsyncPostgresSaver``; ``POST /query`` and SSE ``POST /stream``;
+- the same graph served by ``langgraph dev`` (``bench/peers/langgraph_graph.py``, in its own
+  ``.venv-langgraph`` made on first use): ``POST /runs/wait`` and ``POST /runs/stream``.
+
+At 1, 8 and 32 concurrent clients it records latency p50/p95/p99, time to first token and
+throughput, writes ``bench/results/end_to_end.json`` and plots ``docs/bench-latency.png``.
+The figures that matter are the ratios of the mesh to each peer, taken in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import psycopg
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+from threadline.retrieval.v1 import retrieval_pb2 as pb
+from threadline.retrieval.v1 import retrieval_pb2_grpc
+from threadline_retrieval.embeddings import LocalEmbedder
+from websockets.asyncio.client import connect
+
+from bench import scifact
+from bench.mesh import ROOT, _free_port, running_mesh
+from bench.peers import knowledge_base
+from bench.stats import machine, percentiles
+
+LEVELS = (1, 8, 32)
+RESULTS = Path(__file__).parent / "results" / "end_to_end.json"
+PLOT = ROOT / "docs" / "bench-latency.png"
+PEERS = Path(__file__).parent / "peers"
+LANGGRAPH_VENV = ROOT / ".venv-langgraph"
+ADMIN_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+# langgraph dev would otherwise report to LangSmith and fetch its Studio; nothing leaves this machine.
+_OFFLINE = {
+    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+    "LANGGRAPH_NO_VERSION_CHECK": "1",
+    "LANGSMITH_TRACING": "false",
+    "LANGCHAIN_TRACING_V2": "false",
+}
+# (question) -> (total ms, time to first token ms or None when the call does not stream)
+Call = Callable[[str], Awaitable[tuple[float, float | None]]]
+
+
+def _chunks(abstracts: list[scifact.Abstract]) -> list[dict[str, str]]:
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=150)
+    return [
+        {"document_id": a.id, "chunk_id": f"{a.id}:{n}", "text": text}
+        for a in abstracts
+        for n, text in enumerate(splitter.split_text(a.text))
+    ]
+
+
+def _fresh_database(name: str) -> str:
+    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str], ready_url: str, timeout_s: float = 180) -> Iterator[None]:
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{args[0]} did not become ready at {ready_url}")
+            time.sleep(0.5)
+        yield
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+
+
+def _langgraph_venv() -> Path:
+    """``.venv-langgraph`` with langgraph-cli[inmem] and our packages, made once."""
+    binary = LANGGRAPH_VENV / "bin" / "langgraph"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(LANGGRAPH_VENV)], check=True)
+        pip = [str(LANGGRAPH_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "-r", "requirements.txt"], cwd=PEERS, check=True)
+    return binary
+
+
+async def _level(call: Call, questions: list[str], total: int, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    first_tokens: list[float] = []
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for n in range(total):
+        queue.put_nowait(questions[n % len(questions)])
+
+    async def client_loop() -> None:
+        while not queue.empty():
+            total_ms, first_ms = await call(queue.get_nowait())
+            latencies.append(total_ms)
+            if first_ms is not None:
+                first_tokens.append(first_ms)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    figures: dict[str, Any] = {"concurrency": concurrency, "latency_ms": percentiles(latencies)}
+    if first_tokens:
+        figures["first_token_ms"] = percentiles(first_tokens)
+    figures["throughput_qps"] = round(total / elapsed, 2)
+    return figures
+
+
+async def _measure(request: Call, stream: Call, questions: list[str], quick: bool) -> dict[str, Any]:
+    per_client = 3 if quick else 8
+    for question in questions[:8]:  # warm-up: models, connections, consumers, caches
+        await request(question)
+    figures: dict[str, Any] = {"request": [], "stream": []}
+    for concurrency in LEVELS:
+        total = max(12 if quick else 24, per_client * concurrency)
+        figures["request"].append(await _level(request, questions, total, concurrency))
+        figures["stream"].append(await _level(stream, questions, total, concurrency))
+    return figures
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+async def _sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    event = "message"
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            yield event, line[5:].strip()
+
+
+# --- the three systems: a request-response call and a streaming call each -----------------------
+
+
+def _mesh_calls(url: str, client: httpx.AsyncClient) -> tuple[Call, Call]:
+    ws_url = url.replace("http://", "ws://") + "/api/v1/ws"
+
+    async def request(question: str) -> tuple[float, float | None]:
+        started = time.perf_counter()
+        reply = await client.post(f"{url}/api/v1/query", json={"input": question})
+        reply.raise_for_status()
+        return _ms_since(started), None
+
+    async def stream(question: str) -> tuple[float, float | None]:
+        started, first = time.perf_counter(), None
+        async with connect(ws_url, max_size=None) as ws:
+            await ws.send(json.dumps({"type": "query", "input": question}))
+            while True:
+                message = json.loads(await ws.recv())
+                if message["type"] == "error":
+                    raise RuntimeError(message["error"])
+                if message["type"] != "event":
+                    continue
+                if message["kind"] == "token" and first is None:
+                    first = _ms_since(started)
+                if message["kind"] in ("end", "error"):
+                    if message["kind"] == "error":
+                        raise RuntimeError(message["data"])
+                    return _ms_since(started), first
+
+    return request, stream
+
+
+def _monolith_calls(url: str, client: httpx.AsyncClient) -> tuple[Call, Call]:
+    async def request(question: str) -> tuple[float, float | None]:
+        started = time.perf_counter()
+        reply = await client.post(f"{url}/query", json={"input": question})
+        reply.raise_for_status()
+        return _ms_since(started), None
+
+    async def stream(question: str) -> tuple[float, float | None]:
+        started, first = time.perf_counter(), None
+        async with client.stream("POST", f"{url}/stream", json={"input": question}) as reply:
+            reply.raise_for_status()
+            async for event, _ in _sse_events(reply):
+                if event == "token" and first is None:
+                    first = _ms_since(started)
+        return _ms_since(started), first
+
+    return request, stream
+
+
+def _langgraph_calls(url: str, client: httpx.AsyncClient) -> tuple[Call, Call]:
+    def body(question: str, **extra: Any) -> dict[str, Any]:
+        # A thread per question, as the mesh and the monolith have: checkpoints are written the same way.
+        return {"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": question}]}, **extra}
+
+    async def new_thread() -> str:
+        reply = await client.post(f"{url}/threads", json={"thread_id": str(uuid.uuid4())})
+        reply.raise_for_status()
+        return reply.json()["thread_id"]
+
+    async def request(question: str) -> tuple[float, float | None]:
+        started = time.perf_counter()
+        thread_id = await new_thread()
+        reply = await client.post(f"{url}/threads/{thread_id}/runs/wait", json=body(question))
+        reply.raise_for_status()
+        if "__error__" in reply.json():
+            raise RuntimeError(reply.json()["__error__"])
+        return _ms_since(started), None
+
+    async def stream(question: str) -> tuple[float, float | None]:
+        started, first = time.perf_counter(), None
+        thread_id = await new_thread()
+        payload = body(question, stream_mode=["messages-tuple"])
+        async with client.stream("POST", f"{url}/threads/{thread_id}/runs/stream", json=payload) as reply:
+            reply.raise_for_status()
+            async for event, data in _sse_events(reply):
+                if event == "error":
+                    raise RuntimeError(data)
+                if event == "messages" and first is None:
+                    chunk = json.loads(data)[0]
+                    if chunk.get("type", "").startswith("AIMessage") and chunk.get("content"):
+                        first = _ms_since(started)
+        return _ms_since(started), first
+
+    return request, stream
+
+
+async def _run_against(make_calls: Callable[..., tuple[Call, Call]], url: str, questions: list[str], quick: bool):
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        return await _measure(*make_calls(url, client), questions, quick)
+
+
+async def _ingest(target: str, abstracts: list[scifact.Abstract]) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        for i in range(0, len(abstracts), 256):
+            batch = [pb.Document(id=a.id, text=a.text) for a in abstracts[i : i + 256]]
+            await stub.Ingest(pb.IngestRequest(tenant_id="default", documents=batch), timeout=600)
+
+
+def _ratios(systems: dict[str, Any]) -> dict[str, Any]:
+    """The mesh's p50 latency and first-token time as a multiple of each peer's, per concurrency."""
+    ratios: dict[str, Any] = {}
+    for peer in ("monolith", "langgraph_dev"):
+        if peer not in systems:
+            continue
+        rows = []
+        for mesh_r, peer_r, mesh_s, peer_s in zip(
+            systems["mesh"]["request"],
+            systems[peer]["request"],
+            systems["mesh"]["stream"],
+            systems[peer]["stream"],
+            strict=True,
+        ):
+            row = {
+                "concurrency": mesh_r["concurrency"],
+                "request_p50": round(mesh_r["latency_ms"]["p50"] / peer_r["latency_ms"]["p50"], 2),
+                "throughput": round(mesh_r["throughput_qps"] / peer_r["throughput_qps"], 2),
+            }
+            if "first_token_ms" in mesh_s and "first_token_ms" in peer_s:
+                row["first_token_p50"] = round(mesh_s["first_token_ms"]["p50"] / peer_s["first_token_ms"]["p50"], 2)
+            rows.append(row)
+        ratios[f"mesh_over_{peer}"] = rows
+    return ratios
+
+
+def _plot(systems: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, figures in systems.items():
+        levels = [r["concurrency"] for r in figures["request"]]
+        left.plot(levels, [r["latency_ms"]["p50"] for r in figures["request"]], marker="o", label=name)
+        right.plot(levels, [r["throughput_qps"] for r in figures["request"]], marker="o", label=name)
+    left.set(xlabel="concurrent clients", ylabel="p50 latency (ms)", xscale="log", yscale="log", xticks=list(LEVELS))
+    right.set(xlabel="concurrent clients", ylabel="questions per second", xscale="log", xticks=list(LEVELS))
+    for axis in (left, right):
+        axis.set_xticklabels([str(level) for level in LEVELS])
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.suptitle("One question end to end, SciFact 10,959 chunks, offline answerer")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def run(quick: bool = False, peers: tuple[str, ...] = ("monolith", "langgraph_dev")) -> dict[str, Any]:
+    abstracts = scifact.abstracts()
+    chunks = _chunks(abstracts)
+    questions = list(scifact.test_claims().values())
+    systems: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="threadline-e2e-") as scratch:
+        kb_dir = Path(scratch) / "kb"
+        embedder = LocalEmbedder()
+        vectors = asyncio.run(embedder.embed([c["text"] for c in chunks]))
+        knowledge_base.save(kb_dir, chunks, vectors)
+        del embedder
+
+        database = _fresh_database("threadline_bench_mesh")
+        with running_mesh(extra_env={"DATABASE_URL": database}) as mesh:
+            asyncio.run(_ingest(mesh.retrieval_target, abstracts))
+            systems["mesh"] = asyncio.run(_run_against(_mesh_calls, mesh.url, questions, quick))
+
+        if "monolith" in peers:
+            port = _free_port()
+            env = {"BENCH_KB_DIR": str(kb_dir), "DATABASE_URL": _fresh_database("threadline_bench_mono")}
+            args = [sys.executable, "-m", "uvicorn", "bench.peers.monolith:app", "--port", str(port)]
+            with _process([*args, "--log-level", "warning"], env, f"http://127.0.0.1:{port}/docs"):
+                url = f"http://127.0.0.1:{port}"
+                systems["monolith"] = asyncio.run(_run_against(_monolith_calls, url, questions, quick))
+
+        if "langgraph_dev" in peers:
+            port = _free_port()
+            # --allow-blocking: the peer reads the knowledge base from disk on first use, as the monolith does at start.
+            args = [
+                str(_langgraph_venv()),
+                "dev",
+                "--no-browser",
+                "--no-reload",
+                "--allow-blocking",
+                "--port",
+                str(port),
+            ]
+            args += ["--config", str(PEERS / "langgraph.json"), "--n-jobs-per-worker", str(max(LEVELS))]
+            args += ["--server-log-level", "WARNING"]
+            env = {"BENCH_KB_DIR": str(kb_dir), "PYTHONPATH": str(ROOT), **_OFFLINE}
+            with _process(args, env, f"http://127.0.0.1:{port}/ok"):
+                url = f"http://127.0.0.1:{port}"
+                systems["langgraph_dev"] = asyncio.run(_run_against(_langgraph_calls, url, questions, quick))
+
+    result = {
+        "benchmark": "end_to_end",
+        "knowledge_base": {"dataset": "BEIR SciFact corpus", "documents": len(abstracts), "chunks": len(chunks)},
+        "answerer": "offline extractive answerer",
+        "machine": machine(),
+        "systems": systems,
+        "ratios": _ratios(systems),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    _plot(systems, PLOT)
+    return result
