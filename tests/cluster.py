@@ -51,9 +51,10 @@ class Process:
 
 @dataclass
 class Cluster:
-    """NATS (own server, JetStream on file storage), memory, retrieval, ``agents`` workers, ``gateways`` gateways.
+    """NATS (own server, JetStream on file storage), Redis (own server, so a test may kill it), memory,
+    retrieval, ``agents`` workers, ``gateways`` gateways.
 
-    Processes are named ``nats``, ``memory``, ``retrieval``, ``agent-1``... and ``gateway-1``...
+    Processes are named ``nats``, ``redis``, ``memory``, ``retrieval``, ``agent-1``... and ``gateway-1``...
     """
 
     workdir: Path
@@ -65,6 +66,7 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self.nats_port = free_port()
+        redis_port = free_port()
         retrieval, memory = free_port(), free_port()
         self.retrieval_target = f"127.0.0.1:{retrieval}"
         gateway_ports = [free_port() for _ in range(self.gateways)]
@@ -78,6 +80,7 @@ class Cluster:
             "NATS_NAMESPACE": self.namespace,
             "RETRIEVAL_TARGET": self.retrieval_target,
             "MEMORY_TARGET": f"127.0.0.1:{memory}",
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
         }
@@ -86,6 +89,11 @@ class Cluster:
         specs = {
             "nats": (
                 [nats_server, "-a", "127.0.0.1", "-p", str(self.nats_port), "-js", "-sd", str(self.workdir / "nats")],
+                {},
+            ),
+            # A cache and rate-limit store only: nothing in it may be needed to finish a run.
+            "redis": (
+                ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no"],
                 {},
             ),
             "memory": (

@@ -1,5 +1,8 @@
 """Steady load while processes die and come back: count what was accepted, finished, failed, lost, doubled.
 
+Faults, one at a time: SIGKILL one of two agent workers, SIGKILL and restart retrieval, restart
+memory, restart NATS (JetStream on file storage), SIGKILL Redis and bring it back.
+
 ``./task test:reliability`` (not in the default run: it takes minutes). The counts are
 written to bench/results/reliability.json; docs/benchmarks.md reports a real run.
 """
@@ -112,8 +115,9 @@ async def _faults(cluster: Cluster, outcomes: Outcomes, windows: list[dict]) -> 
             {"fault": name, "from_s": round(began, 1), "to_s": round(time.monotonic() - outcomes.started, 1)}
         )
 
-    def restart(name: str, kill: bool) -> None:
+    def restart(name: str, kill: bool, down_s: float = 0.0) -> None:
         (cluster[name].kill if kill else cluster[name].stop)()
+        time.sleep(down_s)
         cluster[name].start()
 
     span = DURATION_S
@@ -127,11 +131,15 @@ async def _faults(cluster: Cluster, outcomes: Outcomes, windows: list[dict]) -> 
     cluster["agent-1"].start()
     await at(span * 0.62)
     await outage("restart NATS (JetStream on file)", lambda: restart("nats", kill=False))
+    await at(span * 0.8)
+    await outage("SIGKILL Redis, 5 s down, restart", lambda: restart("redis", kill=True, down_s=5))
 
 
 async def test_no_run_is_lost_or_answered_twice_while_parts_fail(database: str, tmp_path: Path) -> None:
     cluster = Cluster(tmp_path, database)
     cluster["gateway-1"].env["GATEWAY_RUN_TIMEOUT_S"] = "90"
+    # A limit no client reaches, so every request goes through the Redis rate limiter while Redis dies.
+    cluster["gateway-1"].env["GATEWAY_RATE_LIMIT_TENANT"] = "1000000"
     await asyncio.to_thread(cluster.start)
     topology = Topology(cluster.namespace)
     audit, outcomes, windows = Audit(), Outcomes(), []
