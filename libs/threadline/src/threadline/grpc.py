@@ -7,6 +7,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
+from threadline.metrics import RpcMetrics
+
 # Keepalives let a client notice a dead server instead of waiting on a half-open socket.
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
@@ -21,9 +23,10 @@ def traced_channel(target: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS, interceptors=aio_client_interceptors())
 
 
-def traced_server() -> grpc.aio.Server:
-    """A server whose handlers run inside the caller's trace."""
-    return grpc.aio.server(interceptors=[aio_server_interceptor()], options=_CHANNEL_OPTIONS)
+def traced_server(metrics: RpcMetrics | None = None) -> grpc.aio.Server:
+    """A server whose handlers run inside the caller's trace, timed into ``metrics`` when given."""
+    interceptors = [aio_server_interceptor(), *([metrics.interceptor()] if metrics else [])]
+    return grpc.aio.server(interceptors=interceptors, options=_CHANNEL_OPTIONS)
 
 
 def add_health_and_reflection(server: grpc.aio.Server, service_names: list[str]) -> health.aio.HealthServicer:
