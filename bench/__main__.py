@@ -1,10 +1,13 @@
-"""``python -m bench [--quick] [name ...]``: run benchmarks, print their figures, write bench/results/*.json."""
+"""``python -m bench [--quick] [name ...]``: run benchmarks, print their figures, write bench/results/*.json
+and the report of all of them, bench/results/report.md."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+
+from bench import report
 
 BENCHMARKS = ("query_latency", "retrieval_quality", "end_to_end")
 
@@ -17,6 +20,7 @@ def main() -> None:
     for name in args.names or BENCHMARKS:
         result = importlib.import_module(f"bench.{name}").run(quick=args.quick)
         print(json.dumps(result, indent=2))
+    print(f"report: {report.write()}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import pytest
 from nats.errors import Error as NatsError
 from threadline.events import RunEvent, RunRequested, Topology
 
+from bench.stats import machine
 from tests.cluster import ROOT, Cluster
 
 DURATION_S = float(os.environ.get("RELIABILITY_DURATION_S", "60"))
@@ -158,6 +159,8 @@ async def test_no_run_is_lost_or_answered_twice_while_parts_fail(database: str, 
 
     doubled = sorted(run for run, count in audit.finals.items() if count > 1)
     report = {
+        "benchmark": "reliability",
+        "machine": machine(),
         "duration_s": DURATION_S,
         "clients": CLIENTS,
         "faults": windows,
