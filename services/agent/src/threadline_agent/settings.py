@@ -54,6 +54,12 @@ class AgentSettings(ServiceSettings):
         validation_alias=AliasChoices("AGENT_HEARTBEAT_FILE"),
         description="Touched while connected to NATS; the liveness probe checks its age.",
     )
+    token_coalesce_ms: float = Field(
+        default=15.0,
+        ge=0,
+        validation_alias=AliasChoices("AGENT_TOKEN_COALESCE_MS"),
+        description="Tokens streamed within this many milliseconds travel as one token event; 0: one event each.",
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,

@@ -53,14 +53,22 @@ tracer = trace.get_tracer("threadline.agent")
 
 
 class RunEvents:
-    """Publishes one run's events in order, numbering them from 0, or on from where an earlier delivery stopped."""
+    """Publishes one run's events in order, numbering them from 0, or on from where an earlier delivery stopped.
 
-    def __init__(self, nc: NatsClient, topology: Topology, run_id: str) -> None:
+    Tokens that come faster than ``coalesce_s`` apart travel as one token event: a model can
+    stream hundreds of chunks a second, and a NATS message (and a gateway wake-up) per chunk
+    cost more CPU than the rest of the run. A client sees the same text, in fewer pieces.
+    """
+
+    def __init__(self, nc: NatsClient, topology: Topology, run_id: str, coalesce_s: float = 0.0) -> None:
         self._nc, self._js = nc, nc.jetstream()
         self._stream = topology.run_events_stream
         self._subject = topology.run_events(run_id)
         self._run_id = run_id
         self._seq = 0
+        self._coalesce_s = coalesce_s
+        self._tokens: list[str] = []
+        self._flush_later: asyncio.Task[None] | None = None
 
     async def last_stored(self) -> RunEvent | None:
         """The last event of this run the RUN_EVENTS stream holds: an earlier delivery's, on a redelivery."""
@@ -79,11 +87,32 @@ class RunEvents:
 
     async def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
         """A plain publish: the RUN_EVENTS stream captures it, and a lost token is not worth a round trip."""
+        if kind == "token" and self._coalesce_s > 0:
+            self._tokens.append(data["text"])
+            if self._flush_later is None:
+                self._flush_later = asyncio.create_task(self._flush_after(self._coalesce_s))
+            return
+        await self._flush_tokens()
         await self._nc.publish(self._subject, self._next(kind, data), headers=inject_headers())
 
     async def finish(self, kind: RunEventKind, data: dict[str, Any]) -> None:
         """The final event waits for the stream's ack: the run is acked only once its outcome is stored."""
+        await self._flush_tokens()
         await self._js.publish(self._subject, self._next(kind, data), stream=self._stream, headers=inject_headers())
+
+    async def _flush_after(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        self._flush_later = None  # from here on this task is the flush, not a timer to cancel
+        await self._flush_tokens()
+
+    async def _flush_tokens(self) -> None:
+        if self._flush_later is not None:
+            self._flush_later.cancel()
+            self._flush_later = None
+        if self._tokens:
+            text = "".join(self._tokens)
+            self._tokens.clear()
+            await self._nc.publish(self._subject, self._next("token", {"text": text}), headers=inject_headers())
 
 
 class AgentWorker:
@@ -207,7 +236,7 @@ class AgentWorker:
 
     async def _run(self, request: RunRequested, msg: NatsMessage) -> None:
         assert self._nc is not None
-        events = RunEvents(self._nc, self.topology, request.run_id)
+        events = RunEvents(self._nc, self.topology, request.run_id, self.settings.token_coalesce_ms / 1000)
         attempt = msg.raw_message.metadata.num_delivered or 1
         earlier = await events.last_stored() if attempt > 1 else None
         if earlier is not None and earlier.is_final:
