@@ -5,7 +5,8 @@ does (1,000 characters, 150 overlap: 10,959 chunks), then measures three systems
 the other in the same run, each answering the SciFact test claims with the same graph and
 the offline extractive answerer:
 
-- the mesh as ``./task up`` starts it, with the memory service on PostgreSQL; request-response
+- the mesh as ``./task up`` starts it, with the memory service on PostgreSQL and dense search as
+  the peers have (the default, hybrid, adds a BM25 pass); request-response
   through ``POST /api/v1/query`` and streaming over the WebSocket ``/api/v1/ws``;
 - the monolith a user would otherwise write (``bench/peers/monolith.py``): one FastAPI process,
   in-process FAISS, langgraph's ``AsyncPostgresSaver``; ``POST /query`` and SSE ``POST /stream``;
@@ -323,8 +324,9 @@ def run(quick: bool = False, peers: tuple[str, ...] = ("monolith", "langgraph_de
         knowledge_base.save(kb_dir, chunks, vectors)
         del embedder
 
-        database = _fresh_database("threadline_bench_mesh")
-        with running_mesh(extra_env={"DATABASE_URL": database}) as mesh:
+        # Dense search, as the peers do: the same retrieval work in all three (hybrid is the mesh's default).
+        env = {"DATABASE_URL": _fresh_database("threadline_bench_mesh"), "SEARCH_DEFAULT_MODE": "dense"}
+        with running_mesh(extra_env=env) as mesh:
             asyncio.run(_ingest(mesh.retrieval_target, abstracts))
             systems["mesh"] = asyncio.run(_run_against(_mesh_calls, mesh.url, questions, quick))
 
