@@ -6,11 +6,14 @@ Tests play the agent's part by publishing run events on the run's real subject, 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import nats
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from threadline.events import RunEvent, Topology
 from threadline_gateway.app import create_app
@@ -83,3 +86,27 @@ RUN_EVENTS: list[tuple[int, str, dict[str, Any]]] = [
     (3, "citations", {"citations": ANSWER["citations"]}),
     (4, "end", {**ANSWER, "model": "extractive", "usage": {"total_tokens": 5}}),
 ]
+
+
+@pytest.fixture
+def serve(nats_namespace: str) -> Iterator[Callable[..., str]]:
+    """Start gateways on real uvicorn servers (threads of this process); returns each one's base URL."""
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(**overrides: Any) -> str:
+        settings = GatewaySettings(NATS_URL=NATS_URL, NATS_NAMESPACE=nats_namespace, **overrides)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.05)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)

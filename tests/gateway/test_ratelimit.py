@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 
+import httpx
 from fastapi.testclient import TestClient
 from threadline_gateway import apikeys
 from threadline_gateway.ratelimit import Limit, LocalLimiter, RedisLimiter
@@ -48,6 +49,19 @@ async def test_a_refusal_under_one_key_does_not_use_up_the_other() -> None:
         assert [await limiter.admit([key], 60) for _ in range(5)].count(0) == 4
     finally:
         await limiter.close()
+
+
+async def test_twice_the_limit_fired_at_two_served_replicas_gets_exactly_the_limit_through(
+    serve: Callable[..., str],
+) -> None:
+    (key,), static = _keys("acme")
+    settings = {"GATEWAY_AUTH": "required", "GATEWAY_API_KEYS": static, "REDIS_URL": REDIS_URL}
+    urls = [serve(**settings, GATEWAY_RATE_LIMIT_KEY=20), serve(**settings, GATEWAY_RATE_LIMIT_KEY=20)]
+    async with httpx.AsyncClient(headers={"X-API-Key": key}, timeout=30) as client:
+        replies = await asyncio.gather(*(client.get(urls[n % 2] + UNKNOWN_RUN) for n in range(40)))
+    statuses = Counter(r.status_code for r in replies)
+    assert statuses == {404: 20, 429: 20}
+    assert all(int(r.headers["retry-after"]) >= 1 for r in replies if r.status_code == 429)
 
 
 def test_a_key_over_its_limit_gets_429_with_retry_after(make_gateway: Callable[..., TestClient]) -> None:
