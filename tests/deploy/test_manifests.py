@@ -150,7 +150,7 @@ def test_the_dashboard_only_charts_metrics_the_services_export() -> None:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "threadline.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     charted = {re.sub(r"_(total|bucket|count|sum)$", "", m) for e in exprs for m in re.findall(r"threadline_\w+", e)}
-    sources = "\n".join(p.read_text() for p in (ROOT / "services").rglob("*.py"))
+    sources = "\n".join(p.read_text() for part in ("services", "libs") for p in (ROOT / part).rglob("*.py"))
     defined = set(re.findall(r'"(threadline_\w+?)(?:_total)?"', sources))
     assert charted, "the dashboard charts nothing"
     assert charted <= defined, f"charted but exported by no service: {sorted(charted - defined)}"

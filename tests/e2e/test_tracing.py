@@ -66,3 +66,10 @@ def test_one_question_is_one_trace_across_all_services(client: httpx.Client, mes
     model_calls = [s for name, s in inside.items() if name.startswith("chat ")]
     assert model_calls and all(s.attributes.get("gen_ai.usage.output_tokens", 0) > 0 for s in model_calls)
     assert inside["node tools"] in _ancestors(inside["tool search_knowledge_base"], by_id)
+
+    # Below the servers: the query's embedding and the index search, and each checkpoint write to the database.
+    below = {s.name: s for s in spans if s.service in ("retrieval", "memory") and s.kind != SERVER}
+    assert {"embed query", "hybrid search", "postgresql put", "postgresql put_writes"} <= set(below), sorted(below)
+    assert below["hybrid search"].attributes["retrieval.chunks"] > 0
+    search_server = by_id[below["hybrid search"].parent_span_id]
+    assert search_server.service == "retrieval" and search_server.kind == SERVER

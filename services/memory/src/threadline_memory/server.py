@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from threadline.grpc import add_health_and_reflection, set_serving, traced_server
 from threadline.memory.v1 import memory_pb2_grpc
+from threadline.metrics import RpcMetrics
 
 from threadline_memory.service import SERVICE_NAME, CheckpointServicer
 from threadline_memory.settings import MemorySettings
@@ -26,7 +27,10 @@ async def serve(settings: MemorySettings) -> AsyncIterator[int]:
         except StorageUnavailable as exc:
             # Still start: calls answer UNAVAILABLE (which callers retry) and set-up is retried with each call.
             log.warning("storage not ready", error=str(exc))
-        server = traced_server()
+        metrics = RpcMetrics()
+        if settings.metrics_port:
+            metrics.serve(settings.metrics_port)
+        server = traced_server(metrics)
         memory_pb2_grpc.add_CheckpointServiceServicer_to_server(CheckpointServicer(storage), server)
         health = add_health_and_reflection(server, [SERVICE_NAME])
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")

@@ -42,7 +42,7 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
         async with _status(context):
             tenant = _tenant(request.tenant_id)
             config = _config_in(tenant, request.config)
-            found = await self._storage.run(lambda saver: saver.aget_tuple(config))
+            found = await self._storage.run("get_tuple", lambda saver: saver.aget_tuple(config))
         if found is None:
             return memory_pb2.GetTupleResponse()
         return memory_pb2.GetTupleResponse(tuple=_tuple_out(tenant, found))
@@ -59,6 +59,7 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
                 raise BadRequest("limit must be 0 (no limit) or positive")
             try:
                 found = await self._storage.run(
+                    "list",
                     partial(
                         _list,
                         tenant=tenant,
@@ -66,7 +67,7 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
                         filter=metadata_filter,
                         before=before,
                         limit=request.limit or None,
-                    )
+                    ),
                 )
             except ValueError as exc:  # the savers refuse some metadata filter keys
                 raise BadRequest(str(exc)) from exc
@@ -84,7 +85,8 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
             metadata = _json_object(request.metadata_json, "metadata_json") if request.metadata_json else {}
             new_versions = _json_object(request.new_versions_json, "new_versions_json")
             saved = await self._storage.run(
-                lambda saver: saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[arg-type]
+                "put",
+                lambda saver: saver.aput(config, checkpoint, metadata, new_versions),  # type: ignore[arg-type]
             )
         return memory_pb2.PutResponse(config=_config_out(tenant, saved))
 
@@ -97,7 +99,9 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
             if not request.task_id:
                 raise BadRequest("task_id is required")
             writes = [(w.channel, Opaque(w.value.type, w.value.data)) for w in request.writes]
-            await self._storage.run(lambda saver: saver.aput_writes(config, writes, request.task_id, request.task_path))
+            await self._storage.run(
+                "put_writes", lambda saver: saver.aput_writes(config, writes, request.task_id, request.task_path)
+            )
         return memory_pb2.PutWritesResponse()
 
     async def DeleteThread(self, request: memory_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -105,7 +109,8 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
             tenant = _tenant(request.tenant_id)
             if not request.thread_id:
                 raise BadRequest("thread_id is required")
-            await self._storage.run(lambda saver: saver.adelete_thread(_scoped(tenant, request.thread_id)))
+            thread_id = _scoped(tenant, request.thread_id)
+            await self._storage.run("delete_thread", lambda saver: saver.adelete_thread(thread_id))
         return memory_pb2.DeleteThreadResponse()
 
 

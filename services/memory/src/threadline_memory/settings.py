@@ -11,6 +11,12 @@ from threadline.settings import ServiceSettings
 class MemorySettings(ServiceSettings):
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MEMORY_HOST"))
     port: int = Field(default=50052, validation_alias=AliasChoices("MEMORY_PORT"), description="0: any free port.")
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        validation_alias=AliasChoices("MEMORY_METRICS_PORT"),
+        description="Serve Prometheus /metrics on this port; 0: off (Helm and compose set 9102).",
+    )
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL"),

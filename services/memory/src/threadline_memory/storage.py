@@ -20,6 +20,7 @@ import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from opentelemetry import trace
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -27,6 +28,9 @@ from threadline_memory.serde import OpaqueSerde
 from threadline_memory.settings import MemorySettings
 
 T = TypeVar("T")
+
+
+_tracer = trace.get_tracer("threadline_memory")
 
 
 class StorageUnavailable(Exception):
@@ -39,6 +43,7 @@ class Storage:
     def __init__(self, saver: BaseCheckpointSaver, name: str, timeout_s: float) -> None:
         self.saver = saver
         self.name = name
+        self.system = "postgresql" if isinstance(saver, AsyncPostgresSaver) else "sqlite"
         self._timeout_s = timeout_s
         self._setup_done = False
         self._setup_lock = asyncio.Lock()
@@ -48,11 +53,12 @@ class Storage:
         async with self._guard():
             await self._ensure_setup()
 
-    async def run(self, op: Callable[[BaseCheckpointSaver], Awaitable[T]]) -> T:
-        """Run ``op`` on the saver (after set-up) within the time limit."""
-        async with self._guard():
-            await self._ensure_setup()
-            return await op(self.saver)
+    async def run(self, what: str, op: Callable[[BaseCheckpointSaver], Awaitable[T]]) -> T:
+        """Run ``op`` on the saver (after set-up) within the time limit, as a span named ``what``."""
+        with _tracer.start_as_current_span(f"{self.system} {what}", attributes={"db.system": self.system}):
+            async with self._guard():
+                await self._ensure_setup()
+                return await op(self.saver)
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:

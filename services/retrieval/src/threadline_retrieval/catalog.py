@@ -48,6 +48,11 @@ class Catalog:
         on_disk = {p.name.removesuffix(_SUFFIX) for p in folder.glob(f"*{_SUFFIX}")} if folder.is_dir() else set()
         return sorted(on_disk | {name for t, name in self._open if t == tenant})
 
+    def open_chunks(self) -> int:
+        """Chunks in the collections this process has open (every collection used since start)."""
+        # A copy: Prometheus calls this from its own thread while the loop may open a collection.
+        return sum(len(collection) for collection in list(self._open.values()))
+
     def close(self) -> None:
         for collection in self._open.values():
             collection.close()

@@ -74,6 +74,9 @@ class Collection:
         self._documents: dict[str, list[int]] = {}
         self._load()
 
+    def __len__(self) -> int:
+        return len(self._chunks)
+
     def _check_embedding(self) -> None:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if not meta:

@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 
 import faiss
 import structlog
+from prometheus_client import Gauge
 from threadline.grpc import add_health_and_reflection, set_serving, traced_server
+from threadline.metrics import RpcMetrics
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 
 from threadline_retrieval.catalog import Catalog
@@ -29,7 +31,12 @@ async def serve(settings: RetrievalSettings, embedder: Embedder | None = None) -
     faiss.omp_set_num_threads(1)
     embedder = embedder or await open_embedder(settings)
     catalog = Catalog(settings.data_dir, embedder.model_name, embedder.dimension)
-    server = traced_server()
+    metrics = RpcMetrics()
+    chunks = Gauge("threadline_retrieval_chunks", "Chunks in the open collections' indexes.", registry=metrics.registry)
+    chunks.set_function(catalog.open_chunks)
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+    server = traced_server(metrics)
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(RetrievalServicer(settings, catalog, embedder), server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")

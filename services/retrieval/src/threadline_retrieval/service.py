@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import structlog
+from opentelemetry import trace
 from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from threadline_retrieval.catalog import DEFAULT_COLLECTION, NAME, Catalog
@@ -31,7 +32,9 @@ _MODES = {
     "keyword": retrieval_pb2.SEARCH_MODE_KEYWORD,
     "hybrid": retrieval_pb2.SEARCH_MODE_HYBRID,
 }
+_MODE_NAMES = {number: name for name, number in _MODES.items()}
 log = structlog.get_logger("threadline_retrieval")
+_tracer = trace.get_tracer("threadline_retrieval")
 
 
 class BadRequest(Exception):
@@ -143,11 +146,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     await context.abort(grpc.StatusCode.NOT_FOUND, f"tenant {tenant!r} has no collection {name!r}")
                 return retrieval_pb2.SearchResponse()
             allowed = collection.matching(dict(request.filter)) if request.filter else None
-            if mode == retrieval_pb2.SEARCH_MODE_KEYWORD:
-                ranked = collection.keyword(query, k, allowed)
-            else:
-                vector = (await self._embedder.embed([query]))[0]
-                if mode == retrieval_pb2.SEARCH_MODE_DENSE:
+            if mode != retrieval_pb2.SEARCH_MODE_KEYWORD:
+                model = {"embedding.model": collection.embedding_model}
+                with _tracer.start_as_current_span("embed query", attributes=model):
+                    vector = (await self._embedder.embed([query]))[0]
+            attributes = {"retrieval.mode": _MODE_NAMES[mode], "retrieval.k": k, "retrieval.chunks": len(collection)}
+            with _tracer.start_as_current_span(f"{_MODE_NAMES[mode]} search", attributes=attributes):
+                if mode == retrieval_pb2.SEARCH_MODE_KEYWORD:
+                    ranked = collection.keyword(query, k, allowed)
+                elif mode == retrieval_pb2.SEARCH_MODE_DENSE:
                     ranked = collection.dense(vector, k, allowed)
                 else:
                     ranked = hybrid(collection, query, vector, k, allowed)

@@ -12,6 +12,12 @@ from threadline.settings import ServiceSettings
 class RetrievalSettings(ServiceSettings):
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("RETRIEVAL_HOST"))
     port: int = Field(default=50051, validation_alias=AliasChoices("RETRIEVAL_PORT"), description="0: any free port.")
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        validation_alias=AliasChoices("RETRIEVAL_METRICS_PORT"),
+        description="Serve Prometheus /metrics on this port; 0: off (Helm and compose set 9102).",
+    )
     data_dir: Path = Field(
         default=Path(".data/retrieval"),
         validation_alias=AliasChoices("RETRIEVAL_DATA_DIR"),
