@@ -85,6 +85,20 @@ async def test_delete_removes_documents(retrieval) -> None:
     assert {h.document_id for h in hits} == {"durability.md", "errors.txt"}
 
 
+async def test_documents_are_listed_by_id_a_page_at_a_time(retrieval) -> None:
+    await ingest(retrieval)
+    await ingest(retrieval, tenant="globex", documents=DOCS[:1])
+
+    first = await retrieval.ListDocuments(pb.ListDocumentsRequest(tenant_id="acme", limit=2))
+    rest = await retrieval.ListDocuments(pb.ListDocumentsRequest(tenant_id="acme", limit=2, offset=2))
+    assert [d.document_id for d in first.documents] == ["cooking.txt", "durability.md"]
+    assert [d.document_id for d in rest.documents] == ["errors.txt"]
+    assert first.total == rest.total == 3
+    assert first.documents[1].chunk_count >= 1 and first.documents[1].metadata["topic"] == "ops"
+    nobody = await retrieval.ListDocuments(pb.ListDocumentsRequest(tenant_id="initech"))
+    assert nobody.total == 0 and not nobody.documents
+
+
 async def test_filter_still_returns_k_matching_hits(retrieval) -> None:
     many = [
         pb.Document(id=f"food-{n}", text=f"Recipe {n}: tomato sauce", metadata={"topic": "food"}) for n in range(30)

@@ -51,7 +51,7 @@ class Catalog:
     def open_chunks(self) -> int:
         """Chunks in the collections this process has open (every collection used since start)."""
         # A copy: Prometheus calls this from its own thread while the loop may open a collection.
-        return sum(len(collection) for collection in list(self._open.values()))
+        return sum(collection.chunk_count for collection in list(self._open.values()))
 
     def close(self) -> None:
         for collection in self._open.values():

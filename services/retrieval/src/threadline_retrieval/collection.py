@@ -74,9 +74,6 @@ class Collection:
         self._documents: dict[str, list[int]] = {}
         self._load()
 
-    def __len__(self) -> int:
-        return len(self._chunks)
-
     def _check_embedding(self) -> None:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if not meta:
@@ -123,6 +120,13 @@ class Collection:
     @property
     def chunk_count(self) -> int:
         return len(self._chunks)
+
+    def documents(self) -> list[tuple[str, int, dict[str, str]]]:
+        """(document id, chunks, its first chunk's metadata) of every document, by id."""
+        return [
+            (document_id, len(rows), self._chunks[rows[0]].metadata)
+            for document_id, rows in sorted(self._documents.items())
+        ]
 
     def write(self, documents: list[NewDocument]) -> list[tuple[int, StoredChunk, np.ndarray]]:
         """Replace ``documents`` in SQLite (one transaction); blocking. Returns what :meth:`apply` needs."""

@@ -27,6 +27,7 @@ from threadline_retrieval.settings import RetrievalSettings
 SERVICE_NAME = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name
 MAX_QUERY_CHARS = 8000
 MAX_DOCUMENT_ID_CHARS = 256
+_DEFAULT_PAGE = 100
 _MODES = {
     "dense": retrieval_pb2.SEARCH_MODE_DENSE,
     "keyword": retrieval_pb2.SEARCH_MODE_KEYWORD,
@@ -150,7 +151,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 model = {"embedding.model": collection.embedding_model}
                 with _tracer.start_as_current_span("embed query", attributes=model):
                     vector = (await self._embedder.embed([query]))[0]
-            attributes = {"retrieval.mode": _MODE_NAMES[mode], "retrieval.k": k, "retrieval.chunks": len(collection)}
+            attributes = {
+                "retrieval.mode": _MODE_NAMES[mode],
+                "retrieval.k": k,
+                "retrieval.chunks": collection.chunk_count,
+            }
             with _tracer.start_as_current_span(f"{_MODE_NAMES[mode]} search", attributes=attributes):
                 if mode == retrieval_pb2.SEARCH_MODE_KEYWORD:
                     ranked = collection.keyword(query, k, allowed)
@@ -212,3 +217,22 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     )
                 )
         return retrieval_pb2.ListCollectionsResponse(collections=stats)
+
+    async def ListDocuments(
+        self, request: retrieval_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        async with _status(context):
+            tenant = _name(request.tenant_id, "tenant_id")
+            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+            if request.limit < 0 or request.offset < 0:
+                raise BadRequest("limit and offset must not be negative")
+            collection = await self._catalog.get(tenant, name, create=False)
+            listed = collection.documents() if collection is not None else []
+        page = listed[request.offset : request.offset + (request.limit or _DEFAULT_PAGE)]
+        return retrieval_pb2.ListDocumentsResponse(
+            documents=[
+                retrieval_pb2.DocumentSummary(document_id=document_id, chunk_count=chunks, metadata=metadata)
+                for document_id, chunks, metadata in page
+            ],
+            total=len(listed),
+        )
