@@ -6,6 +6,9 @@ Tests play the agent's part by publishing run events on the run's real subject, 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +19,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from threadline.events import RunEvent, Topology
+from threadline.grpc import check_health
 from threadline_gateway.app import create_app
 from threadline_gateway.runs import RunRecord
 from threadline_gateway.settings import GatewaySettings
@@ -23,18 +27,32 @@ from threadline_gateway.settings import GatewaySettings
 from tests.conftest import NATS_URL, free_port
 
 
+@pytest.fixture(scope="session")
+def retrieval_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real retrieval service (its own process), for the routes that manage documents."""
+    port = free_port()
+    env = {**os.environ, "RETRIEVAL_PORT": str(port), "RETRIEVAL_DATA_DIR": str(tmp_path_factory.mktemp("kb"))}
+    env["LOG_LEVEL"] = "WARNING"
+    proc = subprocess.Popen([sys.executable, "-m", "threadline_retrieval"], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not asyncio.run(check_health(f"127.0.0.1:{port}")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the retrieval service did not start"
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 @pytest.fixture
 def make_gateway(nats_namespace: str) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
-        settings = GatewaySettings(
-            NATS_URL=NATS_URL,
-            NATS_NAMESPACE=nats_namespace,
-            RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}",
-            MEMORY_TARGET=f"127.0.0.1:{free_port()}",
-            **overrides,
-        )
+        # Unless a test says otherwise, retrieval and memory are ports nobody listens on.
+        targets = {"RETRIEVAL_TARGET": f"127.0.0.1:{free_port()}", "MEMORY_TARGET": f"127.0.0.1:{free_port()}"}
+        settings = GatewaySettings(NATS_URL=NATS_URL, NATS_NAMESPACE=nats_namespace, **(targets | overrides))
         client = TestClient(create_app(settings))
         client.__enter__()
         clients.append(client)

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from threadline.grpc import traced_channel
+from threadline.retrieval.v1.retrieval_pb2_grpc import RetrievalServiceStub
 
 from threadline_gateway import openapi as openapi_document
 from threadline_gateway.apikeys import ApiKeyStore
@@ -18,7 +20,7 @@ from threadline_gateway.db import Database
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.ratelimit import make_limiter, rate_limited
-from threadline_gateway.routes import chat, feedback, health, openai, query, runs, ws
+from threadline_gateway.routes import chat, documents, feedback, health, openai, query, runs, ws
 from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import error_responses
 from threadline_gateway.security import SecurityHeadersMiddleware, add_cors
@@ -71,10 +73,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if database is not None:
             await database.prepare()
         app.state.bus = await RunBus.connect(settings.nats_url, settings.topology())
+        retrieval_channel = traced_channel(settings.retrieval_target)
+        app.state.retrieval = RetrievalServiceStub(retrieval_channel)
         app.state.chat_threads = ChatThreads(app.state.bus.js, settings.topology(), settings.chat_thread_ttl_s)
         try:
             yield
         finally:
+            await retrieval_channel.close()
             await app.state.bus.close()
             await limiter.close()
             if database is not None:
@@ -95,7 +100,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     install_error_handlers(app)
     # Inside the request-context middleware, so each audit line carries the request id.
     app.add_middleware(AuditMiddleware)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        uploads=(documents.router.prefix, settings.max_upload_bytes),
+    )
     add_cors(app, settings)
     app.add_middleware(SecurityHeadersMiddleware)
     # Added last, so outermost: it also times the 413s the request-context middleware answers itself.
@@ -106,6 +115,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(runs.router, **protected)
     app.include_router(openai.router, **protected)
     app.include_router(feedback.router, **protected)
+    app.include_router(documents.router, **protected)
     app.include_router(ws.router)
     app.include_router(health.router)
     chat.mount(app)

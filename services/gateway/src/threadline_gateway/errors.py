@@ -78,9 +78,11 @@ class RequestContextMiddleware:
     Content-Length cannot push more than the limit into memory.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, uploads: tuple[str, int] | None = None) -> None:
+        """``uploads``: (path prefix, limit) of the routes that take files, allowed a larger body."""
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,9 +98,12 @@ class RequestContextMiddleware:
                 message.setdefault("headers", []).append((REQUEST_ID_HEADER.encode(), request_id.encode()))
             await send(message)
 
+        limit = self.max_body_bytes
+        if self.uploads is not None and scope["path"].startswith(self.uploads[0]):
+            limit = self.uploads[1]
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._too_large(request_id, send_with_id)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._too_large(request_id, limit, send_with_id)
             return
 
         received = 0
@@ -108,9 +113,9 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     # FastAPI re-raises HTTPException from body parsing untouched; anything else becomes a 400.
-                    raise StarletteHTTPException(413, self._too_large_message)
+                    raise StarletteHTTPException(413, _too_large_message(limit))
             return message
 
         try:
@@ -118,13 +123,13 @@ class RequestContextMiddleware:
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
 
-    @property
-    def _too_large_message(self) -> str:
-        return f"The request body is larger than {self.max_body_bytes} bytes."
-
-    async def _too_large(self, request_id: str, send: Send) -> None:
-        response = JSONResponse(error_body(request_id, "payload_too_large", self._too_large_message), status_code=413)
+    async def _too_large(self, request_id: str, limit: int, send: Send) -> None:
+        response = JSONResponse(error_body(request_id, "payload_too_large", _too_large_message(limit)), status_code=413)
         await response({"type": "http"}, _no_receive, send)
+
+
+def _too_large_message(limit: int) -> str:
+    return f"The request body is larger than {limit} bytes."
 
 
 async def _no_receive() -> Message:

@@ -10,6 +10,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # Tenants name collections and appear in logs and keys: a narrower alphabet than other ids.
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+# Collections become file names in the retrieval service; empty means the tenant's default one.
+COLLECTION_PATTERN = r"^([A-Za-z0-9_-]{1,64})?$"
 
 
 # What a blank question may consist of: the characters both JSON Schema (ECMAScript) and Python regexes
@@ -150,3 +152,21 @@ class Feedback(BaseModel):
     rating: int
     comment: str
     created_at: datetime
+
+
+class DocumentSummary(BaseModel):
+    id: str = Field(description="The document's id: its file name.")
+    chunks: int = Field(description="Chunks it was split into for search.")
+    status: Literal["indexed"] = Field(description="Searchable: uploads return only once indexed.")
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class UploadedDocuments(BaseModel):
+    documents: list[DocumentSummary]
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentSummary]
+    total: int = Field(description="Documents in the collection, over all pages.")
+    limit: int
+    offset: int

@@ -14,6 +14,11 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(
         default=1_048_576, validation_alias=AliasChoices("GATEWAY_MAX_BODY_BYTES"), description="413 above this."
     )
+    max_upload_bytes: int = Field(
+        default=16 * 1_048_576,
+        validation_alias=AliasChoices("GATEWAY_MAX_UPLOAD_BYTES"),
+        description="413 above this for document uploads (all files of one request together).",
+    )
     max_input_chars: int = Field(default=8000, validation_alias=AliasChoices("GATEWAY_MAX_INPUT_CHARS"))
     run_timeout_s: float = Field(
         default=120.0,

@@ -1,0 +1,154 @@
+"""``/api/v1/documents``: the caller's knowledge base — upload files, list them, delete them.
+
+An upload returns once the retrieval service has chunked, embedded and durably stored every
+file (it answers over gRPC), so a question asked right after finds them. A file keeps its
+name as its document id: uploading a file of the same name again replaces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import PurePath
+from typing import Annotated
+
+import grpc
+import structlog
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
+from threadline.retrieval.v1 import retrieval_pb2 as pb
+from threadline.retrieval.v1 import retrieval_pb2_grpc
+
+from threadline_gateway.auth import caller
+from threadline_gateway.errors import ApiError
+from threadline_gateway.schemas import (
+    COLLECTION_PATTERN,
+    DocumentList,
+    DocumentSummary,
+    UploadedDocuments,
+    error_responses,
+)
+
+router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
+log = structlog.get_logger("threadline.gateway")
+
+# By extension first (browsers send text/markdown as application/octet-stream), then by declared type.
+_BY_EXTENSION = {".txt": "text/plain", ".text": "text/plain", ".md": "text/markdown", ".markdown": "text/markdown"}
+_BY_EXTENSION |= {".html": "text/html", ".htm": "text/html"}
+_TYPES = {"text/plain", "text/markdown", "text/html"}
+_TIMEOUT_S = 300.0
+Collection = Annotated[str, Query(pattern=COLLECTION_PATTERN, description="Empty: the tenant's default one.")]
+
+
+def _stub(request: Request) -> retrieval_pb2_grpc.RetrievalServiceStub:
+    return request.app.state.retrieval
+
+
+@asynccontextmanager
+async def _retrieval_errors() -> AsyncIterator[None]:
+    """The retrieval service's refusals as the client's errors; its absence as a 503 with Retry-After."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        code = exc.code()
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            raise ApiError(422, "invalid_document", exc.details() or "The document was refused.") from exc
+        if code == grpc.StatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", exc.details() or "Not found.") from exc
+        log.warning("retrieval unavailable", code=code.name, error=exc.details())
+        raise ApiError(
+            503,
+            "retrieval_unavailable",
+            "The knowledge base is unavailable; try again shortly.",
+            headers={"Retry-After": "2"},
+        ) from exc
+
+
+def _content_type(upload: UploadFile) -> str:
+    declared = (upload.content_type or "").split(";")[0].strip().lower()
+    by_name = _BY_EXTENSION.get(PurePath(upload.filename or "").suffix.lower())
+    # `curl -F file=@notes` declares nothing useful: such a file is read as plain text (422 if it is not).
+    content_type = by_name or ("text/plain" if declared in ("", "application/octet-stream") else declared)
+    if content_type not in _TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"{upload.filename!r} is {declared}; upload text (.txt), Markdown (.md) or HTML (.html) files.",
+        )
+    return content_type
+
+
+async def _document(upload: UploadFile) -> pb.Document:
+    name = PurePath(upload.filename or "").name
+    if not name:
+        raise ApiError(422, "invalid_document", "Every file needs a name: it becomes the document's id.")
+    content_type = _content_type(upload)
+    try:
+        text = (await upload.read()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, "invalid_document", f"{name!r} is not UTF-8 text.") from exc
+    return pb.Document(id=name, text=text, content_type=content_type, metadata={"filename": name})
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=UploadedDocuments,
+    responses=error_responses(415, 422, 503),
+    openapi_extra={"requestBody": {"required": True}},
+)
+async def upload_documents(
+    request: Request,
+    files: Annotated[
+        list[UploadFile], File(min_length=1, description="Text, Markdown or HTML files (multipart/form-data).")
+    ],
+    collection: Annotated[str, Form(pattern=COLLECTION_PATTERN)] = "",
+) -> UploadedDocuments:
+    """Add files to the knowledge base; returns once they are indexed and searchable."""
+    documents = [await _document(upload) for upload in files]
+    tenant = caller(request).tenant_id
+    async with _retrieval_errors():
+        reply = await _stub(request).Ingest(
+            pb.IngestRequest(tenant_id=tenant, collection=collection, documents=documents), timeout=_TIMEOUT_S
+        )
+    log.info("documents indexed", documents=len(reply.documents), collection=collection or "default")
+    return UploadedDocuments(
+        documents=[DocumentSummary(id=d.document_id, chunks=d.chunk_count, status="indexed") for d in reply.documents]
+    )
+
+
+@router.get("", response_model=DocumentList, responses=error_responses(503))
+async def list_documents(
+    request: Request,
+    collection: Collection = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> DocumentList:
+    """A page of the knowledge base's documents, by id."""
+    listing = pb.ListDocumentsRequest(
+        tenant_id=caller(request).tenant_id, collection=collection, limit=limit, offset=offset
+    )
+    async with _retrieval_errors():
+        reply = await _stub(request).ListDocuments(listing, timeout=30)
+    return DocumentList(
+        documents=[
+            DocumentSummary(id=d.document_id, chunks=d.chunk_count, status="indexed", metadata=dict(d.metadata))
+            for d in reply.documents
+        ],
+        total=reply.total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.delete("/{document_id}", status_code=204, responses=error_responses(404, 503))
+async def delete_document(document_id: str, request: Request, collection: Collection = "") -> Response:
+    """Remove a document and every chunk of it from the knowledge base."""
+    deletion = pb.DeleteDocumentsRequest(
+        tenant_id=caller(request).tenant_id, collection=collection, document_ids=[document_id]
+    )
+    async with _retrieval_errors():
+        reply = await _stub(request).DeleteDocuments(deletion, timeout=60)
+    if not reply.deleted:
+        raise ApiError(404, "not_found", f"No document {document_id!r}.")
+    return Response(status_code=204)
