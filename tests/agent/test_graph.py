@@ -10,6 +10,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.checkpoint.memory import InMemorySaver
 from threadline.events import RunRequested
 from threadline_agent.answerer import ExtractiveAnswerer
+from threadline_agent.calculator import make_calculator_tool
 from threadline_agent.graph import ASSISTANTS, build_graph
 from threadline_agent.runs import execute_run, run_config
 from threadline_agent.tools import format_passages
@@ -118,3 +119,19 @@ async def test_a_redelivered_run_that_had_finished_answers_from_its_checkpoint_w
     assert len((await graph.aget_state(run_config(run))).values["messages"]) == 4
     assert queries == ["How are runs kept durable?"]
     assert (again["answer"], again["citations"]) == (first["answer"], first["citations"])
+
+
+async def test_arithmetic_goes_to_the_calculator_not_the_knowledge_base() -> None:
+    queries: list[str] = []
+    tools = [fixed_passages_tool(queries), make_calculator_tool()]
+    graph = build_graph(ExtractiveAnswerer(), tools, InMemorySaver())
+    run = request("t-calc", "What is 12.5 * (3 + 4)?")
+    state = await graph.ainvoke({"messages": [HumanMessage(run.input)]}, run_config(run))
+    call = state["messages"][1].tool_calls[0]
+    assert (call["name"], call["args"]) == ("calculator", {"expression": "12.5 * (3 + 4)"})
+    assert state["messages"][-1].content == "12.5 * (3 + 4) = 87.5"
+    assert queries == []
+    # A question without arithmetic still goes to the knowledge base, with the calculator on offer.
+    run = request("t-kb", "How are runs kept durable?")
+    state = await graph.ainvoke({"messages": [HumanMessage(run.input)]}, run_config(run))
+    assert state["messages"][1].tool_calls[0]["name"] == "search_knowledge_base" and "[1]" in state["messages"][-1].text

@@ -24,6 +24,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
+from threadline_agent.calculator import CALCULATOR_TOOL, find_expression
+
 MODEL_NAME = "extractive-answerer"
 KNOWLEDGE_BASE_TOOL = "search_knowledge_base"
 NOTHING_RELEVANT = "I found nothing relevant to that question in the knowledge base."
@@ -225,8 +227,15 @@ class ExtractiveAnswerer(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         input_tokens = sum(approximate_tokens(m.text) for m in messages)
         query = search_query(messages)
-        if self.knowledge_base_tool in self.tool_names and not _tool_results_since_question(messages):
-            call = {"name": self.knowledge_base_tool, "args": {"query": query}, "id": f"call_{uuid.uuid4().hex[:24]}"}
+        results = _tool_results_since_question(messages)
+        call: dict[str, Any] | None = None
+        expression = find_expression(_question(messages)) if CALCULATOR_TOOL in self.tool_names else None
+        if expression and not results:
+            call = {"name": CALCULATOR_TOOL, "args": {"expression": expression}}
+        elif self.knowledge_base_tool in self.tool_names and not results:
+            call = {"name": self.knowledge_base_tool, "args": {"query": query}}
+        if call is not None:
+            call["id"] = f"call_{uuid.uuid4().hex[:24]}"
             yield ChatGenerationChunk(
                 message=AIMessageChunk(
                     content="",
@@ -237,7 +246,7 @@ class ExtractiveAnswerer(BaseChatModel):
                 )
             )
             return
-        answer, citations = self._answer(query, _tool_results_since_question(messages))
+        answer, citations = self._answer(query, results)
         words = re.findall(r"\S+\s*", answer)
         for word in words[:-1]:
             yield ChatGenerationChunk(message=AIMessageChunk(content=word))
@@ -262,6 +271,10 @@ class ExtractiveAnswerer(BaseChatModel):
             yield chunk
 
     def _answer(self, query: str, results: list[ToolMessage]) -> tuple[str, list[dict[str, Any]]]:
+        computed = [m for m in results if m.name == CALCULATOR_TOOL]
+        if computed:
+            # "12 * 7 = 84", or the calculator's refusal ("could not compute this: ..."), said as is.
+            return computed[-1].text, []
         passages = [p for m in results if isinstance(m.artifact, list) for p in m.artifact if isinstance(p, dict)]
         if not passages:
             if any(m.status == "error" for m in results):
@@ -274,6 +287,10 @@ class ExtractiveAnswerer(BaseChatModel):
     def _metadata(self, finish_reason: str) -> dict[str, Any]:
         # usage_is_approximate: the token counts are whitespace words, not a tokenizer's count.
         return {"model_name": self.model_name, "finish_reason": finish_reason, "usage_is_approximate": True}
+
+
+def _question(messages: Sequence[BaseMessage]) -> str:
+    return next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
 
 
 def _tool_results_since_question(messages: Sequence[BaseMessage]) -> list[ToolMessage]:

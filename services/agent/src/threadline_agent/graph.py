@@ -17,7 +17,8 @@ SYSTEM_PROMPT = (
     "You answer questions from the user's knowledge base. Search it with the search_knowledge_base tool "
     "before answering, answer only from the passages it returns, and cite each passage you use with its "
     "number in square brackets, like [1]. If the knowledge base could not be consulted or holds nothing "
-    "relevant, say so plainly instead of guessing."
+    "relevant, say so plainly instead of guessing. For any arithmetic, use the calculator tool rather than "
+    "computing in your head."
 )
 
 GraphBuilder = Callable[[BaseChatModel, Sequence[BaseTool], BaseCheckpointSaver | None], CompiledStateGraph]

@@ -34,6 +34,7 @@ from threadline.nats import ensure_streams
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline.telemetry import extract_context, inject_headers
 
+from threadline_agent.calculator import make_calculator_tool
 from threadline_agent.graph import ASSISTANTS
 from threadline_agent.liveness import beat
 from threadline_agent.metrics import AgentMetrics
@@ -169,7 +170,8 @@ class AgentWorker:
         """Before the subscriber starts: connect, declare the streams, compile the graphs."""
         self._channel = traced_channel(self.settings.retrieval_target)
         tools = [
-            make_knowledge_base_tool(retrieval_pb2_grpc.RetrievalServiceStub(self._channel), self.settings.search_k)
+            make_knowledge_base_tool(retrieval_pb2_grpc.RetrievalServiceStub(self._channel), self.settings.search_k),
+            make_calculator_tool(),
         ]
         self.graphs = {name: a.build(self.model, tools, self.checkpointer) for name, a in ASSISTANTS.items()}
         self._nc = await self.broker.connect()
