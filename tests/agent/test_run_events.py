@@ -10,6 +10,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from threadline.events import RunEvent, Topology
 from threadline.nats import ensure_streams
+from threadline_agent.guardrails import Guardrails
 from threadline_agent.worker import RunEvents
 
 from tests.conftest import NATS_URL
@@ -66,3 +67,30 @@ async def test_without_a_window_every_token_is_its_own_event(nc: NatsClient, nat
 
     assert [e.seq for e in events] == list(range(len(events)))
     assert sum(e.kind == "token" for e in events) == len(WORDS) + 2
+
+
+async def test_redaction_covers_split_tokens_the_answer_and_citations(nc: NatsClient, nats_namespace: str) -> None:
+    topology = Topology(nats_namespace)
+    received: list[RunEvent] = []
+
+    async def on_event(msg) -> None:
+        received.append(RunEvent.model_validate_json(msg.data))
+
+    sub = await nc.subscribe(topology.run_events("run-redacted"), cb=on_event)
+    for coalesce_s in (0.0, 0.05):
+        events = RunEvents(nc, topology, "run-redacted", coalesce_s, Guardrails())
+        for piece in ["Mail ", "jo", "hn@exa", "mple.com", " or call 555 ", "123 4567", " now."]:
+            await events.emit("token", {"text": piece})
+        await events.emit("citations", {"citations": [{"document_id": "d", "text": "ssn 123-45-6789"}]})
+        await events.finish("end", {"answer": "Mail john@example.com or call 555 123 4567 now.", "citations": []})
+    await nc.flush()
+    await asyncio.sleep(0.2)
+    await sub.unsubscribe()
+
+    assert len([e for e in received if e.kind == "end"]) == 2
+    raw = "".join(e.model_dump_json() for e in received)
+    assert "john" not in raw and "4567" not in raw and "6789" not in raw
+    for run in (received[: len(received) // 2], received[len(received) // 2 :]):
+        tokens = "".join(e.data["text"] for e in run if e.kind == "token")
+        assert tokens == "Mail [email] or call [phone] now."
+        assert next(e for e in run if e.kind == "end").data["answer"] == tokens

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from threadline.settings import ServiceSettings
 
+from threadline_agent.guardrails import Guardrails
+
 
 class AgentSettings(ServiceSettings):
     retrieval_target: str = Field(default="127.0.0.1:50051", validation_alias=AliasChoices("RETRIEVAL_TARGET"))
@@ -60,9 +62,35 @@ class AgentSettings(ServiceSettings):
         validation_alias=AliasChoices("AGENT_TOKEN_COALESCE_MS"),
         description="Tokens streamed within this many milliseconds travel as one token event; 0: one event each.",
     )
+    max_input_chars: int = Field(
+        default=8000, ge=1, validation_alias=AliasChoices("AGENT_MAX_INPUT_CHARS"), description="Longer: input_blocked."
+    )
+    block_prompt_injection: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("AGENT_BLOCK_PROMPT_INJECTION"),
+        description="Refuse questions that try to override the assistant's instructions (input_blocked).",
+    )
+    redact_pii: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("AGENT_REDACT_PII"),
+        description="Mask emails, phone, card and social security numbers in answers, tokens and citations.",
+    )
+    blocked_terms: dict[str, list[str]] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("AGENT_BLOCKED_TERMS"),
+        description='Terms refused in questions, per tenant, as JSON: {"*": [...], "acme": [...]} ("*": every tenant).',
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,
         validation_alias=AliasChoices("AGENT_METRICS_PORT"),
         description="Serve Prometheus /metrics on this port; 0: off (Helm and compose set 9102).",
     )
+
+    def guardrails(self) -> Guardrails:
+        return Guardrails(
+            max_input_chars=self.max_input_chars,
+            block_injection=self.block_prompt_injection,
+            redact_pii=self.redact_pii,
+            blocked_terms=self.blocked_terms,
+        )

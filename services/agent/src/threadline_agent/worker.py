@@ -36,6 +36,7 @@ from threadline.telemetry import extract_context, inject_headers
 
 from threadline_agent.calculator import make_calculator_tool
 from threadline_agent.graph import ASSISTANTS
+from threadline_agent.guardrails import Guardrails, RedactingStream
 from threadline_agent.liveness import beat
 from threadline_agent.metrics import AgentMetrics
 from threadline_agent.models import chat_model, model_name
@@ -59,9 +60,17 @@ class RunEvents:
     Tokens that come faster than ``coalesce_s`` apart travel as one token event: a model can
     stream hundreds of chunks a second, and a NATS message (and a gateway wake-up) per chunk
     cost more CPU than the rest of the run. A client sees the same text, in fewer pieces.
+    With ``guardrails`` redacting PII, tokens, the answer and cited passages are redacted.
     """
 
-    def __init__(self, nc: NatsClient, topology: Topology, run_id: str, coalesce_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        nc: NatsClient,
+        topology: Topology,
+        run_id: str,
+        coalesce_s: float = 0.0,
+        guardrails: Guardrails | None = None,
+    ) -> None:
         self._nc, self._js = nc, nc.jetstream()
         self._stream = topology.run_events_stream
         self._subject = topology.run_events(run_id)
@@ -70,6 +79,9 @@ class RunEvents:
         self._coalesce_s = coalesce_s
         self._tokens: list[str] = []
         self._flush_later: asyncio.Task[None] | None = None
+        redacting = guardrails is not None and guardrails.redact_pii
+        self._redact = guardrails.redact if redacting else None
+        self._redacting = RedactingStream(guardrails) if redacting else None
 
     async def last_stored(self) -> RunEvent | None:
         """The last event of this run the RUN_EVENTS stream holds: an earlier delivery's, on a redelivery."""
@@ -82,15 +94,32 @@ class RunEvents:
         return last
 
     def _next(self, kind: RunEventKind, data: dict[str, Any]) -> bytes:
-        event = RunEvent(run_id=self._run_id, seq=self._seq, kind=kind, data=data)
+        event = RunEvent(run_id=self._run_id, seq=self._seq, kind=kind, data=self._redacted(data))
         self._seq += 1
         return event.to_bytes()
 
+    def _redacted(self, data: dict[str, Any]) -> dict[str, Any]:
+        if self._redact is None or not ({"answer", "citations"} & data.keys()):
+            return data
+        data = dict(data)
+        if isinstance(data.get("answer"), str):
+            data["answer"] = self._redact(data["answer"])
+        if isinstance(data.get("citations"), list):
+            data["citations"] = [
+                {**c, "text": self._redact(c["text"])} if isinstance(c, dict) and isinstance(c.get("text"), str) else c
+                for c in data["citations"]
+            ]
+        return data
+
     async def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
         """A plain publish: the RUN_EVENTS stream captures it, and a lost token is not worth a round trip."""
-        if kind == "token" and self._coalesce_s > 0:
-            self._tokens.append(data["text"])
-            if self._flush_later is None:
+        if kind == "token":
+            text = self._redacting.feed(data["text"]) if self._redacting else data["text"]
+            if text:
+                self._tokens.append(text)
+            if self._coalesce_s <= 0:
+                await self._flush_tokens(release_held=False)
+            elif self._flush_later is None and self._tokens:
                 self._flush_later = asyncio.create_task(self._flush_after(self._coalesce_s))
             return
         await self._flush_tokens()
@@ -104,12 +133,15 @@ class RunEvents:
     async def _flush_after(self, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
         self._flush_later = None  # from here on this task is the flush, not a timer to cancel
-        await self._flush_tokens()
+        await self._flush_tokens(release_held=False)
 
-    async def _flush_tokens(self) -> None:
+    async def _flush_tokens(self, release_held: bool = True) -> None:
+        """Publish the buffered tokens; ``release_held`` also lets out what redaction still holds back."""
         if self._flush_later is not None:
             self._flush_later.cancel()
             self._flush_later = None
+        if release_held and self._redacting and (tail := self._redacting.flush()):
+            self._tokens.append(tail)
         if self._tokens:
             text = "".join(self._tokens)
             self._tokens.clear()
@@ -135,6 +167,7 @@ class AgentWorker:
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue_watch: asyncio.Task[None] | None = None
         self.metrics = AgentMetrics()
+        self.guardrails = settings.guardrails()
         nats_logger = logging.getLogger("threadline.agent.nats")
         self.broker = NatsBroker(
             settings.nats_url,
@@ -177,6 +210,8 @@ class AgentWorker:
         self._nc = await self.broker.connect()
         await ensure_streams(self._nc.jetstream(), self.topology)
         nc = self._nc
+        # Alive from the moment it is connected, not from the heartbeat task's first turn.
+        await asyncio.to_thread(self.settings.heartbeat_file.touch)
         self._heartbeat = asyncio.create_task(beat(self.settings.heartbeat_file, lambda: nc.is_connected))
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_port)
@@ -238,7 +273,9 @@ class AgentWorker:
 
     async def _run(self, request: RunRequested, msg: NatsMessage) -> None:
         assert self._nc is not None
-        events = RunEvents(self._nc, self.topology, request.run_id, self.settings.token_coalesce_ms / 1000)
+        events = RunEvents(
+            self._nc, self.topology, request.run_id, self.settings.token_coalesce_ms / 1000, self.guardrails
+        )
         attempt = msg.raw_message.metadata.num_delivered or 1
         earlier = await events.last_stored() if attempt > 1 else None
         if earlier is not None and earlier.is_final:
@@ -258,6 +295,7 @@ class AgentWorker:
                 raise RunFailed("assistant_not_found", f"No assistant named {request.assistant_id!r} (known: {known}).")
             if not request.input.strip():
                 raise RunFailed("invalid_input", "The input is empty.")
+            self.guardrails.check_input(request.input, request.tenant_id)
             data = await execute_run(
                 graph,
                 request,

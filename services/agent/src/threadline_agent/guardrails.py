@@ -1,0 +1,89 @@
+"""Guardrails a deployment configures: input checks before a run starts, PII redaction of what it says.
+
+Blocked input ends the run with an ``input_blocked`` error event (the gateway's 422), never a
+crash. Redaction covers the streamed tokens, the final answer and the cited passages; the
+token stream holds back its last few dozen characters so a pattern split across tokens
+("4111 1111" + " 1111 1111") is still caught.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from threadline_agent.runs import RunFailed
+
+# Phrasings of the common "override your instructions" attacks, in English; a deployment adds its own terms.
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:previous|prior|above|earlier|all|system|your)\b"
+    r".{0,20}\b(?:instructions?|prompts?|rules|directions)\b"
+    r"|\b(?:reveal|print|show|repeat|leak)\b.{0,30}\b(?:system prompt|your (?:instructions|prompt|rules))\b"
+    r"|\byou are now\b.{0,40}\b(?:dan|jailbroken|unrestricted|developer mode)\b"
+    r"|\b(?:jailbreak|do anything now)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
+_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]?\d{4}(?!\d)")
+_HOLD_CHARS = 48  # longer than any pattern above that may contain whitespace
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for n, char in enumerate(reversed(digits)):
+        d = int(char) * (2 if n % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def redact_pii(text: str) -> str:
+    """Emails, US social security numbers, payment card numbers (Luhn-checked) and phone numbers, masked."""
+    text = _EMAIL.sub("[email]", text)
+    text = _SSN.sub("[ssn]", text)
+    text = _CARD.sub(lambda m: "[card]" if _luhn(re.sub(r"\D", "", m.group())) else m.group(), text)
+    return _PHONE.sub("[phone]", text)
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    max_input_chars: int = 8000
+    block_injection: bool = True
+    redact_pii: bool = True
+    # Terms a deployment refuses, per tenant; "*" applies to every tenant.
+    blocked_terms: dict[str, list[str]] = field(default_factory=dict)
+
+    def check_input(self, text: str, tenant_id: str) -> None:
+        """Raise the run's ``input_blocked`` failure when ``text`` breaks a rule; the message names the rule."""
+        if len(text) > self.max_input_chars:
+            raise RunFailed("input_blocked", f"The question is longer than {self.max_input_chars} characters.")
+        if self.block_injection and _INJECTION.search(text):
+            raise RunFailed(
+                "input_blocked", "The question looks like an attempt to override the assistant's instructions."
+            )
+        lowered = text.lower()
+        for term in [*self.blocked_terms.get("*", []), *self.blocked_terms.get(tenant_id, [])]:
+            if term.lower() in lowered:
+                raise RunFailed("input_blocked", "The question mentions a term this deployment does not accept.")
+
+    def redact(self, text: str) -> str:
+        return redact_pii(text) if self.redact_pii else text
+
+
+class RedactingStream:
+    """Redacts text that arrives in pieces, releasing it only once no pattern can still be completing."""
+
+    def __init__(self, guardrails: Guardrails) -> None:
+        self._redact = guardrails.redact
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        self._held = self._redact(self._held + text)
+        # Cut at whitespace at least _HOLD_CHARS from the end: what is held back may still grow into a match.
+        cut = max((m.end() for m in re.finditer(r"\s+", self._held[: -_HOLD_CHARS or None])), default=0)
+        released, self._held = self._held[:cut], self._held[cut:]
+        return released
+
+    def flush(self) -> str:
+        released, self._held = self._redact(self._held), ""
+        return released
