@@ -27,22 +27,36 @@ from threadline_gateway.settings import GatewaySettings
 from tests.conftest import NATS_URL, free_port
 
 
-@pytest.fixture(scope="session")
-def retrieval_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real retrieval service (its own process), for the routes that manage documents."""
-    port = free_port()
-    env = {**os.environ, "RETRIEVAL_PORT": str(port), "RETRIEVAL_DATA_DIR": str(tmp_path_factory.mktemp("kb"))}
-    env["LOG_LEVEL"] = "WARNING"
-    proc = subprocess.Popen([sys.executable, "-m", "threadline_retrieval"], env=env)
+def _grpc_service(module: str, port: int, **env: str) -> Iterator[str]:
+    """``python -m <module>`` listening on ``port``, until the fixture using it ends."""
+    environment = {**os.environ, "LOG_LEVEL": "WARNING", **env}
+    proc = subprocess.Popen([sys.executable, "-m", module], env=environment)
     try:
         deadline = time.monotonic() + 120
         while not asyncio.run(check_health(f"127.0.0.1:{port}")):
-            assert proc.poll() is None and time.monotonic() < deadline, "the retrieval service did not start"
+            assert proc.poll() is None and time.monotonic() < deadline, f"{module} did not start"
             time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def retrieval_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real retrieval service (its own process), for the routes that manage documents."""
+    port = free_port()
+    data = str(tmp_path_factory.mktemp("kb"))
+    yield from _grpc_service("threadline_retrieval", port, RETRIEVAL_PORT=str(port), RETRIEVAL_DATA_DIR=data)
+
+
+@pytest.fixture(scope="session")
+def memory_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real memory service (its own process, on SQLite), for the routes that read threads."""
+    port = free_port()
+    sqlite = str(tmp_path_factory.mktemp("memory") / "checkpoints.sqlite")
+    env = {"MEMORY_PORT": str(port), "MEMORY_SQLITE_PATH": sqlite, "DATABASE_URL": ""}
+    yield from _grpc_service("threadline_memory", port, **env)
 
 
 @pytest.fixture

@@ -24,12 +24,13 @@ from tests.gateway import auth_helpers as creds
 
 
 @pytest.fixture(scope="module")
-def served(session_database: str, retrieval_target: str) -> Iterator[str]:
+def served(session_database: str, retrieval_target: str, memory_target: str) -> Iterator[str]:
     gateway_settings = GatewaySettings(
         NATS_URL=NATS_URL,
         NATS_NAMESPACE="fz" + uuid.uuid4().hex[:8],
         DATABASE_URL=session_database,
         RETRIEVAL_TARGET=retrieval_target,
+        MEMORY_TARGET=memory_target,
         GATEWAY_AUTH="required",
         GATEWAY_JWT_SECRET=creds.SECRET,
         # No agent runs here: waiting routes answer their documented 504 / stream timeout quickly.

@@ -9,6 +9,7 @@ import structlog
 from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from threadline.grpc import traced_channel
+from threadline.memory.v1.memory_pb2_grpc import CheckpointServiceStub
 from threadline.retrieval.v1.retrieval_pb2_grpc import RetrievalServiceStub
 
 from threadline_gateway import openapi as openapi_document
@@ -20,7 +21,7 @@ from threadline_gateway.db import Database
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.ratelimit import make_limiter, rate_limited
-from threadline_gateway.routes import chat, documents, feedback, health, openai, query, runs, ws
+from threadline_gateway.routes import chat, documents, feedback, health, openai, query, runs, threads, ws
 from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import error_responses
 from threadline_gateway.security import SecurityHeadersMiddleware, add_cors
@@ -75,11 +76,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.bus = await RunBus.connect(settings.nats_url, settings.topology())
         retrieval_channel = traced_channel(settings.retrieval_target)
         app.state.retrieval = RetrievalServiceStub(retrieval_channel)
+        memory_channel = traced_channel(settings.memory_target)
+        app.state.memory = CheckpointServiceStub(memory_channel)
         app.state.chat_threads = ChatThreads(app.state.bus.js, settings.topology(), settings.chat_thread_ttl_s)
         try:
             yield
         finally:
             await retrieval_channel.close()
+            await memory_channel.close()
             await app.state.bus.close()
             await limiter.close()
             if database is not None:
@@ -116,6 +120,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(openai.router, **protected)
     app.include_router(feedback.router, **protected)
     app.include_router(documents.router, **protected)
+    app.include_router(threads.router, **protected)
     app.include_router(ws.router)
     app.include_router(health.router)
     chat.mount(app)

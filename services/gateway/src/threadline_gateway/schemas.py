@@ -170,3 +170,14 @@ class DocumentList(BaseModel):
     total: int = Field(description="Documents in the collection, over all pages.")
     limit: int
     offset: int
+
+
+class ThreadState(BaseModel):
+    """One checkpoint of a thread: its values (``messages`` for the agents here) after a step."""
+
+    thread_id: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None = None
+    created_at: str | None = Field(default=None, description="When the checkpoint was written (ISO 8601).")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="The step, its source and the run that made it.")
+    values: dict[str, Any] = Field(default_factory=dict)
