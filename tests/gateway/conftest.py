@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import nats
@@ -120,25 +121,31 @@ RUN_EVENTS: list[tuple[int, str, dict[str, Any]]] = [
 ]
 
 
+@contextmanager
+def served_gateway(settings: GatewaySettings) -> Iterator[str]:
+    """A gateway on a real uvicorn server (a thread of this process) until the block ends; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
 @pytest.fixture
 def serve(nats_namespace: str) -> Iterator[Callable[..., str]]:
-    """Start gateways on real uvicorn servers (threads of this process); returns each one's base URL."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    """Start gateways on real uvicorn servers; returns each one's base URL."""
+    with ExitStack() as servers:
 
-    def start(**overrides: Any) -> str:
-        settings = GatewaySettings(NATS_URL=NATS_URL, NATS_NAMESPACE=nats_namespace, **overrides)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.05)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
+        def start(**overrides: Any) -> str:
+            settings = GatewaySettings(NATS_URL=NATS_URL, NATS_NAMESPACE=nats_namespace, **overrides)
+            return servers.enter_context(served_gateway(settings))
 
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(10)
+        yield start

@@ -6,21 +6,18 @@ here), every status, header and body as documented.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, positive_data_acceptance
-from threadline_gateway.app import create_app
 from threadline_gateway.settings import GatewaySettings
 
-from tests.conftest import NATS_URL, free_port
+from tests.conftest import NATS_URL
 from tests.gateway import auth_helpers as creds
+from tests.gateway.conftest import served_gateway
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +34,8 @@ def served(session_database: str, retrieval_target: str, memory_target: str) -> 
         GATEWAY_RUN_TIMEOUT_S=0.2,
         GATEWAY_SSE_PING_S=0.1,
     )
-    port = free_port()
-    config = uvicorn.Config(create_app(gateway_settings), host="127.0.0.1", port=port, log_config=None)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with served_gateway(gateway_settings) as url:
+        yield url
 
 
 def fuzz(operation, auth: dict[str, str]) -> None:

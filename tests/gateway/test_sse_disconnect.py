@@ -6,37 +6,24 @@ Served by a real uvicorn, because only a real server tells the app that the clie
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import nats
 import pytest
-import uvicorn
 from threadline.events import Topology
-from threadline_gateway.app import create_app
 from threadline_gateway.settings import GatewaySettings
 
-from tests.conftest import NATS_URL, free_port
+from tests.conftest import NATS_URL
+from tests.gateway.conftest import served_gateway
 
 
 @pytest.fixture
 def served(nats_namespace: str) -> Iterator[str]:
     settings = GatewaySettings(NATS_URL=NATS_URL, NATS_NAMESPACE=nats_namespace, GATEWAY_SSE_PING_S=0.2)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    with served_gateway(settings) as url:
+        yield url
 
 
 def _listening(namespace: str) -> int:
