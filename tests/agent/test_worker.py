@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from nats.aio.client import Client as NatsClient
@@ -29,13 +28,6 @@ from tests.conftest import NATS_URL, free_port
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-async def nc() -> AsyncIterator[NatsClient]:
-    client = await nats.connect(NATS_URL)
-    yield client
-    await client.drain()
 
 
 @pytest.fixture

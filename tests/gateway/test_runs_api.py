@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 
+import nats
 import pytest
 from fastapi.testclient import TestClient
+from threadline.events import Topology
+from threadline.nats import cancelled_runs
 from threadline_gateway.runs import RunRecord
 
+from tests.conftest import NATS_URL
 from tests.gateway.conftest import ANSWER, RUN_EVENTS, publish_events, remember
 from tests.gateway.sse_client import parse
 
@@ -162,3 +167,36 @@ def test_a_run_that_outlives_the_timeout_is_a_504_not_a_503(make_gateway: Callab
     assert error["code"] == "run_timeout"
     joined = gateway.get(f"/api/v1/runs/{error['details']['run_id']}/wait")
     assert joined.status_code == 504 and joined.json()["error"]["code"] == "run_timeout"
+
+
+def test_a_queued_run_is_cancelled_for_the_worker_to_find(gateway: TestClient, nats_namespace: str) -> None:
+    run = gateway.post("/api/v1/runs", json={"input": "How are runs kept durable?"}).json()
+    cancelled = gateway.post(f"/api/v1/runs/{run['run_id']}/cancel")
+    assert cancelled.status_code == 202, cancelled.text
+    assert cancelled.json()["status"] == "pending" and cancelled.json()["run_id"] == run["run_id"]
+
+    async def flagged() -> bool:
+        nc = await nats.connect(NATS_URL)
+        try:
+            bucket = await cancelled_runs(nc.jetstream(), Topology(nats_namespace))
+            return (await bucket.get(run["run_id"])).value == b"1"
+        finally:
+            await nc.close()
+
+    assert asyncio.run(flagged())
+    # The agent's answer to it, as a worker gives it: the run then reads as cancelled and joins as a 409.
+    record = RunRecord(run_id=run["run_id"], thread_id=run["thread_id"], tenant_id="default", assistant_id="agent")
+    publish_events(
+        nats_namespace, record.run_id, [(0, "metadata", {}), (1, "error", {"code": "cancelled", "message": "x"})]
+    )
+    assert gateway.get(f"/api/v1/runs/{record.run_id}").json()["status"] == "cancelled"
+    assert gateway.get(f"/api/v1/runs/{record.run_id}/wait").status_code == 409
+    again = gateway.post(f"/api/v1/runs/{record.run_id}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "run_finished"
+
+
+def test_only_the_runs_tenant_may_cancel_it(make_gateway: Callable[..., TestClient], nats_namespace: str) -> None:
+    gateway = make_gateway()
+    record = _finished_run(gateway, nats_namespace, tenant="someone-else")
+    assert gateway.post(f"/api/v1/runs/{record.run_id}/cancel").status_code == 404
+    assert gateway.post(f"/api/v1/runs/{uuid.uuid4()}/cancel").status_code == 404

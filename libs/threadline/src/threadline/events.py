@@ -87,6 +87,15 @@ class Topology:
     def run_events(self, run_id: str) -> str:
         return f"{self.namespace}.run.{run_id}.events"
 
+    def run_cancel(self, run_id: str) -> str:
+        """Core NATS (not stored): tells the worker running ``run_id`` to stop it."""
+        return f"{self.namespace}.run.{run_id}.cancel"
+
+    @property
+    def cancelled_runs_bucket(self) -> str:
+        """JetStream key-value bucket of cancelled run ids, read by a worker before it starts a run."""
+        return f"{self._stream_prefix}_CANCELLED_RUNS"
+
     @property
     def run_events_wildcard(self) -> str:
         return f"{self.namespace}.run.*.events"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
+from nats.js.kv import KeyValue
 
 from threadline.events import Topology
 
@@ -40,3 +41,14 @@ async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
+
+
+async def cancelled_runs(js: JetStreamContext, topology: Topology) -> KeyValue:
+    """The bucket of cancelled run ids (kept as long as run events are): the gateway writes, workers read."""
+    config = KeyValueConfig(
+        bucket=topology.cancelled_runs_bucket, ttl=RUN_EVENTS_MAX_AGE_S, history=1, storage=StorageType.FILE
+    )
+    try:
+        return await js.create_key_value(config)
+    except BadRequestError:  # made by another process first
+        return await js.key_value(config.bucket)

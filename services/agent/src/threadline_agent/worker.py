@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import grpc
@@ -25,12 +26,13 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy as ConsumerAckPolicy
 from nats.js.api import ConsumerConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from opentelemetry import trace
 from pydantic import ValidationError
 from threadline.events import RunEvent, RunEventKind, RunRequested, Topology
 from threadline.grpc import traced_channel
-from threadline.nats import ensure_streams
+from threadline.nats import cancelled_runs, ensure_streams
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline.telemetry import extract_context, inject_headers
 
@@ -164,6 +166,7 @@ class AgentWorker:
         self.graphs: dict[str, CompiledStateGraph] = {}
         self._channel: grpc.aio.Channel | None = None
         self._nc: NatsClient | None = None
+        self._cancelled: KeyValue | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue_watch: asyncio.Task[None] | None = None
         self.metrics = AgentMetrics()
@@ -209,6 +212,7 @@ class AgentWorker:
         self.graphs = {name: a.build(self.model, tools, self.checkpointer) for name, a in ASSISTANTS.items()}
         self._nc = await self.broker.connect()
         await ensure_streams(self._nc.jetstream(), self.topology)
+        self._cancelled = await cancelled_runs(self._nc.jetstream(), self.topology)
         nc = self._nc
         # Alive from the moment it is connected, not from the heartbeat task's first turn.
         await asyncio.to_thread(self.settings.heartbeat_file.touch)
@@ -271,6 +275,33 @@ class AgentWorker:
                 keep_alive.cancel()
                 self.metrics.in_flight.dec()
 
+    async def _unless_cancelled(self, run_id: str, run: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+        """Work ``run`` unless the run is cancelled, before it starts (the bucket) or while it works (a message)."""
+        assert self._nc is not None and self._cancelled is not None
+        task = asyncio.ensure_future(run)
+        cancelled = asyncio.Event()
+
+        async def on_cancel(_: Any) -> None:
+            cancelled.set()
+            task.cancel()
+
+        # Subscribed before the bucket is read: a cancel sent in between is still heard.
+        subscription = await self._nc.subscribe(self.topology.run_cancel(run_id), cb=on_cancel)
+        try:
+            try:
+                await self._cancelled.get(run_id)
+                await on_cancel(None)
+            except KeyNotFoundError:
+                pass
+            return await task
+        except asyncio.CancelledError:
+            if not cancelled.is_set():
+                raise  # the worker itself is stopping: the run goes back to the queue
+            log.info("run cancelled")
+            raise RunFailed("cancelled", "The run was cancelled.") from None
+        finally:
+            await subscription.unsubscribe()
+
     async def _run(self, request: RunRequested, msg: NatsMessage) -> None:
         assert self._nc is not None
         events = RunEvents(
@@ -296,7 +327,7 @@ class AgentWorker:
             if not request.input.strip():
                 raise RunFailed("invalid_input", "The input is empty.")
             self.guardrails.check_input(request.input, request.tenant_id)
-            data = await execute_run(
+            run = execute_run(
                 graph,
                 request,
                 events.emit,
@@ -304,6 +335,7 @@ class AgentWorker:
                 timeout_s=self.settings.run_timeout_s,
                 resume=attempt > 1,
             )
+            data = await self._unless_cancelled(request.run_id, run)
         except RunFailed as failure:
             if failure.transient and attempt < self.settings.max_attempts:
                 delay = min(2.0 ** (attempt - 1), MAX_NAK_DELAY_S)

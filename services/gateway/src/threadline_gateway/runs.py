@@ -7,7 +7,6 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Literal
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -18,15 +17,15 @@ from nats.js.kv import KeyValue
 from opentelemetry import trace
 from pydantic import BaseModel, Field
 from threadline.events import RunEvent, RunRequested, Topology
-from threadline.nats import RUN_EVENTS_MAX_AGE_S, ensure_streams
+from threadline.nats import RUN_EVENTS_MAX_AGE_S, cancelled_runs, ensure_streams
 from threadline.telemetry import inject_headers
+
+from threadline_gateway.schemas import RunStatus
 
 tracer = trace.get_tracer("threadline.gateway")
 
 # Run ids become a NATS subject token and a KV key: no dots, wildcards or spaces, or one id could read another's events.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-
-RunStatus = Literal["pending", "running", "success", "error"]
 
 
 class RunRecord(BaseModel):
@@ -52,8 +51,10 @@ def runs_bucket(topology: Topology) -> str:
 class RunBus:
     """The gateway's connection to NATS: publishes run requests, relays run events."""
 
-    def __init__(self, nc: NatsClient, js: JetStreamContext, topology: Topology, runs: KeyValue) -> None:
-        self.nc, self.js, self.topology, self.runs = nc, js, topology, runs
+    def __init__(
+        self, nc: NatsClient, js: JetStreamContext, topology: Topology, runs: KeyValue, cancelled: KeyValue
+    ) -> None:
+        self.nc, self.js, self.topology, self.runs, self.cancelled = nc, js, topology, runs, cancelled
 
     @classmethod
     async def connect(cls, url: str, topology: Topology) -> RunBus:
@@ -67,7 +68,7 @@ class RunBus:
             runs = await js.create_key_value(config)
         except BadRequestError:  # another replica created it first, perhaps with an older config
             runs = await js.key_value(config.bucket)
-        return cls(nc, js, topology, runs)
+        return cls(nc, js, topology, runs, await cancelled_runs(js, topology))
 
     async def remember(self, record: RunRecord) -> None:
         """Store the run's owner; called before :meth:`submit` so the run is never visible without one."""
@@ -95,7 +96,14 @@ class RunBus:
         event = RunEvent.model_validate_json(msg.data)
         if event.kind == "end":
             return "success"
-        return "error" if event.kind == "error" else "running"
+        if event.kind == "error":
+            return "cancelled" if event.data.get("code") == "cancelled" else "error"
+        return "running"
+
+    async def cancel(self, run_id: str) -> None:
+        """Mark the run cancelled (a worker checks before starting it) and tell the worker on it now."""
+        await self.cancelled.put(run_id, b"1")
+        await self.nc.publish(self.topology.run_cancel(run_id), b"")
 
     async def close(self) -> None:
         if not self.nc.is_closed:  # a connection already lost has nothing left to drain

@@ -55,7 +55,7 @@ class QueryResponse(BaseModel):
     usage: dict[str, Any] = Field(default_factory=dict)
 
 
-RunStatus = Literal["pending", "running", "success", "error"]
+RunStatus = Literal["pending", "running", "success", "error", "cancelled"]
 
 
 class RunInfo(BaseModel):

@@ -20,7 +20,7 @@ from threadline_gateway.settings import GatewaySettings
 log = structlog.get_logger("threadline.gateway")
 
 # Agent error codes that are the caller's fault get a 4xx; any other failed run is a bad gateway.
-_ERROR_STATUS = {"invalid_input": 422, "input_blocked": 422, "assistant_not_found": 404}
+_ERROR_STATUS = {"invalid_input": 422, "input_blocked": 422, "assistant_not_found": 404, "cancelled": 409}
 
 
 def caller_tenant(connection: HTTPConnection) -> str:

@@ -86,6 +86,32 @@ async def get_run(run_id: str, request: Request) -> RunInfo:
     return RunInfo(**record.model_dump(), status=status)
 
 
+@router.post(
+    "/{run_id}/cancel",
+    status_code=202,
+    response_model=RunInfo,
+    responses={
+        404: {"description": "No such run for this tenant"},
+        409: {"description": "The run has already finished"},
+        503: {"description": "NATS unavailable"},
+    },
+)
+async def cancel_run(run_id: str, request: Request) -> RunInfo:
+    """Stop a run: at once if a worker is on it, or before it starts if it is still queued.
+
+    Its stream then ends with an ``error`` event of code ``cancelled``; the thread keeps the steps done so far.
+    """
+    bus: RunBus = request.app.state.bus
+    record = await _owned(request, run_id)
+    with nats_errors_as_503():
+        status = await bus.status(run_id)
+        if status not in ("pending", "running"):
+            raise ApiError(409, "run_finished", f"The run has already finished ({status}).")
+        await bus.cancel(run_id)
+    log.info("run cancel requested", run_id=run_id)
+    return RunInfo(**record.model_dump(), status=status)
+
+
 @router.get(
     "/{run_id}/wait",
     response_model=QueryResponse,
