@@ -135,3 +135,28 @@ async def test_arithmetic_goes_to_the_calculator_not_the_knowledge_base() -> Non
     run = request("t-kb", "How are runs kept durable?")
     state = await graph.ainvoke({"messages": [HumanMessage(run.input)]}, run_config(run))
     assert state["messages"][1].tool_calls[0]["name"] == "search_knowledge_base" and "[1]" in state["messages"][-1].text
+
+
+async def test_the_research_assistant_searches_writes_and_reviews() -> None:
+    queries: list[str] = []
+    graph = ASSISTANTS["research"].build(ExtractiveAnswerer(), [fixed_passages_tool(queries)], InMemorySaver())
+    run = request("t-research", "How are runs kept durable?")
+    state = await graph.ainvoke({"messages": [HumanMessage(run.input)]}, run_config(run))
+    assert [type(m) for m in state["messages"]] == [HumanMessage, AIMessage, ToolMessage, AIMessage]
+    assert queries == ["How are runs kept durable?"]
+    assert "[1]" in state["messages"][-1].text and "Review:" not in state["messages"][-1].text
+
+
+async def test_the_review_drops_citations_of_passages_never_found() -> None:
+    class Inventive(ExtractiveAnswerer):
+        """A model that cites a passage that does not exist and forgets the real ones."""
+
+        def _answer(self, query: str, results: list) -> tuple[str, list]:
+            return "Made up [7].", []
+
+    graph = ASSISTANTS["research"].build(Inventive(), [fixed_passages_tool([])], InMemorySaver())
+    run = request("t-review", "How are runs kept durable?")
+    state = await graph.ainvoke({"messages": [HumanMessage(run.input)]}, run_config(run))
+    answer = state["messages"][-1].text
+    assert "[7]" not in answer and "cites none of the passages" in answer
+    assert len(state["messages"]) == 4  # the reviewed answer replaced the draft

@@ -118,3 +118,11 @@ def test_errors_surface_as_the_clients_exceptions(client: openai.OpenAI) -> None
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.UnprocessableEntityError):
         client.chat.completions.create(model="agent", messages=[{"role": "assistant", "content": "hi"}])
+
+
+def test_the_research_assistant_is_a_model_that_answers_with_citations(client: openai.OpenAI) -> None:
+    assert [m.id for m in client.models.list()] == ["agent", "research"]
+    completion = client.chat.completions.create(
+        model="research", messages=[{"role": "user", "content": "How are runs kept durable?"}]
+    )
+    assert "[1]" in completion.choices[0].message.content and completion.model == "research"

@@ -33,7 +33,7 @@ def test_each_assistant_is_a_model(make_gateway: Callable[..., TestClient]) -> N
 def test_the_api_key_is_the_openai_clients_key(make_gateway: Callable[..., TestClient]) -> None:
     _, key = apikeys.generate()
     gateway = make_gateway(GATEWAY_AUTH="required", GATEWAY_API_KEYS=f"acme:{apikeys.digest(key).hex()}")
-    assert [m.id for m in client_for(gateway, key).models.list().data] == ["agent"]
+    assert [m.id for m in client_for(gateway, key).models.list().data] == ["agent", "research"]
     _, stranger = apikeys.generate()
     with pytest.raises(openai.AuthenticationError):
         client_for(gateway, stranger).models.list()

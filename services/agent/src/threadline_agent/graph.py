@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+
+from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
 
 SYSTEM_PROMPT = (
     "You answer questions from the user's knowledge base. Search it with the search_knowledge_base tool "
@@ -43,6 +48,59 @@ def build_graph(
     return builder.compile(checkpointer=checkpointer)
 
 
+WRITE_PROMPT = (
+    "Answer the user's question from the numbered passages of their knowledge base above, and only from "
+    "them. Cite each passage you use with its number in square brackets, like [1]. If they hold nothing "
+    "relevant, say so plainly instead of guessing."
+)
+NO_CITATION_NOTE = "\n\n(Review: this answer cites none of the passages found; check it against the sources.)"
+
+
+def build_research_graph(
+    model: BaseChatModel, tools: Sequence[BaseTool], checkpointer: BaseCheckpointSaver | None
+) -> CompiledStateGraph:
+    """research -> write -> review: always search first, answer from what was found, then check the citations.
+
+    Steps a user can follow and rely on, where the ReAct agent leaves the order to the model:
+    the review drops citations of passages that were never found and flags an answer that
+    cites nothing although passages were.
+    """
+    search = next(tool for tool in tools if tool.name == KNOWLEDGE_BASE_TOOL)
+
+    async def research(state: MessagesState, config: RunnableConfig) -> dict:
+        question = next(m.text for m in reversed(state["messages"]) if isinstance(m, HumanMessage))
+        call = {
+            "name": search.name,
+            "args": {"query": question},
+            "id": f"call_{uuid.uuid4().hex[:24]}",
+            "type": "tool_call",
+        }
+        result = await search.ainvoke(call, config)
+        return {"messages": [AIMessage(content="", tool_calls=[call]), result]}
+
+    async def write(state: MessagesState) -> dict:
+        return {"messages": [await model.ainvoke([*state["messages"], SystemMessage(WRITE_PROMPT)])]}
+
+    def review(state: MessagesState) -> dict:
+        answer, found = state["messages"][-1], state["messages"][-2]
+        passages = len(found.artifact or []) if isinstance(found, ToolMessage) else 0
+        text = re.sub(r"\[(\d+)\]", lambda m: m.group() if 1 <= int(m.group(1)) <= passages else "", answer.text)
+        if passages and not re.search(r"\[\d+\]", text):
+            text += NO_CITATION_NOTE
+        if text == answer.text:
+            return {}
+        return {"messages": [answer.model_copy(update={"content": text})]}  # same id: replaces the draft
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("research", research)
+    builder.add_node("write", write)
+    builder.add_node("review", review)
+    builder.add_edge(START, "research")
+    builder.add_edge("research", "write")
+    builder.add_edge("write", "review")
+    return builder.compile(checkpointer=checkpointer)
+
+
 @dataclass(frozen=True)
 class Assistant:
     build: GraphBuilder
@@ -51,5 +109,10 @@ class Assistant:
 
 ASSISTANTS: dict[str, Assistant] = {
     "agent": Assistant(build_graph, "ReAct agent that searches the knowledge base and answers with citations."),
+    "research": Assistant(
+        build_research_graph, "Research, write, review: always searches first and checks the answer's citations."
+    ),
 }
+# The nodes whose model output is the answer the user reads, streamed as tokens.
+ANSWER_NODES = frozenset({"agent", "write"})
 DEFAULT_ASSISTANT = "agent"

@@ -12,6 +12,7 @@ from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
 from threadline.events import RunEventKind, RunRequested
 
+from threadline_agent.graph import ANSWER_NODES
 from threadline_agent.tracing import SpanCallbacks
 
 RECURSION_LIMIT = 12
@@ -124,7 +125,7 @@ class _Turn:
     async def on_message_chunk(self, message: Any, metadata: dict[str, Any], emit: Emit) -> None:
         # Only the answer's text is streamed: a message that calls tools is reported as tool_call events.
         if (
-            metadata.get("langgraph_node") == "agent"
+            metadata.get("langgraph_node") in ANSWER_NODES
             and isinstance(message, AIMessage)
             and not message.tool_calls
             and not getattr(message, "tool_call_chunks", None)

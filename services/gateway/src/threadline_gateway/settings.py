@@ -76,7 +76,7 @@ class GatewaySettings(ServiceSettings):
     )
     rate_limit_window_s: float = Field(default=60.0, gt=0, validation_alias=AliasChoices("GATEWAY_RATE_LIMIT_WINDOW_S"))
     assistants: str = Field(
-        default="agent",
+        default="agent,research",
         validation_alias=AliasChoices("GATEWAY_ASSISTANTS"),
         description="Comma-separated assistant ids the agents serve; each is a model of the OpenAI-compatible API.",
     )
