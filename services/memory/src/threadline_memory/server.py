@@ -10,6 +10,7 @@ from threadline.grpc import add_health_and_reflection, set_serving, traced_serve
 from threadline.memory.v1 import memory_pb2_grpc
 from threadline.metrics import RpcMetrics
 
+from threadline_memory.cache import LatestCheckpointCache
 from threadline_memory.service import SERVICE_NAME, CheckpointServicer
 from threadline_memory.settings import MemorySettings
 from threadline_memory.storage import StorageUnavailable, open_storage
@@ -28,10 +29,14 @@ async def serve(settings: MemorySettings) -> AsyncIterator[int]:
             # Still start: calls answer UNAVAILABLE (which callers retry) and set-up is retried with each call.
             log.warning("storage not ready", error=str(exc))
         metrics = RpcMetrics()
+        cache = None
+        if settings.redis_url:
+            prefix = f"{settings.nats_namespace}:memory"
+            cache = LatestCheckpointCache(settings.redis_url, prefix, settings.cache_ttl_s, metrics.registry)
         if settings.metrics_port:
             metrics.serve(settings.metrics_port)
         server = traced_server(metrics)
-        memory_pb2_grpc.add_CheckpointServiceServicer_to_server(CheckpointServicer(storage), server)
+        memory_pb2_grpc.add_CheckpointServiceServicer_to_server(CheckpointServicer(storage, cache), server)
         health = add_health_and_reflection(server, [SERVICE_NAME])
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")
         await server.start()
@@ -42,4 +47,6 @@ async def serve(settings: MemorySettings) -> AsyncIterator[int]:
         finally:
             await set_serving(health, [SERVICE_NAME], False)
             await server.stop(_GRACE_S)
+            if cache is not None:
+                await cache.close()
             log.info("memory stopped")

@@ -20,6 +20,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
 
+from threadline_memory.cache import LatestCheckpointCache
 from threadline_memory.serde import Opaque
 from threadline_memory.storage import Storage, StorageUnavailable
 
@@ -35,17 +36,31 @@ class BadRequest(Exception):
 
 
 class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, cache: LatestCheckpointCache | None = None) -> None:
         self._storage = storage
+        self._cache = cache
 
     async def GetTuple(self, request: memory_pb2.GetTupleRequest, context: grpc.aio.ServicerContext) -> Any:
         async with _status(context):
             tenant = _tenant(request.tenant_id)
             config = _config_in(tenant, request.config)
+            thread, namespace = config["configurable"]["thread_id"], config["configurable"]["checkpoint_ns"]
+            cache_key = None
+            if self._cache is not None and not request.config.checkpoint_id:
+                cached, cache_key = await self._cache.get(thread, namespace)
+                if cached is not None:
+                    return memory_pb2.GetTupleResponse(tuple=memory_pb2.CheckpointTuple.FromString(cached))
             found = await self._storage.run("get_tuple", lambda saver: saver.aget_tuple(config))
         if found is None:
             return memory_pb2.GetTupleResponse()
-        return memory_pb2.GetTupleResponse(tuple=_tuple_out(tenant, found))
+        item = _tuple_out(tenant, found)
+        if cache_key is not None:
+            await self._cache.put(cache_key, item.SerializeToString())  # type: ignore[union-attr]
+        return memory_pb2.GetTupleResponse(tuple=item)
+
+    async def _written(self, thread: str) -> None:
+        if self._cache is not None:
+            await self._cache.invalidate(thread)
 
     async def List(
         self, request: memory_pb2.ListRequest, context: grpc.aio.ServicerContext
@@ -88,6 +103,7 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
                 "put",
                 lambda saver: saver.aput(config, checkpoint, metadata, new_versions),  # type: ignore[arg-type]
             )
+            await self._written(config["configurable"]["thread_id"])
         return memory_pb2.PutResponse(config=_config_out(tenant, saved))
 
     async def PutWrites(self, request: memory_pb2.PutWritesRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -102,6 +118,7 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
             await self._storage.run(
                 "put_writes", lambda saver: saver.aput_writes(config, writes, request.task_id, request.task_path)
             )
+            await self._written(config["configurable"]["thread_id"])
         return memory_pb2.PutWritesResponse()
 
     async def DeleteThread(self, request: memory_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -111,6 +128,7 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
                 raise BadRequest("thread_id is required")
             thread_id = _scoped(tenant, request.thread_id)
             await self._storage.run("delete_thread", lambda saver: saver.adelete_thread(thread_id))
+            await self._written(thread_id)
         return memory_pb2.DeleteThreadResponse()
 
 

@@ -25,6 +25,14 @@ class MemorySettings(ServiceSettings):
     sqlite_path: Path = Field(
         default=Path(".data/memory/checkpoints.sqlite"), validation_alias=AliasChoices("MEMORY_SQLITE_PATH")
     )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL"),
+        description="Redis caching each thread's latest checkpoint; unset, no cache.",
+    )
+    cache_ttl_s: float = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("MEMORY_CACHE_TTL_S"), description="How long a copy lives."
+    )
     db_pool_size: int = Field(default=10, ge=1, validation_alias=AliasChoices("MEMORY_DB_POOL_SIZE"))
     db_timeout_s: float = Field(
         default=5.0,
