@@ -200,3 +200,16 @@ def test_only_the_runs_tenant_may_cancel_it(make_gateway: Callable[..., TestClie
     record = _finished_run(gateway, nats_namespace, tenant="someone-else")
     assert gateway.post(f"/api/v1/runs/{record.run_id}/cancel").status_code == 404
     assert gateway.post(f"/api/v1/runs/{uuid.uuid4()}/cancel").status_code == 404
+
+
+def test_a_thread_takes_one_run_at_a_time(gateway: TestClient, nats_namespace: str) -> None:
+    thread = f"busy-{uuid.uuid4().hex[:8]}"
+    first = gateway.post("/api/v1/runs", json={"input": "first", "thread_id": thread})
+    assert first.status_code == 202
+    for path in ("/api/v1/runs", "/api/v1/query"):
+        refused = gateway.post(path, json={"input": "second", "thread_id": thread})
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "thread_busy", refused.text
+    assert gateway.post("/api/v1/runs", json={"input": "elsewhere"}).status_code == 202  # other threads go on
+
+    publish_events(nats_namespace, first.json()["run_id"], RUN_EVENTS)  # the first run ends
+    assert gateway.post("/api/v1/runs", json={"input": "third", "thread_id": thread}).status_code == 202

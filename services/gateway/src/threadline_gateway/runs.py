@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
-from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from opentelemetry import trace
 from pydantic import BaseModel, Field
@@ -20,6 +21,7 @@ from threadline.events import RunEvent, RunRequested, Topology
 from threadline.nats import RUN_EVENTS_MAX_AGE_S, cancelled_runs, ensure_streams
 from threadline.telemetry import inject_headers
 
+from threadline_gateway.errors import ApiError
 from threadline_gateway.schemas import RunStatus
 
 tracer = trace.get_tracer("threadline.gateway")
@@ -71,8 +73,27 @@ class RunBus:
         return cls(nc, js, topology, runs, await cancelled_runs(js, topology))
 
     async def remember(self, record: RunRecord) -> None:
-        """Store the run's owner; called before :meth:`submit` so the run is never visible without one."""
+        """Claim the run's thread and store the run's owner; called before :meth:`submit`, so a run is
+        never visible without an owner. A thread whose run is still pending or running takes no other
+        (409 ``thread_busy``): two runs on one thread would each build on the same checkpoint."""
+        await self._claim_thread(record)
         await self.runs.put(record.run_id, record.model_dump_json().encode())
+
+    async def _claim_thread(self, record: RunRecord) -> None:
+        # KV keys allow few characters; thread ids allow more: the key is a digest of tenant and thread.
+        key = "thread." + hashlib.sha256(f"{record.tenant_id}:{record.thread_id}".encode()).hexdigest()[:40]
+        claim = record.run_id.encode()
+        try:
+            await self.runs.create(key, claim)
+            return
+        except KeyWrongLastSequenceError:
+            entry = await self.runs.get(key)
+        if entry.value and await self.status(entry.value.decode()) in ("pending", "running"):
+            raise _thread_busy(record.thread_id)
+        try:
+            await self.runs.update(key, claim, last=entry.revision)  # compare-and-set: one of two racers wins
+        except KeyWrongLastSequenceError as exc:
+            raise _thread_busy(record.thread_id) from exc
 
     async def lookup(self, run_id: str, tenant_id: str) -> RunRecord | None:
         """The run if it exists and belongs to ``tenant_id``; another tenant's run is as absent as an unknown one."""
@@ -144,6 +165,14 @@ class RunBus:
         """(pull requests agent workers have outstanding, runs taken and not yet acked)."""
         info = await self.js.consumer_info(self.topology.runs_stream, self.topology.runs_consumer)
         return info.num_waiting or 0, info.num_ack_pending or 0
+
+
+def _thread_busy(thread_id: str) -> ApiError:
+    return ApiError(
+        409,
+        "thread_busy",
+        f"Thread {thread_id!r} is still answering an earlier question; wait for that run or cancel it.",
+    )
 
 
 class RunEventStream:

@@ -104,7 +104,7 @@ async def _thread_of(
     response_model=ChatCompletion,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`: chat.completion.chunk events"},
-        **error_responses(404, 502, 504),
+        **error_responses(404, 409, 502, 504),
     },
 )
 async def chat_completions(

@@ -27,6 +27,7 @@ log = structlog.get_logger("threadline.gateway")
     "/query",
     response_model=QueryResponse,
     responses={
+        409: {"description": "The thread is still answering an earlier question (thread_busy)"},
         413: {"description": "Body too large"},
         503: {"description": "NATS unavailable"},
         504: {"description": "The run did not finish in time"},

@@ -34,6 +34,7 @@ from threadline_gateway.submit import (
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 log = structlog.get_logger("threadline.gateway")
 
+_THREAD_BUSY = {"description": "The thread is still answering an earlier question (thread_busy)"}
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of a live stream
 _SSE_RESPONSES = {
     200: {"content": {"text/event-stream": {}}, "description": "The run's events as server-sent events"},
@@ -56,7 +57,12 @@ async def _owned(request: Request, run_id: str) -> RunRecord:
     return record
 
 
-@router.post("", status_code=202, response_model=RunCreated, responses={503: {"description": "NATS unavailable"}})
+@router.post(
+    "",
+    status_code=202,
+    response_model=RunCreated,
+    responses={409: _THREAD_BUSY, 503: {"description": "NATS unavailable"}},
+)
 async def create_run(body: QueryRequest, request: Request) -> JSONResponse:
     """Start a run in the background; poll ``Location`` or join it with ``/wait``."""
     bus: RunBus = request.app.state.bus
@@ -137,7 +143,9 @@ async def wait_run(run_id: str, request: Request) -> QueryResponse:
 
 
 @router.post(
-    "/stream", responses={k: v for k, v in _SSE_RESPONSES.items() if k != 404}, response_class=StreamingResponse
+    "/stream",
+    responses={k: v for k, v in _SSE_RESPONSES.items() if k != 404} | {409: _THREAD_BUSY},
+    response_class=StreamingResponse,
 )
 async def stream_new_run(body: QueryRequest, request: Request) -> StreamingResponse:
     """Start a run and stream its events; ``Content-Location`` names the run for a reconnect."""
