@@ -112,6 +112,7 @@ async def test_a_run_without_retrieval_still_ends_with_an_answer(worker: AgentWo
     assert (end["run_id"], end["thread_id"], end["assistant_id"]) == (run.run_id, "thread-1", "agent")
     assert end["model"] == "extractive-answerer"
     assert end["usage"]["approximate"] is True
+    assert end["usage"]["cost_usd"] == 0.0  # the offline answerer is free; priced models by AGENT_MODEL_PRICES
     # Every event carries the trace of the request that started the run.
     assert all(TRACE_ID in headers.get("traceparent", "") for _, headers in events)
     # Acked: the work queue is empty.

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import NATS_URL, free_port
+from tests.conftest import NATS_URL, REDIS_URL, free_port
 from tests.e2e.mesh import MeshProcess, launcher_args
 from tests.e2e.otlp_receiver import OtlpReceiver
 
@@ -35,6 +35,7 @@ def mesh(session_database: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "NATS_URL": NATS_URL,
             "NATS_NAMESPACE": "e2e" + os.urandom(4).hex(),
             "DATABASE_URL": session_database,
+            "REDIS_URL": REDIS_URL,
             "THREADLINE_DATA_DIR": str(data_dir),
             "LOG_FORMAT": "json",
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,

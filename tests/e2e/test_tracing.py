@@ -71,5 +71,7 @@ def test_one_question_is_one_trace_across_all_services(client: httpx.Client, mes
     below = {s.name: s for s in spans if s.service in ("retrieval", "memory") and s.kind != SERVER}
     assert {"embed query", "hybrid search", "postgresql put", "postgresql put_writes"} <= set(below), sorted(below)
     assert below["hybrid search"].attributes["retrieval.chunks"] > 0
+    cache_reads = [s for s in spans if s.service == "memory" and s.attributes.get("db.system") == "redis"]
+    assert cache_reads and all(run in _ancestors(s, by_id) for s in cache_reads), sorted(below)
     search_server = by_id[below["hybrid search"].parent_span_id]
     assert search_server.service == "retrieval" and search_server.kind == SERVER

@@ -45,6 +45,12 @@ class AgentMetrics:
             ["model", "direction"],
             registry=self.registry,
         )
+        self.cost = Counter(
+            "threadline_agent_cost_usd",
+            "Estimated model cost in US dollars, by model (models priced in AGENT_MODEL_PRICES).",
+            ["model"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "threadline_agent_runs_in_flight", "Runs this worker is working.", registry=self.registry
         )
@@ -61,6 +67,8 @@ class AgentMetrics:
     def record_usage(self, model: str, usage: dict[str, Any]) -> None:
         self.tokens.labels(model, "input").inc(usage.get("input_tokens", 0))
         self.tokens.labels(model, "output").inc(usage.get("output_tokens", 0))
+        if usage.get("cost_usd") is not None:
+            self.cost.labels(model).inc(usage["cost_usd"])
 
     async def watch_queue(self, js: JetStreamContext, stream: str, consumer: str) -> None:
         """Consumer lag, polled: JetStream has no push notification for it. Runs until cancelled."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field
 from threadline.settings import ServiceSettings
 
+from threadline_agent.answerer import MODEL_NAME
 from threadline_agent.guardrails import Guardrails
 
 
@@ -80,12 +82,24 @@ class AgentSettings(ServiceSettings):
         validation_alias=AliasChoices("AGENT_BLOCKED_TERMS"),
         description='Terms refused in questions, per tenant, as JSON: {"*": [...], "acme": [...]} ("*": every tenant).',
     )
+    model_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("AGENT_MODEL_PRICES"),
+        description='US dollars per million input and output tokens, by model, as JSON: {"gpt-4o-mini": [0.15, 0.6]}.',
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,
         validation_alias=AliasChoices("AGENT_METRICS_PORT"),
         description="Serve Prometheus /metrics on this port; 0: off (Helm and compose set 9102).",
     )
+
+    def cost_usd(self, model: str, usage: dict[str, Any]) -> float | None:
+        """The run's estimated cost, or None for a model without a price (the offline answerer costs nothing)."""
+        price = self.model_prices.get(model, (0.0, 0.0) if model == MODEL_NAME else None)
+        if price is None:
+            return None
+        return round((usage.get("input_tokens", 0) * price[0] + usage.get("output_tokens", 0) * price[1]) / 1e6, 8)
 
     def guardrails(self) -> Guardrails:
         return Guardrails(

@@ -354,6 +354,7 @@ class AgentWorker:
             await events.finish("error", {"code": "internal_error", "message": "The agent failed on this run."})
             self.metrics.runs.labels(request.assistant_id, "internal_error").inc()
         else:
+            data["usage"]["cost_usd"] = self.settings.cost_usd(data["model"], data["usage"])
             await events.finish("end", data)
             self.metrics.runs.labels(request.assistant_id, "success").inc()
             self.metrics.record_usage(data["model"], data["usage"])
