@@ -22,6 +22,7 @@ class RunningMesh:
     url: str
     retrieval_target: str
     memory_target: str
+    nats_url: str
 
 
 def _free_port() -> int:
@@ -65,6 +66,7 @@ def running_mesh(timeout_s: float = 240, extra_env: dict[str, str] | None = None
                 url=f"http://127.0.0.1:{ports['GATEWAY_PORT']}",
                 retrieval_target=f"127.0.0.1:{ports['RETRIEVAL_PORT']}",
                 memory_target=f"127.0.0.1:{ports['MEMORY_PORT']}",
+                nats_url=f"nats://127.0.0.1:{ports['THREADLINE_NATS_PORT']}",
             )
         finally:
             if proc.poll() is None:
