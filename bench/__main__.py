@@ -9,7 +9,14 @@ import json
 
 from bench import report
 
-BENCHMARKS = ("query_latency", "retrieval_quality", "memory_latency", "agent_overhead", "end_to_end")
+BENCHMARKS = (
+    "query_latency",
+    "retrieval_quality",
+    "retrieval_latency",
+    "memory_latency",
+    "agent_overhead",
+    "end_to_end",
+)
 
 
 def main() -> None:
