@@ -35,8 +35,9 @@ def page(browser: Browser, mesh: Mesh) -> Iterator[Page]:
         yield page
     finally:
         context.close()
-    # No script errors, CSP violations or missing files; a refused question's 422 is the one expected failure.
-    assert [e for e in errors if "status of 422" not in e] == [], errors
+    # No script errors, CSP violations or missing files; a refused question's 422 and a refused
+    # upload's 415 are the expected failures.
+    assert [e for e in errors if "status of 422" not in e and "status of 415" not in e] == [], errors
 
 
 def ask(page: Page, question: str):
@@ -99,3 +100,20 @@ def test_a_refused_question_is_shown_not_thrown(page: Page) -> None:
     answer = page.locator(".message.assistant").last
     expect(answer).to_have_attribute("data-state", "error", timeout=30_000)
     assert "not valid" in answer.locator(".status").inner_text()
+
+
+def test_an_uploaded_document_is_found_by_the_next_question(page: Page, tmp_path) -> None:
+    note = tmp_path / "zanzibar-rota.md"
+    note.write_text("# Zanzibar rota\n\nThe zanzibar rota says the night shift is covered by the Quokka team.\n")
+    page.goto("/chat")
+    page.set_input_files("#files", str(note))
+    page.click("#upload-send")
+    expect(page.locator("#notice")).to_contain_text("Indexed and searchable: zanzibar-rota.md", timeout=60_000)
+
+    answer = ask(page, "Who covers the night shift on the zanzibar rota?")
+    assert "Quokka" in answer.locator(".text").inner_text()
+    assert "zanzibar-rota.md" in answer.locator(".citation strong").all_inner_texts()
+
+    page.set_input_files("#files", {"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n"})
+    page.click("#upload-send")
+    expect(page.locator("#notice")).to_contain_text("Upload refused", timeout=30_000)

@@ -176,6 +176,20 @@ async function ask(question) {
   }
 }
 
+async function upload(files) {
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  notice(`Uploading ${files.length} file(s)...`);
+  const response = await fetch("/api/v1/documents", { method: "POST", body: form, headers: credentialHeaders() });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    notice(`Upload refused: ${errorMessage(body, response.status)}`);
+    return;
+  }
+  const names = body.documents.map((d) => `${d.id} (${d.chunks} chunks)`).join(", ");
+  notice(`Indexed and searchable: ${names}.`);
+}
+
 function start() {
   $("credential").value = sessionStorage.getItem("threadline-credential") || "";
   $("credential").addEventListener("change", () => {
@@ -193,6 +207,14 @@ function start() {
     if (!question || state.busy) return;
     $("question").value = "";
     ask(question);
+  });
+  $("upload").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const files = [...$("files").files];
+    if (!files.length) return;
+    upload(files)
+      .then(() => { $("files").value = ""; })
+      .catch((err) => notice(`Upload failed: ${err.message}`));
   });
   $("question").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {
