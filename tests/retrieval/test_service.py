@@ -85,6 +85,19 @@ async def test_delete_removes_documents(retrieval) -> None:
     assert {h.document_id for h in hits} == {"durability.md", "errors.txt"}
 
 
+async def test_delete_by_metadata_filter_removes_every_matching_document(retrieval) -> None:
+    await ingest(retrieval)
+    reply = await retrieval.DeleteDocuments(pb.DeleteDocumentsRequest(tenant_id="acme", filter={"topic": "ops"}))
+    assert reply.deleted == 2
+    hits = await search(retrieval, "tomato sauce", k=10)
+    assert {h.document_id for h in hits} == {"cooking.txt"}
+    with pytest.raises(grpc.aio.AioRpcError) as both:
+        await retrieval.DeleteDocuments(
+            pb.DeleteDocumentsRequest(tenant_id="acme", document_ids=["cooking.txt"], filter={"topic": "food"})
+        )
+    assert both.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_documents_are_listed_by_id_a_page_at_a_time(retrieval) -> None:
     await ingest(retrieval)
     await ingest(retrieval, tenant="globex", documents=DOCS[:1])

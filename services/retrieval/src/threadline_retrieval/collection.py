@@ -188,6 +188,10 @@ class Collection:
             )
         }
 
+    def documents_matching(self, metadata_filter: dict[str, str]) -> list[str]:
+        """Ids of the documents with at least one chunk matching the filter, by id."""
+        return sorted({self._chunks[row].document_id for row in self.matching(metadata_filter)})
+
     def dense(self, vector: np.ndarray, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         """The ``k`` nearest rows by cosine similarity, best first."""
         if not self._chunks or (allowed is not None and not allowed):

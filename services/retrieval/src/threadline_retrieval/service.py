@@ -185,13 +185,18 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         async with _status(context):
             tenant = _name(request.tenant_id, "tenant_id")
             name = _name(request.collection, "collection", DEFAULT_COLLECTION)
-            if not request.document_ids:
-                raise BadRequest("document_ids must not be empty")
+            if bool(request.document_ids) == bool(request.filter):
+                raise BadRequest("give either document_ids or filter")
             collection = await self._catalog.get(tenant, name, create=False)
             if collection is None:
                 return retrieval_pb2.DeleteDocumentsResponse(deleted=0)
-            ids = list(dict.fromkeys(request.document_ids))
             async with self._catalog.write_lock(tenant, name):
+                # Resolved under the lock so a concurrent ingest cannot slip a match past the delete.
+                ids = (
+                    collection.documents_matching(dict(request.filter))
+                    if request.filter
+                    else list(dict.fromkeys(request.document_ids))
+                )
                 deleted = await asyncio.to_thread(collection.delete, ids)
                 collection.forget(ids)
         return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted)
