@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,11 +22,10 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from threadline.grpc import check_health
 from threadline_agent.checkpointer import RemoteCheckpointSaver
 
 from bench.end_to_end import _fresh_database
-from bench.mesh import _free_port
+from bench.mesh import _free_port, grpc_service
 from bench.stats import machine, percentiles
 
 RESULTS = Path(__file__).parent / "results" / "memory_latency.json"
@@ -93,26 +90,14 @@ def _served(rounds: int, redis_url: str | None) -> dict[str, Any]:
     """The figures through a memory service of its own (a fresh database; Redis cache or none)."""
     port = _free_port()
     env = {
-        **os.environ,
         "MEMORY_PORT": str(port),
         "DATABASE_URL": _fresh_database("threadline_bench_memory"),
         "NATS_NAMESPACE": "bench" + uuid.uuid4().hex[:6],
-        "LOG_LEVEL": "WARNING",
+        # Unset, the service would take a REDIS_URL from this environment: "" means no cache.
+        "REDIS_URL": redis_url or "",
     }
-    env.pop("REDIS_URL", None)
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    server = subprocess.Popen([sys.executable, "-m", "threadline_memory"], env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not asyncio.run(check_health(f"127.0.0.1:{port}")):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the memory service did not start")
-            time.sleep(0.2)
-        return asyncio.run(_through_grpc(f"127.0.0.1:{port}", rounds))
-    finally:
-        server.terminate()
-        server.wait(30)
+    with grpc_service("threadline_memory", port, env, timeout_s=60) as target:
+        return asyncio.run(_through_grpc(target, rounds))
 
 
 def run(quick: bool = False) -> dict[str, Any]:

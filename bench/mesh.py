@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from threadline.grpc import check_health
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +75,20 @@ def running_mesh(timeout_s: float = 240, extra_env: dict[str, str] | None = None
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGINT)
             proc.wait(60)
+
+
+@contextmanager
+def grpc_service(module: str, port: int, env: dict[str, str], timeout_s: float = 600) -> Iterator[str]:
+    """``python -m <module>`` serving gRPC on ``port`` with ``env`` over this environment; yields its target."""
+    target = f"127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", module], env={**os.environ, "LOG_LEVEL": "WARNING", **env})
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not asyncio.run(check_health(target)):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{module} did not start")
+            time.sleep(0.3)
+        yield target
+    finally:
+        server.terminate()
+        server.wait(60)

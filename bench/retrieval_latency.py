@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +21,6 @@ from typing import Any
 import faiss
 import grpc
 import numpy as np
-from threadline.grpc import check_health
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline_retrieval.chunking import Chunk, Chunker
@@ -32,7 +28,7 @@ from threadline_retrieval.collection import Collection, NewDocument
 from threadline_retrieval.embeddings import LocalEmbedder
 
 from bench import scifact
-from bench.mesh import _free_port
+from bench.mesh import _free_port, grpc_service
 from bench.stats import machine, percentiles
 
 RESULTS = Path(__file__).parent / "results" / "retrieval_latency.json"
@@ -57,19 +53,6 @@ def _write_collection(data_dir: Path, size: int, model: str, rng: np.random.Gene
     finally:
         collection.close()
     return vectors
-
-
-def _start(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "RETRIEVAL_PORT": str(port), "RETRIEVAL_DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-m", "threadline_retrieval"], env=env)
-    target = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    while not asyncio.run(check_health(target)):
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the retrieval service did not start")
-        time.sleep(0.5)
-    return server, target
 
 
 async def _grpc_searches(target: str, queries: list[str], concurrency: int) -> dict[str, Any]:
@@ -147,15 +130,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="threadline-bench-retrieval-") as scratch:
             data_dir = Path(scratch)
             vectors = _write_collection(data_dir, size, embedder.model_name, rng)
-            server, target = _start(data_dir)
-            try:
+            port = _free_port()
+            env = {"RETRIEVAL_PORT": str(port), "RETRIEVAL_DATA_DIR": str(data_dir)}
+            with grpc_service("threadline_retrieval", port, env) as target:
                 one = asyncio.run(_grpc_searches(target, queries, 1))
                 eight = asyncio.run(_grpc_searches(target, queries, 8))
                 if not ingestion:
                     ingestion = asyncio.run(_ingestion(target, embedder, scifact.abstracts()[:300]))
-            finally:
-                server.terminate()
-                server.wait(60)
             local = asyncio.run(_in_process_searches(embedder, vectors, queries))
         sizes[str(size)] = {
             "grpc_one_client": one,

@@ -12,20 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import grpc
-from threadline.grpc import check_health
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 
 from bench import scifact
+from bench.mesh import _free_port, grpc_service
 from bench.stats import machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,35 +77,17 @@ async def _evaluate(target: str) -> dict[str, object]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run(quick: bool = False) -> dict[str, object]:
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="threadline-scifact-") as data_dir:
         env = {
-            **os.environ,
             "RETRIEVAL_PORT": str(port),
             "RETRIEVAL_DATA_DIR": data_dir,
             "CHUNK_SIZE": "20000",
-            "LOG_LEVEL": "WARNING",
             "EMBEDDING_PROVIDER": "local",
         }
-        server = subprocess.Popen([sys.executable, "-m", "threadline_retrieval"], env=env)
-        try:
-            target = f"127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while not asyncio.run(check_health(target)):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the retrieval service did not start")
-                time.sleep(0.5)
+        with grpc_service("threadline_retrieval", port, env, timeout_s=120) as target:
             figures = asyncio.run(_evaluate(target))
-        finally:
-            server.terminate()
-            server.wait(30)
     result = {"benchmark": "retrieval_quality", "dataset": "BEIR SciFact test", "machine": machine(), **figures}
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     return result
