@@ -98,6 +98,25 @@ async def test_delete_by_metadata_filter_removes_every_matching_document(retriev
     assert both.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_search_by_vector_ranks_as_the_same_query_as_text(retrieval, embedder) -> None:
+    await ingest(retrieval)
+    by_text = await search(retrieval, "tomato sauce", k=3, mode=pb.SEARCH_MODE_DENSE)
+    vector = [float(v) * 2 for v in (await embedder.embed(["tomato sauce"]))[0]]  # scaled: normalised by the service
+    reply = await retrieval.Search(pb.SearchRequest(tenant_id="acme", vector=vector, k=3))
+    assert [h.chunk_id for h in reply.hits] == [h.chunk_id for h in by_text]
+    assert [round(h.score, 4) for h in reply.hits] == [round(h.score, 4) for h in by_text]
+    bad = [
+        pb.SearchRequest(tenant_id="acme", vector=[1.0, 2.0]),
+        pb.SearchRequest(tenant_id="acme", vector=[0.0] * len(vector)),
+        pb.SearchRequest(tenant_id="acme", vector=vector, query="tomato"),
+        pb.SearchRequest(tenant_id="acme", vector=vector, mode=pb.SEARCH_MODE_HYBRID),
+    ]
+    for request in bad:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await retrieval.Search(request)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_documents_are_listed_by_id_a_page_at_a_time(retrieval) -> None:
     await ingest(retrieval)
     await ingest(retrieval, tenant="globex", documents=DOCS[:1])

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
+import numpy as np
 import structlog
 from opentelemetry import trace
 from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -60,6 +61,17 @@ def _name(value: str, field: str, default: str | None = None) -> str:
     if not NAME.fullmatch(value):
         raise BadRequest(f"{field} must be 1-64 letters, digits, '-' or '_' (got {value!r})")
     return value
+
+
+def _query_vector(values: Any, dimension: int) -> np.ndarray:
+    """A caller's query vector as a unit float32 vector, so dense scores stay cosine similarities."""
+    if len(values) != dimension:
+        raise BadRequest(f"vector must have {dimension} values, not {len(values)}")
+    vector = np.asarray(values, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm == 0:
+        raise BadRequest("vector must be finite and not all zeros")
+    return vector / norm
 
 
 def _document_id(document: retrieval_pb2.Document) -> str:
@@ -131,23 +143,29 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             tenant = _name(request.tenant_id, "tenant_id")
             name = _name(request.collection, "collection", DEFAULT_COLLECTION)
             query = request.query.strip()
-            if not query:
+            if not query and not request.vector:
                 raise BadRequest("query must not be empty")
+            if query and request.vector:
+                raise BadRequest("give either a query or a vector, not both")
             if len(query) > MAX_QUERY_CHARS:
                 raise BadRequest(f"query must be at most {MAX_QUERY_CHARS} characters")
             k = request.k or self._settings.search_default_k
             if not 1 <= k <= self._settings.search_max_k:
                 raise BadRequest(f"k must be between 1 and {self._settings.search_max_k}")
-            mode = request.mode or self._default_mode
+            mode = request.mode or (retrieval_pb2.SEARCH_MODE_DENSE if request.vector else self._default_mode)
             if mode not in _MODES.values():
                 raise BadRequest(f"mode {request.mode} is not a SearchMode")
+            if request.vector and mode != retrieval_pb2.SEARCH_MODE_DENSE:
+                raise BadRequest("a vector can only be searched in dense mode")
             collection = await self._catalog.get(tenant, name, create=False)
             if collection is None:
                 if request.collection:
                     await context.abort(grpc.StatusCode.NOT_FOUND, f"tenant {tenant!r} has no collection {name!r}")
                 return retrieval_pb2.SearchResponse()
             allowed = collection.matching(dict(request.filter)) if request.filter else None
-            if mode != retrieval_pb2.SEARCH_MODE_KEYWORD:
+            if request.vector:
+                vector = _query_vector(request.vector, collection.dimension)
+            elif mode != retrieval_pb2.SEARCH_MODE_KEYWORD:
                 model = {"embedding.model": collection.embedding_model}
                 with _tracer.start_as_current_span("embed query", attributes=model):
                     vector = (await self._embedder.embed([query]))[0]

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'threadline/retrieval/v1/retrieval.proto\x12\x17threadline.retrieval.v1\"\xae\x01\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x41\n\x08metadata\x18\x04 \x03(\x0b\x32/.threadline.retrieval.v1.Document.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"l\n\rIngestRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x34\n\tdocuments\x18\x03 \x03(\x0b\x32!.threadline.retrieval.v1.Document\"<\n\x10IngestedDocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\"N\n\x0eIngestResponse\x12<\n\tdocuments\x18\x01 \x03(\x0b\x32).threadline.retrieval.v1.IngestedDocument\"\x9c\x02\n\rSearchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x31\n\x04mode\x18\x05 \x01(\x0e\x32#.threadline.retrieval.v1.SearchMode\x12\x42\n\x06\x66ilter\x18\x06 \x03(\x0b\x32\x32.threadline.retrieval.v1.SearchRequest.FilterEntry\x12\x16\n\tmin_score\x18\x07 \x01(\x02H\x00\x88\x01\x01\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_min_score\"\xc4\x01\n\tSearchHit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x42\n\x08metadata\x18\x05 \x03(\x0b\x32\x30.threadline.retrieval.v1.SearchHit.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0eSearchResponse\x12\x30\n\x04hits\x18\x01 \x03(\x0b\x32\".threadline.retrieval.v1.SearchHit\"\xd1\x01\n\x16\x44\x65leteDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\x12K\n\x06\x66ilter\x18\x04 \x03(\x0b\x32;.threadline.retrieval.v1.DeleteDocumentsRequest.FilterEntry\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x17\x44\x65leteDocumentsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"+\n\x16ListCollectionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"\x8c\x01\n\x0f\x43ollectionStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x12\n\nindex_type\x18\x05 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\"X\n\x17ListCollectionsResponse\x12=\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32(.threadline.retrieval.v1.CollectionStats\"\\\n\x14ListDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"\xb6\x01\n\x0f\x44ocumentSummary\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\x12H\n\x08metadata\x18\x03 \x03(\x0b\x32\x36.threadline.retrieval.v1.DocumentSummary.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x15ListDocumentsResponse\x12;\n\tdocuments\x18\x01 \x03(\x0b\x32(.threadline.retrieval.v1.DocumentSummary\x12\r\n\x05total\x18\x02 \x01(\x03*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xa4\x04\n\x10RetrievalService\x12Y\n\x06Ingest\x12&.threadline.retrieval.v1.IngestRequest\x1a\'.threadline.retrieval.v1.IngestResponse\x12Y\n\x06Search\x12&.threadline.retrieval.v1.SearchRequest\x1a\'.threadline.retrieval.v1.SearchResponse\x12t\n\x0f\x44\x65leteDocuments\x12/.threadline.retrieval.v1.DeleteDocumentsRequest\x1a\x30.threadline.retrieval.v1.DeleteDocumentsResponse\x12t\n\x0fListCollections\x12/.threadline.retrieval.v1.ListCollectionsRequest\x1a\x30.threadline.retrieval.v1.ListCollectionsResponse\x12n\n\rListDocuments\x12-.threadline.retrieval.v1.ListDocumentsRequest\x1a..threadline.retrieval.v1.ListDocumentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'threadline/retrieval/v1/retrieval.proto\x12\x17threadline.retrieval.v1\"\xae\x01\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x41\n\x08metadata\x18\x04 \x03(\x0b\x32/.threadline.retrieval.v1.Document.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"l\n\rIngestRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x34\n\tdocuments\x18\x03 \x03(\x0b\x32!.threadline.retrieval.v1.Document\"<\n\x10IngestedDocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\"N\n\x0eIngestResponse\x12<\n\tdocuments\x18\x01 \x03(\x0b\x32).threadline.retrieval.v1.IngestedDocument\"\xac\x02\n\rSearchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x31\n\x04mode\x18\x05 \x01(\x0e\x32#.threadline.retrieval.v1.SearchMode\x12\x42\n\x06\x66ilter\x18\x06 \x03(\x0b\x32\x32.threadline.retrieval.v1.SearchRequest.FilterEntry\x12\x16\n\tmin_score\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x0e\n\x06vector\x18\x08 \x03(\x02\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_min_score\"\xc4\x01\n\tSearchHit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x42\n\x08metadata\x18\x05 \x03(\x0b\x32\x30.threadline.retrieval.v1.SearchHit.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0eSearchResponse\x12\x30\n\x04hits\x18\x01 \x03(\x0b\x32\".threadline.retrieval.v1.SearchHit\"\xd1\x01\n\x16\x44\x65leteDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\x12K\n\x06\x66ilter\x18\x04 \x03(\x0b\x32;.threadline.retrieval.v1.DeleteDocumentsRequest.FilterEntry\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x17\x44\x65leteDocumentsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"+\n\x16ListCollectionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"\x8c\x01\n\x0f\x43ollectionStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x12\n\nindex_type\x18\x05 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\"X\n\x17ListCollectionsResponse\x12=\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32(.threadline.retrieval.v1.CollectionStats\"\\\n\x14ListDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"\xb6\x01\n\x0f\x44ocumentSummary\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\x12H\n\x08metadata\x18\x03 \x03(\x0b\x32\x36.threadline.retrieval.v1.DocumentSummary.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x15ListDocumentsResponse\x12;\n\tdocuments\x18\x01 \x03(\x0b\x32(.threadline.retrieval.v1.DocumentSummary\x12\r\n\x05total\x18\x02 \x01(\x03*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xa4\x04\n\x10RetrievalService\x12Y\n\x06Ingest\x12&.threadline.retrieval.v1.IngestRequest\x1a\'.threadline.retrieval.v1.IngestResponse\x12Y\n\x06Search\x12&.threadline.retrieval.v1.SearchRequest\x1a\'.threadline.retrieval.v1.SearchResponse\x12t\n\x0f\x44\x65leteDocuments\x12/.threadline.retrieval.v1.DeleteDocumentsRequest\x1a\x30.threadline.retrieval.v1.DeleteDocumentsResponse\x12t\n\x0fListCollections\x12/.threadline.retrieval.v1.ListCollectionsRequest\x1a\x30.threadline.retrieval.v1.ListCollectionsResponse\x12n\n\rListDocuments\x12-.threadline.retrieval.v1.ListDocumentsRequest\x1a..threadline.retrieval.v1.ListDocumentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,8 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEDOCUMENTSREQUEST_FILTERENTRY']._serialized_options = b'8\001'
   _globals['_DOCUMENTSUMMARY_METADATAENTRY']._loaded_options = None
   _globals['_DOCUMENTSUMMARY_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_SEARCHMODE']._serialized_start=1965
-  _globals['_SEARCHMODE']._serialized_end=2078
+  _globals['_SEARCHMODE']._serialized_start=1981
+  _globals['_SEARCHMODE']._serialized_end=2094
   _globals['_DOCUMENT']._serialized_start=69
   _globals['_DOCUMENT']._serialized_end=243
   _globals['_DOCUMENT_METADATAENTRY']._serialized_start=196
@@ -54,35 +54,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTRESPONSE']._serialized_start=417
   _globals['_INGESTRESPONSE']._serialized_end=495
   _globals['_SEARCHREQUEST']._serialized_start=498
-  _globals['_SEARCHREQUEST']._serialized_end=782
-  _globals['_SEARCHREQUEST_FILTERENTRY']._serialized_start=723
-  _globals['_SEARCHREQUEST_FILTERENTRY']._serialized_end=768
-  _globals['_SEARCHHIT']._serialized_start=785
-  _globals['_SEARCHHIT']._serialized_end=981
+  _globals['_SEARCHREQUEST']._serialized_end=798
+  _globals['_SEARCHREQUEST_FILTERENTRY']._serialized_start=739
+  _globals['_SEARCHREQUEST_FILTERENTRY']._serialized_end=784
+  _globals['_SEARCHHIT']._serialized_start=801
+  _globals['_SEARCHHIT']._serialized_end=997
   _globals['_SEARCHHIT_METADATAENTRY']._serialized_start=196
   _globals['_SEARCHHIT_METADATAENTRY']._serialized_end=243
-  _globals['_SEARCHRESPONSE']._serialized_start=983
-  _globals['_SEARCHRESPONSE']._serialized_end=1049
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1052
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1261
-  _globals['_DELETEDOCUMENTSREQUEST_FILTERENTRY']._serialized_start=723
-  _globals['_DELETEDOCUMENTSREQUEST_FILTERENTRY']._serialized_end=768
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1263
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1305
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1307
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1350
-  _globals['_COLLECTIONSTATS']._serialized_start=1353
-  _globals['_COLLECTIONSTATS']._serialized_end=1493
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1495
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1583
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=1585
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1677
-  _globals['_DOCUMENTSUMMARY']._serialized_start=1680
-  _globals['_DOCUMENTSUMMARY']._serialized_end=1862
+  _globals['_SEARCHRESPONSE']._serialized_start=999
+  _globals['_SEARCHRESPONSE']._serialized_end=1065
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1068
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1277
+  _globals['_DELETEDOCUMENTSREQUEST_FILTERENTRY']._serialized_start=739
+  _globals['_DELETEDOCUMENTSREQUEST_FILTERENTRY']._serialized_end=784
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1279
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1321
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1323
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1366
+  _globals['_COLLECTIONSTATS']._serialized_start=1369
+  _globals['_COLLECTIONSTATS']._serialized_end=1509
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1511
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1599
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=1601
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1693
+  _globals['_DOCUMENTSUMMARY']._serialized_start=1696
+  _globals['_DOCUMENTSUMMARY']._serialized_end=1878
   _globals['_DOCUMENTSUMMARY_METADATAENTRY']._serialized_start=196
   _globals['_DOCUMENTSUMMARY_METADATAENTRY']._serialized_end=243
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1864
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1963
-  _globals['_RETRIEVALSERVICE']._serialized_start=2081
-  _globals['_RETRIEVALSERVICE']._serialized_end=2629
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1880
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1979
+  _globals['_RETRIEVALSERVICE']._serialized_start=2097
+  _globals['_RETRIEVALSERVICE']._serialized_end=2645
 # @@protoc_insertion_point(module_scope)

@@ -62,7 +62,7 @@ class IngestResponse(_message.Message):
     def __init__(self, documents: _Optional[_Iterable[_Union[IngestedDocument, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("tenant_id", "collection", "query", "k", "mode", "filter", "min_score")
+    __slots__ = ("tenant_id", "collection", "query", "k", "mode", "filter", "min_score", "vector")
     class FilterEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,7 @@ class SearchRequest(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     collection: str
     query: str
@@ -84,7 +85,8 @@ class SearchRequest(_message.Message):
     mode: SearchMode
     filter: _containers.ScalarMap[str, str]
     min_score: float
-    def __init__(self, tenant_id: _Optional[str] = ..., collection: _Optional[str] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., filter: _Optional[_Mapping[str, str]] = ..., min_score: _Optional[float] = ...) -> None: ...
+    vector: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, tenant_id: _Optional[str] = ..., collection: _Optional[str] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., filter: _Optional[_Mapping[str, str]] = ..., min_score: _Optional[float] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("document_id", "chunk_id", "text", "score", "metadata")
