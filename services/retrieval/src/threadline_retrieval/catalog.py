@@ -15,10 +15,11 @@ _SUFFIX = ".sqlite3"
 
 
 class Catalog:
-    def __init__(self, data_dir: Path, embedding_model: str, dimension: int) -> None:
+    def __init__(self, data_dir: Path, embedding_model: str, dimension: int, embedding_version: str = "") -> None:
         self._data_dir = data_dir
         self._embedding_model = embedding_model
         self._dimension = dimension
+        self._embedding_version = embedding_version
         self._open: dict[tuple[str, str], Collection] = {}
         self._opening = asyncio.Lock()
         self._writing: dict[tuple[str, str], asyncio.Lock] = {}
@@ -36,7 +37,9 @@ class Catalog:
                 path = self._path(tenant, name)
                 if not create and not path.exists():
                     return None
-                self._open[key] = await asyncio.to_thread(Collection, path, self._embedding_model, self._dimension)
+                self._open[key] = await asyncio.to_thread(
+                    Collection, path, self._embedding_model, self._dimension, self._embedding_version
+                )
         return self._open[key]
 
     def write_lock(self, tenant: str, name: str) -> asyncio.Lock:

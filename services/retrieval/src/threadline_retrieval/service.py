@@ -237,6 +237,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                         dimension=collection.dimension,
                         index_type=INDEX_TYPE,
                         embedding_model=collection.embedding_model,
+                        embedding_model_version=collection.embedding_version,
                     )
                 )
         return retrieval_pb2.ListCollectionsResponse(collections=stats)

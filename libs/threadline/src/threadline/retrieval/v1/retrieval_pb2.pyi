@@ -147,20 +147,22 @@ class ListCollectionsRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
-    __slots__ = ("name", "document_count", "chunk_count", "dimension", "index_type", "embedding_model")
+    __slots__ = ("name", "document_count", "chunk_count", "dimension", "index_type", "embedding_model", "embedding_model_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     document_count: int
     chunk_count: int
     dimension: int
     index_type: str
     embedding_model: str
-    def __init__(self, name: _Optional[str] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., embedding_model: _Optional[str] = ...) -> None: ...
+    embedding_model_version: str
+    def __init__(self, name: _Optional[str] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., embedding_model: _Optional[str] = ..., embedding_model_version: _Optional[str] = ...) -> None: ...
 
 class ListCollectionsResponse(_message.Message):
     __slots__ = ("collections",)
