@@ -1,14 +1,23 @@
-"""A connection to the machine's real NATS for the agent's tests."""
+"""A connection to the machine's real NATS for the agent's tests, and a worker whose model is slow."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.memory import InMemorySaver
 from nats.aio.client import Client as NatsClient
+from threadline_agent.answerer import ExtractiveAnswerer
+from threadline_agent.settings import AgentSettings
+from threadline_agent.worker import AgentWorker
 
-from tests.conftest import NATS_URL
+from tests.conftest import NATS_URL, free_port
 
 
 @pytest.fixture
@@ -16,3 +25,48 @@ async def nc() -> AsyncIterator[NatsClient]:
     client = await nats.connect(NATS_URL)
     yield client
     await client.drain()
+
+
+class SlowAnswerer(ExtractiveAnswerer):
+    """Streams a word every 100 ms, like a model under load (this test's stand-in for a remote model)."""
+
+    async def _astream(self, *args: Any, **kwargs: Any):
+        async for chunk in super()._astream(*args, **kwargs):
+            await asyncio.sleep(0.1)
+            yield chunk
+
+
+@asynccontextmanager
+async def running_worker(
+    nats_namespace: str, nc: NatsClient, tmp_path: Path, model: BaseChatModel, **settings: Any
+) -> AsyncIterator[AgentWorker]:
+    """A worker on the real NATS (no retrieval service: its port is one nobody listens on), then its streams gone."""
+    config = AgentSettings(
+        nats_url=NATS_URL,
+        nats_namespace=nats_namespace,
+        RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}",
+        AGENT_HEARTBEAT_FILE=tmp_path / "alive",
+        **settings,
+    )
+    worker = AgentWorker(config, checkpointer=InMemorySaver(), model=model)
+    await worker.app.start()
+    try:
+        yield worker
+    finally:
+        await worker.app.stop()
+        for stream in (worker.topology.runs_stream, worker.topology.run_events_stream):
+            await nc.jetstream().delete_stream(stream)
+
+
+@pytest.fixture
+async def worker(nats_namespace: str, nc: NatsClient, tmp_path: Path) -> AsyncIterator[AgentWorker]:
+    async with running_worker(
+        nats_namespace, nc, tmp_path, ExtractiveAnswerer(), AGENT_METRICS_PORT=free_port()
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+async def slow_worker(nats_namespace: str, nc: NatsClient, tmp_path: Path) -> AsyncIterator[AgentWorker]:
+    async with running_worker(nats_namespace, nc, tmp_path, SlowAnswerer()) as worker:
+        yield worker

@@ -4,51 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
-import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 from nats.aio.client import Client as NatsClient
 from threadline.events import RunEvent, RunRequested, Topology
 from threadline.nats import cancelled_runs
-from threadline_agent.answerer import ExtractiveAnswerer
-from threadline_agent.settings import AgentSettings
 from threadline_agent.worker import AgentWorker
 
 from tests.agent.test_worker import run_and_collect, runs_left
-from tests.conftest import NATS_URL, free_port
 
 
-class SlowAnswerer(ExtractiveAnswerer):
-    """Streams a word every 100 ms, like a model under load (this test's stand-in for a remote model)."""
-
-    async def _astream(self, *args: Any, **kwargs: Any):
-        async for chunk in super()._astream(*args, **kwargs):
-            await asyncio.sleep(0.1)
-            yield chunk
-
-
-@pytest.fixture
-async def slow_worker(nats_namespace: str, nc: NatsClient, tmp_path: Path) -> AsyncIterator[AgentWorker]:
-    settings = AgentSettings(
-        nats_url=NATS_URL,
-        nats_namespace=nats_namespace,
-        RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}",
-        AGENT_HEARTBEAT_FILE=tmp_path / "alive",
-    )
-    worker = AgentWorker(settings, checkpointer=InMemorySaver(), model=SlowAnswerer())
-    await worker.app.start()
-    try:
-        yield worker
-    finally:
-        await worker.app.stop()
-        for stream in (worker.topology.runs_stream, worker.topology.run_events_stream):
-            await nc.jetstream().delete_stream(stream)
-
-
-async def _cancel(nc: NatsClient, topology: Topology, run_id: str) -> None:
+async def cancel(nc: NatsClient, topology: Topology, run_id: str) -> None:
     """What the gateway's POST /api/v1/runs/{id}/cancel does."""
     await (await cancelled_runs(nc.jetstream(), topology)).put(run_id, b"1")
     await nc.publish(topology.run_cancel(run_id), b"")
@@ -66,7 +31,7 @@ async def test_a_running_run_stops_with_one_cancelled_event(slow_worker: AgentWo
     watch = await nc.subscribe(topology.run_events(run.run_id), cb=on_event)
     collecting = asyncio.create_task(run_and_collect(nc, topology, run))
     await asyncio.wait_for(answering.wait(), 30)  # tokens flow: the graph is mid-answer
-    await _cancel(nc, topology, run.run_id)
+    await cancel(nc, topology, run.run_id)
     events = [event for event, _ in await collecting]
 
     assert [e.kind for e in events][-1] == "error" and events[-1].data["code"] == "cancelled"
@@ -79,6 +44,6 @@ async def test_a_running_run_stops_with_one_cancelled_event(slow_worker: AgentWo
 async def test_a_queued_run_is_cancelled_before_it_starts(slow_worker: AgentWorker, nc: NatsClient) -> None:
     topology = slow_worker.topology
     run = RunRequested(run_id=uuid.uuid4().hex, thread_id="t-queued", tenant_id="acme", input="How are runs kept?")
-    await _cancel(nc, topology, run.run_id)
+    await cancel(nc, topology, run.run_id)
     events = [event for event, _ in await run_and_collect(nc, topology, run)]
     assert [e.kind for e in events] == ["metadata", "error"] and events[-1].data["code"] == "cancelled"

@@ -10,45 +10,16 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
-import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from threadline.events import RunEvent, RunRequested, Topology
-from threadline_agent.answerer import ExtractiveAnswerer
 from threadline_agent.liveness import fresh
-from threadline_agent.settings import AgentSettings
 from threadline_agent.worker import AgentWorker
-
-from tests.conftest import NATS_URL, free_port
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-async def worker(nats_namespace: str, nc: NatsClient, tmp_path: Path) -> AsyncIterator[AgentWorker]:
-    settings = AgentSettings(
-        nats_url=NATS_URL,
-        nats_namespace=nats_namespace,
-        RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}",
-        AGENT_HEARTBEAT_FILE=tmp_path / "alive",
-        AGENT_METRICS_PORT=free_port(),
-    )
-    worker = AgentWorker(settings, checkpointer=InMemorySaver(), model=ExtractiveAnswerer())
-    await worker.app.start()
-    try:
-        yield worker
-    finally:
-        await worker.app.stop()
-        topology = Topology(nats_namespace)
-        js = nc.jetstream()
-        for stream in (topology.runs_stream, topology.run_events_stream):
-            await js.delete_stream(stream)
 
 
 async def run_and_collect(nc: NatsClient, topology: Topology, run: RunRequested) -> list[tuple[RunEvent, dict]]:

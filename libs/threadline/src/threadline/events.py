@@ -35,6 +35,9 @@ class Event(BaseModel):
         return cls.model_validate_json(data)
 
 
+StateEventKind = Literal["values", "updates"]
+
+
 class RunRequested(Event):
     """A question accepted by the gateway; durable on the RUNS stream until a worker acks it."""
 
@@ -44,9 +47,23 @@ class RunRequested(Event):
     assistant_id: str = "agent"
     input: str
     created_at: datetime = Field(default_factory=_now)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="The client's labels for the run.")
+    state_events: list[StateEventKind] = Field(
+        default_factory=list,
+        description="Also publish the graph's state after each step (values) or each node's update (updates), "
+        "as LangGraph's stream modes of those names; off by default, since they repeat the conversation.",
+    )
+    after_run_id: str | None = Field(
+        default=None, description="Start only once this earlier run of the thread has ended (an enqueued run)."
+    )
+    rollback_run_id: str | None = Field(
+        default=None, description="Start from the thread's state before this (cancelled) run, as if it never ran."
+    )
 
 
-RunEventKind = Literal["metadata", "token", "tool_call", "tool_result", "citations", "end", "error"]
+RunEventKind = Literal[
+    "metadata", "token", "tool_call", "tool_result", "citations", "values", "updates", "end", "error"
+]
 
 
 class RunEvent(Event):

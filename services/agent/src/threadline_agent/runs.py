@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import grpc
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
+from pydantic import BaseModel
 from threadline.events import RunEventKind, RunRequested
 
 from threadline_agent.graph import ANSWER_NODES
@@ -69,11 +71,18 @@ async def execute_run(
                 state_input = await _resume(graph, request, config, turn)
             else:
                 state_input = {"messages": [HumanMessage(request.input)]}
-            async for mode, chunk in graph.astream(state_input, config, stream_mode=["messages", "updates"]):
+                if request.rollback_run_id:
+                    await _roll_back(graph, config, request.rollback_run_id)
+            modes = ["messages", "updates", *(["values"] if "values" in request.state_events else [])]
+            async for mode, chunk in graph.astream(state_input, config, stream_mode=modes):
                 if mode == "messages":
                     await turn.on_message_chunk(*chunk, emit)
-                else:
+                elif mode == "updates":
                     await turn.on_update(chunk, emit)
+                    if "updates" in request.state_events:
+                        await emit("updates", plain(chunk))
+                else:
+                    await emit("values", plain(chunk))
     except TimeoutError as exc:
         raise RunFailed("run_timeout", f"The run did not finish within {timeout_s:g} s.") from exc
     except GraphRecursionError as exc:
@@ -114,6 +123,35 @@ async def _resume(graph: CompiledStateGraph, request: RunRequested, config: dict
     return None
 
 
+async def _roll_back(graph: CompiledStateGraph, config: dict[str, Any], run_id: str) -> None:
+    """Point ``config`` at the thread's last checkpoint from before ``run_id``, so this run forks from there.
+
+    The cancelled run's checkpoints stay in the history as a branch nobody builds on; when the
+    thread had nothing before that run, its checkpoints are deleted and this run starts it afresh.
+    """
+    async for snapshot in graph.aget_state_history(config):
+        if (snapshot.metadata or {}).get("run_id") != run_id:
+            config["configurable"]["checkpoint_id"] = snapshot.config["configurable"]["checkpoint_id"]
+            return
+    assert graph.checkpointer is not None and not isinstance(graph.checkpointer, bool)
+    await graph.checkpointer.adelete_thread(config["configurable"]["thread_id"])
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data, messages as their fields (the shape LangGraph's server sends them in)."""
+    if isinstance(value, BaseModel):
+        return plain(value.model_dump())
+    if is_dataclass(value) and not isinstance(value, type):
+        return plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
 class _Turn:
     """What one run has produced so far."""
 
@@ -131,7 +169,7 @@ class _Turn:
             and not getattr(message, "tool_call_chunks", None)
             and message.text
         ):
-            await emit("token", {"text": message.text})
+            await emit("token", {"text": message.text, "message_id": message.id, "node": metadata["langgraph_node"]})
 
     async def on_update(self, update: dict[str, Any], emit: Emit) -> None:
         for node_update in update.values():

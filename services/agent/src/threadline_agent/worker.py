@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -50,6 +51,7 @@ ACK_WAIT_S = 30.0
 IN_PROGRESS_EVERY_S = 10.0  # well inside ACK_WAIT_S, so a slow run is never taken for a dead one
 FETCH_TIMEOUT_S = 5.0
 MAX_NAK_DELAY_S = 30.0
+AFTER_RUN_POLL_S = 0.25  # how soon a run queued behind another looks again
 SHUTDOWN_GRACE_S = 10.0  # runs in flight at shutdown get this long to finish before they are handed back
 
 log = structlog.get_logger("threadline.agent")
@@ -80,6 +82,7 @@ class RunEvents:
         self._seq = 0
         self._coalesce_s = coalesce_s
         self._tokens: list[str] = []
+        self._token_source: dict[str, Any] = {}
         self._flush_later: asyncio.Task[None] | None = None
         redacting = guardrails is not None and guardrails.redact_pii
         self._redact = guardrails.redact if redacting else None
@@ -96,12 +99,16 @@ class RunEvents:
         return last
 
     def _next(self, kind: RunEventKind, data: dict[str, Any]) -> bytes:
-        event = RunEvent(run_id=self._run_id, seq=self._seq, kind=kind, data=self._redacted(data))
+        event = RunEvent(run_id=self._run_id, seq=self._seq, kind=kind, data=self._redacted(kind, data))
         self._seq += 1
         return event.to_bytes()
 
-    def _redacted(self, data: dict[str, Any]) -> dict[str, Any]:
-        if self._redact is None or not ({"answer", "citations"} & data.keys()):
+    def _redacted(self, kind: RunEventKind, data: dict[str, Any]) -> dict[str, Any]:
+        if self._redact is None:
+            return data
+        if kind in ("values", "updates"):
+            return _redact_texts(data, self._redact)
+        if not ({"answer", "citations"} & data.keys()):
             return data
         data = dict(data)
         if isinstance(data.get("answer"), str):
@@ -116,6 +123,10 @@ class RunEvents:
     async def emit(self, kind: RunEventKind, data: dict[str, Any]) -> None:
         """A plain publish: the RUN_EVENTS stream captures it, and a lost token is not worth a round trip."""
         if kind == "token":
+            source = {k: v for k, v in data.items() if k != "text"}  # which message and node the text is of
+            if source != self._token_source:
+                await self._flush_tokens()
+                self._token_source = source
             text = self._redacting.feed(data["text"]) if self._redacting else data["text"]
             if text:
                 self._tokens.append(text)
@@ -147,7 +158,8 @@ class RunEvents:
         if self._tokens:
             text = "".join(self._tokens)
             self._tokens.clear()
-            await self._nc.publish(self._subject, self._next("token", {"text": text}), headers=inject_headers())
+            data = {"text": text, **self._token_source}
+            await self._nc.publish(self._subject, self._next("token", data), headers=inject_headers())
 
 
 class AgentWorker:
@@ -250,6 +262,9 @@ class AgentWorker:
             log.error("malformed run request dropped", error=str(exc))
             await msg.reject()
             return
+        if await self._must_wait(request):
+            await msg.nack(delay=AFTER_RUN_POLL_S)
+            return
         with (
             tracer.start_as_current_span(
                 "run", context=extract_context(msg.headers), kind=trace.SpanKind.CONSUMER
@@ -301,6 +316,27 @@ class AgentWorker:
             raise RunFailed("cancelled", "The run was cancelled.") from None
         finally:
             await subscription.unsubscribe()
+
+    async def _must_wait(self, request: RunRequested) -> bool:
+        """Whether ``request`` is queued behind an earlier run of its thread that has not ended yet.
+
+        An enqueued run must build on the earlier run's outcome. It is handed back to the queue
+        (not waited for here, which would hold a worker slot the earlier run may need) until that
+        run has ended, or for at most twice the run deadline, so one that can never end blocks nothing.
+        """
+        if not request.after_run_id:
+            return False
+        assert self._nc is not None
+        age_s = (datetime.now(UTC) - request.created_at).total_seconds()
+        if age_s > 2 * self.settings.run_timeout_s:
+            log.warning("earlier run of the thread has not ended; starting anyway", after_run_id=request.after_run_id)
+            return False
+        subject = self.topology.run_events(request.after_run_id)
+        try:
+            last = await self._nc.jetstream().get_last_msg(self.topology.run_events_stream, subject)
+        except NotFoundError:
+            return True
+        return not RunEvent.model_validate_json(last.data).is_final
 
     async def _run(self, request: RunRequested, msg: NatsMessage) -> None:
         assert self._nc is not None
@@ -361,6 +397,18 @@ class AgentWorker:
             log.info("run finished", model=data["model"], citations=len(data["citations"]), attempt=attempt)
         # Waits for the server's confirmation: once this returns the run cannot be handed out again.
         await msg.ack_sync()
+
+
+def _redact_texts(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` with every message text (``content`` and ``text`` strings, at any depth) redacted."""
+    if isinstance(value, dict):
+        return {
+            k: redact(v) if k in ("content", "text") and isinstance(v, str) else _redact_texts(v, redact)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_texts(v, redact) for v in value]
+    return value
 
 
 async def _keep_alive(msg: NatsMessage) -> None:
