@@ -143,3 +143,93 @@ class DeleteThreadRequest(_message.Message):
 class DeleteThreadResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class Thread(_message.Message):
+    __slots__ = ("thread_id", "metadata_json", "created_at", "updated_at")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    metadata_json: bytes
+    created_at: str
+    updated_at: str
+    def __init__(self, thread_id: _Optional[str] = ..., metadata_json: _Optional[bytes] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class CreateThreadRequest(_message.Message):
+    __slots__ = ("tenant_id", "thread_id", "metadata_json", "if_exists_do_nothing")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    IF_EXISTS_DO_NOTHING_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    thread_id: str
+    metadata_json: bytes
+    if_exists_do_nothing: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., metadata_json: _Optional[bytes] = ..., if_exists_do_nothing: _Optional[bool] = ...) -> None: ...
+
+class GetThreadRequest(_message.Message):
+    __slots__ = ("tenant_id", "thread_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    thread_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., thread_id: _Optional[str] = ...) -> None: ...
+
+class UpdateThreadRequest(_message.Message):
+    __slots__ = ("tenant_id", "thread_id", "metadata_json")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    thread_id: str
+    metadata_json: bytes
+    def __init__(self, tenant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., metadata_json: _Optional[bytes] = ...) -> None: ...
+
+class ListThreadsRequest(_message.Message):
+    __slots__ = ("tenant_id", "metadata_filter_json", "limit", "offset", "sort_by", "sort_order")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SORT_BY_FIELD_NUMBER: _ClassVar[int]
+    SORT_ORDER_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    metadata_filter_json: bytes
+    limit: int
+    offset: int
+    sort_by: str
+    sort_order: str
+    def __init__(self, tenant_id: _Optional[str] = ..., metadata_filter_json: _Optional[bytes] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., sort_by: _Optional[str] = ..., sort_order: _Optional[str] = ...) -> None: ...
+
+class ListThreadsResponse(_message.Message):
+    __slots__ = ("threads",)
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    threads: _containers.RepeatedCompositeFieldContainer[Thread]
+    def __init__(self, threads: _Optional[_Iterable[_Union[Thread, _Mapping]]] = ...) -> None: ...
+
+class CopyThreadRequest(_message.Message):
+    __slots__ = ("tenant_id", "thread_id", "new_thread_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    thread_id: str
+    new_thread_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., new_thread_id: _Optional[str] = ...) -> None: ...
+
+class EraseRequest(_message.Message):
+    __slots__ = ("tenant_id", "user_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    user_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class EraseResponse(_message.Message):
+    __slots__ = ("threads", "store_items")
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    STORE_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    threads: int
+    store_items: int
+    def __init__(self, threads: _Optional[int] = ..., store_items: _Optional[int] = ...) -> None: ...

@@ -269,3 +269,298 @@ class CheckpointService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ThreadServiceStub:
+    """Threads as the gateway lists and manages them, scoped by tenant like checkpoints.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateThread = channel.unary_unary(
+                '/threadline.memory.v1.ThreadService/CreateThread',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CreateThreadRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.FromString,
+                _registered_method=True)
+        self.GetThread = channel.unary_unary(
+                '/threadline.memory.v1.ThreadService/GetThread',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetThreadRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.FromString,
+                _registered_method=True)
+        self.UpdateThread = channel.unary_unary(
+                '/threadline.memory.v1.ThreadService/UpdateThread',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.UpdateThreadRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.FromString,
+                _registered_method=True)
+        self.ListThreads = channel.unary_unary(
+                '/threadline.memory.v1.ThreadService/ListThreads',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ListThreadsRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ListThreadsResponse.FromString,
+                _registered_method=True)
+        self.CopyThread = channel.unary_unary(
+                '/threadline.memory.v1.ThreadService/CopyThread',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CopyThreadRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.FromString,
+                _registered_method=True)
+        self.Erase = channel.unary_unary(
+                '/threadline.memory.v1.ThreadService/Erase',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.EraseRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.EraseResponse.FromString,
+                _registered_method=True)
+
+
+class ThreadServiceServicer:
+    """Threads as the gateway lists and manages them, scoped by tenant like checkpoints.
+    """
+
+    def CreateThread(self, request, context):
+        """Registers a thread. An empty thread_id gets a new UUID. ALREADY_EXISTS if it exists,
+        unless if_exists_do_nothing (then the existing thread is returned).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetThread(self, request, context):
+        """NOT_FOUND when absent or another tenant's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateThread(self, request, context):
+        """Merges metadata keys; NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListThreads(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyThread(self, request, context):
+        """A new thread with every checkpoint and write of the source; NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Erase(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ThreadServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateThread,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CreateThreadRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.SerializeToString,
+            ),
+            'GetThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThread,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetThreadRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.SerializeToString,
+            ),
+            'UpdateThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateThread,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.UpdateThreadRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.SerializeToString,
+            ),
+            'ListThreads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListThreads,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ListThreadsRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ListThreadsResponse.SerializeToString,
+            ),
+            'CopyThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyThread,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CopyThreadRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.SerializeToString,
+            ),
+            'Erase': grpc.unary_unary_rpc_method_handler(
+                    servicer.Erase,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.EraseRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.EraseResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'threadline.memory.v1.ThreadService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('threadline.memory.v1.ThreadService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ThreadService:
+    """Threads as the gateway lists and manages them, scoped by tenant like checkpoints.
+    """
+
+    @staticmethod
+    def CreateThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.ThreadService/CreateThread',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.CreateThreadRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.ThreadService/GetThread',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.GetThreadRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.ThreadService/UpdateThread',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.UpdateThreadRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListThreads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.ThreadService/ListThreads',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.ListThreadsRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.ListThreadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.ThreadService/CopyThread',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.CopyThreadRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Thread.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Erase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.ThreadService/Erase',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.EraseRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.EraseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
