@@ -14,6 +14,8 @@ from threadline_memory.cache import LatestCheckpointCache
 from threadline_memory.service import SERVICE_NAME, CheckpointServicer
 from threadline_memory.settings import MemorySettings
 from threadline_memory.storage import StorageUnavailable, open_storage
+from threadline_memory.thread_service import SERVICE_NAME as THREADS_SERVICE_NAME
+from threadline_memory.thread_service import ThreadServicer
 
 log = structlog.get_logger("threadline_memory")
 _GRACE_S = 5.0
@@ -37,15 +39,17 @@ async def serve(settings: MemorySettings) -> AsyncIterator[int]:
             metrics.serve(settings.metrics_port)
         server = traced_server(metrics)
         memory_pb2_grpc.add_CheckpointServiceServicer_to_server(CheckpointServicer(storage, cache), server)
-        health = add_health_and_reflection(server, [SERVICE_NAME])
+        memory_pb2_grpc.add_ThreadServiceServicer_to_server(ThreadServicer(storage, cache), server)
+        services = [SERVICE_NAME, THREADS_SERVICE_NAME]
+        health = add_health_and_reflection(server, services)
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")
         await server.start()
-        await set_serving(health, [SERVICE_NAME], True)
+        await set_serving(health, services, True)
         log.info("memory ready", host=settings.host, port=port, storage=storage.name)
         try:
             yield port
         finally:
-            await set_serving(health, [SERVICE_NAME], False)
+            await set_serving(health, services, False)
             await server.stop(_GRACE_S)
             if cache is not None:
                 await cache.close()

@@ -41,8 +41,8 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
         self._cache = cache
 
     async def GetTuple(self, request: memory_pb2.GetTupleRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with _status(context):
-            tenant = _tenant(request.tenant_id)
+        async with grpc_status(context):
+            tenant = tenant_of(request.tenant_id)
             config = _config_in(tenant, request.config)
             thread, namespace = config["configurable"]["thread_id"], config["configurable"]["checkpoint_ns"]
             cache_key = None
@@ -65,10 +65,10 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
     async def List(
         self, request: memory_pb2.ListRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[memory_pb2.CheckpointTuple]:
-        async with _status(context):
-            tenant = _tenant(request.tenant_id)
+        async with grpc_status(context):
+            tenant = tenant_of(request.tenant_id)
             config = _config_in(tenant, request.config, any_namespace=True) if request.HasField("config") else None
-            metadata_filter = _json_object(request.filter_json, "filter_json") if request.filter_json else None
+            metadata_filter = json_object(request.filter_json, "filter_json") if request.filter_json else None
             before = _before(request.before) if request.HasField("before") else None
             if request.limit < 0:
                 raise BadRequest("limit must be 0 (no limit) or positive")
@@ -90,25 +90,28 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
             yield _tuple_out(tenant, item)
 
     async def Put(self, request: memory_pb2.PutRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with _status(context):
-            tenant = _tenant(request.tenant_id)
+        async with grpc_status(context):
+            tenant = tenant_of(request.tenant_id)
             config = _config_in(tenant, request.config)
-            checkpoint = _json_object(request.checkpoint_json, "checkpoint_json")
+            checkpoint = json_object(request.checkpoint_json, "checkpoint_json")
             if not isinstance(checkpoint.get("id"), str) or not checkpoint["id"]:
                 raise BadRequest("checkpoint_json must have a non-empty string 'id'")
             checkpoint["channel_values"] = {k: Opaque(v.type, v.data) for k, v in request.channel_values.items()}
-            metadata = _json_object(request.metadata_json, "metadata_json") if request.metadata_json else {}
-            new_versions = _json_object(request.new_versions_json, "new_versions_json")
-            saved = await self._storage.run(
-                "put",
-                lambda saver: saver.aput(config, checkpoint, metadata, new_versions),  # type: ignore[arg-type]
-            )
+            metadata = json_object(request.metadata_json, "metadata_json") if request.metadata_json else {}
+            new_versions = json_object(request.new_versions_json, "new_versions_json")
+
+            async def put(saver: BaseCheckpointSaver) -> RunnableConfig:
+                saved = await saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[arg-type]
+                await self._storage.threads.touch(tenant, request.config.thread_id, metadata)
+                return saved
+
+            saved = await self._storage.run("put", put)
             await self._written(config["configurable"]["thread_id"])
         return memory_pb2.PutResponse(config=_config_out(tenant, saved))
 
     async def PutWrites(self, request: memory_pb2.PutWritesRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with _status(context):
-            tenant = _tenant(request.tenant_id)
+        async with grpc_status(context):
+            tenant = tenant_of(request.tenant_id)
             config = _config_in(tenant, request.config)
             if not request.config.checkpoint_id:
                 raise BadRequest("config.checkpoint_id is required: writes belong to a checkpoint")
@@ -122,18 +125,23 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
         return memory_pb2.PutWritesResponse()
 
     async def DeleteThread(self, request: memory_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with _status(context):
-            tenant = _tenant(request.tenant_id)
+        async with grpc_status(context):
+            tenant = tenant_of(request.tenant_id)
             if not request.thread_id:
                 raise BadRequest("thread_id is required")
-            thread_id = _scoped(tenant, request.thread_id)
-            await self._storage.run("delete_thread", lambda saver: saver.adelete_thread(thread_id))
+            thread_id = scoped(tenant, request.thread_id)
+
+            async def delete(saver: BaseCheckpointSaver) -> None:
+                await saver.adelete_thread(thread_id)
+                await self._storage.threads.delete(tenant, request.thread_id)
+
+            await self._storage.run("delete_thread", delete)
             await self._written(thread_id)
         return memory_pb2.DeleteThreadResponse()
 
 
 @asynccontextmanager
-async def _status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+async def grpc_status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
     """Bad input -> INVALID_ARGUMENT, a database that is down -> UNAVAILABLE (the caller retries)."""
     try:
         yield
@@ -168,13 +176,13 @@ async def _list(
     return found
 
 
-def _tenant(tenant_id: str) -> str:
+def tenant_of(tenant_id: str) -> str:
     if not _TENANT.fullmatch(tenant_id):
         raise BadRequest("tenant_id is required: 1 to 64 of A-Z, a-z, 0-9, '_' and '-'")
     return tenant_id
 
 
-def _scoped(tenant: str, thread_id: str) -> str:
+def scoped(tenant: str, thread_id: str) -> str:
     return f"{tenant}:{thread_id}"
 
 
@@ -184,7 +192,7 @@ def _config_in(tenant: str, config: memory_pb2.CheckpointConfig, *, any_namespac
     if not config.thread_id:
         raise BadRequest("config.thread_id is required")
     namespace = config.checkpoint_ns if config.HasField("checkpoint_ns") or not any_namespace else None
-    configurable: dict[str, Any] = {"thread_id": _scoped(tenant, config.thread_id), "checkpoint_ns": namespace}
+    configurable: dict[str, Any] = {"thread_id": scoped(tenant, config.thread_id), "checkpoint_ns": namespace}
     if config.checkpoint_id:
         configurable["checkpoint_id"] = config.checkpoint_id
     return {"configurable": configurable}
@@ -229,7 +237,7 @@ def _tuple_out(tenant: str, item: CheckpointTuple) -> memory_pb2.CheckpointTuple
     return reply
 
 
-def _json_object(data: bytes, field: str) -> dict[str, Any]:
+def json_object(data: bytes, field: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
     except ValueError as exc:

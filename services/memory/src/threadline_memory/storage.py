@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from threadline_memory.serde import OpaqueSerde
 from threadline_memory.settings import MemorySettings
+from threadline_memory.threads import registry_for
 
 T = TypeVar("T")
 
@@ -42,6 +43,7 @@ class Storage:
 
     def __init__(self, saver: BaseCheckpointSaver, name: str, timeout_s: float) -> None:
         self.saver = saver
+        self.threads = registry_for(saver)  # type: ignore[arg-type]
         self.name = name
         self.system = "postgresql" if isinstance(saver, AsyncPostgresSaver) else "sqlite"
         self._timeout_s = timeout_s
@@ -77,6 +79,7 @@ class Storage:
         async with self._setup_lock:
             if not self._setup_done:
                 await self.saver.setup()  # type: ignore[attr-defined]
+                await self.threads.setup()
                 self._setup_done = True
 
 
