@@ -9,9 +9,9 @@ import structlog
 from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from threadline.grpc import traced_channel
-from threadline.memory.v1.memory_pb2_grpc import CheckpointServiceStub
 from threadline.retrieval.v1.retrieval_pb2_grpc import RetrievalServiceStub
 
+from threadline_gateway import langgraph_compat
 from threadline_gateway import openapi as openapi_document
 from threadline_gateway.apikeys import ApiKeyStore
 from threadline_gateway.audit import AuditMiddleware
@@ -19,6 +19,7 @@ from threadline_gateway.auth import Authenticator
 from threadline_gateway.chat_threads import ChatThreads
 from threadline_gateway.db import Database
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
+from threadline_gateway.memory import Memory
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.ratelimit import make_limiter, rate_limited
 from threadline_gateway.routes import chat, documents, feedback, health, openai, query, runs, threads, ws
@@ -77,7 +78,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         retrieval_channel = traced_channel(settings.retrieval_target)
         app.state.retrieval = RetrievalServiceStub(retrieval_channel)
         memory_channel = traced_channel(settings.memory_target)
-        app.state.memory = CheckpointServiceStub(memory_channel)
+        app.state.memory = Memory(memory_channel)
         app.state.chat_threads = ChatThreads(app.state.bus.js, settings.topology(), settings.chat_thread_ttl_s)
         try:
             yield
@@ -121,6 +122,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(feedback.router, **protected)
     app.include_router(documents.router, **protected)
     app.include_router(threads.router, **protected)
+    app.include_router(langgraph_compat.router, **protected)
     app.include_router(ws.router)
     app.include_router(health.router)
     chat.mount(app)

@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -22,12 +23,13 @@ from threadline.nats import RUN_EVENTS_MAX_AGE_S, cancelled_runs, ensure_streams
 from threadline.telemetry import inject_headers
 
 from threadline_gateway.errors import ApiError
-from threadline_gateway.schemas import RunStatus
+from threadline_gateway.schemas import MultitaskStrategy, RunStatus
 
 tracer = trace.get_tracer("threadline.gateway")
 
 # Run ids become a NATS subject token and a KV key: no dots, wildcards or spaces, or one id could read another's events.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_CLAIM_ATTEMPTS = 5
 
 
 class RunRecord(BaseModel):
@@ -43,6 +45,20 @@ class RunRecord(BaseModel):
     tenant_id: str
     assistant_id: str
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    multitask_strategy: MultitaskStrategy = "reject"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, run: RunRequested, multitask: MultitaskStrategy = "reject") -> RunRecord:
+        return cls(
+            run_id=run.run_id,
+            thread_id=run.thread_id,
+            tenant_id=run.tenant_id,
+            assistant_id=run.assistant_id,
+            created_at=run.created_at,
+            multitask_strategy=multitask,
+            metadata=run.metadata,
+        )
 
 
 def runs_bucket(topology: Topology) -> str:
@@ -72,28 +88,66 @@ class RunBus:
             runs = await js.key_value(config.bucket)
         return cls(nc, js, topology, runs, await cancelled_runs(js, topology))
 
-    async def remember(self, record: RunRecord) -> None:
-        """Claim the run's thread and store the run's owner; called before :meth:`submit`, so a run is
-        never visible without an owner. A thread whose run is still pending or running takes no other
-        (409 ``thread_busy``): two runs on one thread would each build on the same checkpoint."""
-        await self._claim_thread(record)
-        await self.runs.put(record.run_id, record.model_dump_json().encode())
+    async def start(self, run: RunRequested, multitask: MultitaskStrategy = "reject") -> RunRequested:
+        """Claim the run's thread, store the run's owner, then submit it; returns the run as submitted.
 
-    async def _claim_thread(self, record: RunRecord) -> None:
-        # KV keys allow few characters; thread ids allow more: the key is a digest of tenant and thread.
-        key = "thread." + hashlib.sha256(f"{record.tenant_id}:{record.thread_id}".encode()).hexdigest()[:40]
+        A thread answers one run at a time: two runs at once would each build on the same checkpoint.
+        While an earlier run of the thread is pending or running, ``multitask`` decides: ``reject`` is a
+        409 ``thread_busy``; ``enqueue`` starts the new run once the earlier one has ended; ``interrupt``
+        cancels the earlier run (its steps so far are kept) and then starts; ``rollback`` cancels it and
+        starts from the thread's state before it, as if it had never run.
+        """
+        earlier = await self.remember(RunRecord.of(run, multitask), multitask)
+        if earlier is not None:
+            if multitask in ("interrupt", "rollback"):
+                await self.cancel(earlier)
+            run = run.model_copy(
+                update={"after_run_id": earlier, "rollback_run_id": earlier if multitask == "rollback" else None}
+            )
+        await self.submit(run)
+        return run
+
+    async def remember(self, record: RunRecord, multitask: MultitaskStrategy = "reject") -> str | None:
+        """Claim the thread and store the run's owner, so a run is never visible without one; returns the
+        thread's earlier run that is still pending or running, if any (with ``reject``, that is a 409)."""
+        earlier = await self._claim_thread(record, multitask)
+        await self.runs.put(record.run_id, record.model_dump_json().encode())
+        return earlier
+
+    async def _claim_thread(self, record: RunRecord, multitask: MultitaskStrategy) -> str | None:
+        """Make ``record`` the thread's latest run; returns the earlier run that is still pending or running, if any.
+
+        The claim is a compare-and-set on the KV bucket, so of two racers one wins and the other
+        is rejected (or, with another strategy, queued behind the winner).
+        """
+        key = _thread_key(record.tenant_id, record.thread_id)
         claim = record.run_id.encode()
+        for _ in range(_CLAIM_ATTEMPTS):
+            try:
+                await self.runs.create(key, claim)
+                return None
+            except KeyWrongLastSequenceError:
+                entry = await self.runs.get(key)
+            earlier = entry.value.decode() if entry.value else None
+            active = earlier is not None and await self.status(earlier) in ("pending", "running")
+            if active and multitask == "reject":
+                raise _thread_busy(record.thread_id)
+            try:
+                await self.runs.update(key, claim, last=entry.revision)
+            except KeyWrongLastSequenceError:
+                if multitask == "reject":
+                    raise _thread_busy(record.thread_id) from None
+                continue  # another run claimed the thread meanwhile: look again, and follow that one
+            return earlier if active else None
+        raise _thread_busy(record.thread_id)
+
+    async def thread_busy(self, tenant_id: str, thread_id: str) -> bool:
+        """Whether the thread's latest run is still pending or running."""
         try:
-            await self.runs.create(key, claim)
-            return
-        except KeyWrongLastSequenceError:
-            entry = await self.runs.get(key)
-        if entry.value and await self.status(entry.value.decode()) in ("pending", "running"):
-            raise _thread_busy(record.thread_id)
-        try:
-            await self.runs.update(key, claim, last=entry.revision)  # compare-and-set: one of two racers wins
-        except KeyWrongLastSequenceError as exc:
-            raise _thread_busy(record.thread_id) from exc
+            entry = await self.runs.get(_thread_key(tenant_id, thread_id))
+        except KeyNotFoundError:
+            return False
+        return bool(entry.value) and await self.status(entry.value.decode()) in ("pending", "running")
 
     async def lookup(self, run_id: str, tenant_id: str) -> RunRecord | None:
         """The run if it exists and belongs to ``tenant_id``; another tenant's run is as absent as an unknown one."""
@@ -165,6 +219,11 @@ class RunBus:
         """(pull requests agent workers have outstanding, runs taken and not yet acked)."""
         info = await self.js.consumer_info(self.topology.runs_stream, self.topology.runs_consumer)
         return info.num_waiting or 0, info.num_ack_pending or 0
+
+
+def _thread_key(tenant_id: str, thread_id: str) -> str:
+    # KV keys allow few characters; thread ids allow more: the key is a digest of tenant and thread.
+    return "thread." + hashlib.sha256(f"{tenant_id}:{thread_id}".encode()).hexdigest()[:40]
 
 
 def _thread_busy(thread_id: str) -> ApiError:

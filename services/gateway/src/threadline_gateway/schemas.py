@@ -24,6 +24,9 @@ def strip_blank(text: str) -> str:
     return text.strip(BLANK)
 
 
+MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
+
+
 class QueryRequest(BaseModel):
     """A question; without ``thread_id`` it starts a new conversation."""
 
@@ -36,6 +39,12 @@ class QueryRequest(BaseModel):
         description="Continue this conversation; an id that does not exist yet starts a thread under that id.",
     )
     assistant_id: str = Field(default="agent", pattern=ID_PATTERN, description="Which graph answers.")
+    multitask_strategy: MultitaskStrategy = Field(
+        default="reject",
+        description="While the thread still answers an earlier question: `reject` it (409 thread_busy), "
+        "`enqueue` this one after it, `interrupt` it and answer this one, or `rollback` (interrupt it and "
+        "forget it).",
+    )
 
 
 class Citation(BaseModel):

@@ -54,10 +54,6 @@ def new_run(body: QueryRequest, settings: GatewaySettings, tenant_id: str) -> Ru
     )
 
 
-def record_of(run: RunRequested) -> RunRecord:
-    return RunRecord(run_id=run.run_id, thread_id=run.thread_id, tenant_id=run.tenant_id, assistant_id=run.assistant_id)
-
-
 def unavailable() -> ApiError:
     return ApiError(
         503, "unavailable", "The message bus is unavailable; try again shortly.", headers={"Retry-After": "2"}

@@ -43,7 +43,6 @@ from threadline_gateway.submit import (
     input_errors,
     nats_errors_as_503,
     new_run,
-    record_of,
     run_timeout,
 )
 
@@ -126,10 +125,9 @@ async def chat_completions(
             thread_id = await _thread_of(threads, body, x_thread_id, tenant, turns)
             query = QueryRequest(input=strip_blank(turns[-1][1]), thread_id=thread_id, assistant_id=body.model)
             run = new_run(query, settings, tenant)
-            record = record_of(run)
-            await bus.remember(record)
+            record = RunRecord.of(run)
+            await bus.start(run)
             events = await stack.enter_async_context(bus.follow(run.run_id))
-            await bus.submit(run)
     except BaseException:
         await stack.aclose()
         raise

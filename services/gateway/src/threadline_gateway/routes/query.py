@@ -7,7 +7,7 @@ import asyncio
 import structlog
 from fastapi import APIRouter, Request
 
-from threadline_gateway.runs import RunBus
+from threadline_gateway.runs import RunBus, RunRecord
 from threadline_gateway.schemas import QueryRequest, QueryResponse
 from threadline_gateway.settings import GatewaySettings
 from threadline_gateway.submit import (
@@ -15,7 +15,6 @@ from threadline_gateway.submit import (
     final_response,
     nats_errors_as_503,
     new_run,
-    record_of,
     run_timeout,
 )
 
@@ -38,14 +37,13 @@ async def query(body: QueryRequest, request: Request) -> QueryResponse:
     bus: RunBus = request.app.state.bus
     metrics = request.app.state.metrics
     run = new_run(body, settings, caller_tenant(request))
-    record = record_of(run)
+    record = RunRecord.of(run)
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     try:
         with nats_errors_as_503():
             # Remembered like every run, so a 504's run_id can still be joined or streamed afterwards.
-            await bus.remember(record)
+            await bus.start(run, body.multitask_strategy)
             async with bus.follow(run.run_id) as events:
-                await bus.submit(run)
                 metrics.run_started("query")
                 final = await asyncio.wait_for(events.final(), timeout=settings.run_timeout_s)
     except TimeoutError as exc:

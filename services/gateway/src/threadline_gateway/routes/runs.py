@@ -6,28 +6,24 @@ Every lookup is scoped to the caller's tenant: another tenant's run is a 404, ex
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from threadline_gateway import sse
 from threadline_gateway.errors import ApiError
-from threadline_gateway.metrics import GatewayMetrics
-from threadline_gateway.runs import RunBus, RunEventStream, RunRecord
+from threadline_gateway.runs import RunBus, RunRecord
 from threadline_gateway.schemas import QueryRequest, QueryResponse, RunCreated, RunInfo
 from threadline_gateway.settings import GatewaySettings
+from threadline_gateway.streaming import sse_response
 from threadline_gateway.submit import (
     caller_tenant,
     final_response,
     nats_errors_as_503,
     new_run,
-    record_of,
     run_timeout,
 )
 
@@ -35,7 +31,6 @@ router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 log = structlog.get_logger("threadline.gateway")
 
 _THREAD_BUSY = {"description": "The thread is still answering an earlier question (thread_busy)"}
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of a live stream
 _SSE_RESPONSES = {
     200: {"content": {"text/event-stream": {}}, "description": "The run's events as server-sent events"},
     404: {"description": "No such run for this tenant"},
@@ -46,6 +41,10 @@ _SSE_RESPONSES = {
 
 def _run_url(run_id: str) -> str:
     return f"/api/v1/runs/{run_id}"
+
+
+def _stream_headers(record: RunRecord) -> dict[str, str]:
+    return {"Content-Location": _run_url(record.run_id)}
 
 
 async def _owned(request: Request, run_id: str) -> RunRecord:
@@ -67,10 +66,9 @@ async def create_run(body: QueryRequest, request: Request) -> JSONResponse:
     """Start a run in the background; poll ``Location`` or join it with ``/wait``."""
     bus: RunBus = request.app.state.bus
     run = new_run(body, request.app.state.settings, caller_tenant(request))
-    record = record_of(run)
+    record = RunRecord.of(run, body.multitask_strategy)
     with nats_errors_as_503():
-        await bus.remember(record)
-        await bus.submit(run)
+        await bus.start(run, body.multitask_strategy)
     request.app.state.metrics.run_started("background")
     created = RunCreated(**record.model_dump(), status="pending")
     return JSONResponse(
@@ -151,19 +149,17 @@ async def stream_new_run(body: QueryRequest, request: Request) -> StreamingRespo
     """Start a run and stream its events; ``Content-Location`` names the run for a reconnect."""
     bus: RunBus = request.app.state.bus
     run = new_run(body, request.app.state.settings, caller_tenant(request))
-    record = record_of(run)
+    record = RunRecord.of(run, body.multitask_strategy)
     stack = AsyncExitStack()
     try:
         with nats_errors_as_503():
-            await bus.remember(record)
-            # Subscribed before the run is submitted: its first event cannot be missed.
+            await bus.start(run, body.multitask_strategy)
             events = await stack.enter_async_context(bus.follow(run.run_id))
-            await bus.submit(run)
     except BaseException:
         await stack.aclose()
         raise
     request.app.state.metrics.run_started("stream")
-    return _event_stream(request, record, events, stack, count_outcome=True)
+    return sse_response(request, record, events, stack, count_outcome=True, headers=_stream_headers(record))
 
 
 @router.get("/{run_id}/stream", responses=_SSE_RESPONSES, response_class=StreamingResponse)
@@ -191,67 +187,4 @@ async def stream_run(
     except BaseException:
         await stack.aclose()
         raise
-    return _event_stream(request, record, events, stack, count_outcome=False)
-
-
-def _event_stream(
-    request: Request, record: RunRecord, events: RunEventStream, stack: AsyncExitStack, *, count_outcome: bool
-) -> StreamingResponse:
-    settings: GatewaySettings = request.app.state.settings
-    metrics: GatewayMetrics = request.app.state.metrics
-
-    # Counted once when the response ends, however it ends: a client that leaves mid-run is "disconnected".
-    outcome = ["disconnected"]
-
-    async def body() -> AsyncIterator[bytes]:
-        deadline = time.monotonic() + settings.run_timeout_s
-        iterator = aiter(events)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                outcome[0] = "timeout"
-                yield sse.gateway_frame(
-                    "error",
-                    {"code": "stream_timeout", "message": "The run has not ended yet; reconnect to keep following it."},
-                )
-                return
-            try:
-                event = await asyncio.wait_for(anext(iterator), timeout=min(left, settings.sse_ping_s))
-            except TimeoutError:
-                yield sse.PING
-                continue
-            except StopAsyncIteration:
-                return
-            yield sse.frame(event)
-            if event.is_final:
-                # Only once the final event is handed to the client does the run count as delivered.
-                outcome[0] = "success" if event.kind == "end" else "error"
-                return
-
-    async def on_close() -> None:
-        try:
-            await stack.aclose()
-        except Exception as exc:
-            log.warning("could not release a run's event subscription", run_id=record.run_id, error=str(exc))
-        if count_outcome:
-            metrics.run_finished(outcome[0])
-
-    headers = {**_SSE_HEADERS, "Content-Location": _run_url(record.run_id)}
-    return _ClosingStreamingResponse(body(), on_close, media_type="text/event-stream", headers=headers)
-
-
-class _ClosingStreamingResponse(StreamingResponse):
-    """Releases the run's subscription however the response ends, even when the client leaves before the first byte.
-
-    A generator's own ``finally`` would not run if Starlette cancels the response before iterating it.
-    """
-
-    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], Awaitable[None]], **kwargs) -> None:
-        super().__init__(content, **kwargs)
-        self._on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._on_close()
+    return sse_response(request, record, events, stack, count_outcome=False, headers=_stream_headers(record))

@@ -37,7 +37,7 @@ from threadline_gateway.ratelimit import Limiter
 from threadline_gateway.runs import RunBus, RunRecord
 from threadline_gateway.schemas import WsMessage, WsQuery, WsResume
 from threadline_gateway.settings import GatewaySettings
-from threadline_gateway.submit import nats_errors_as_503, new_run, record_of
+from threadline_gateway.submit import nats_errors_as_503, new_run
 
 router = APIRouter()
 log = structlog.get_logger("threadline.gateway")
@@ -133,16 +133,11 @@ class _Connection:
 
     async def _start(self, message: WsQuery) -> None:
         run = new_run(message, self.settings, self.tenant)
-        record = record_of(run)
-        await self.bus.remember(record)
-        # The subscription is open before the run is submitted, so no event can slip past it.
+        record = RunRecord.of(run, message.multitask_strategy)
+        await self.bus.start(run, message.multitask_strategy)
+        # The subscription replays the run's stream from its start, so no event can slip past it.
         follower = self.bus.follow(run.run_id)
         events = await follower.__aenter__()
-        try:
-            await self.bus.submit(run)
-        except BaseException:
-            await follower.__aexit__(None, None, None)
-            raise
         self.metrics.run_started("websocket")
         audit_log.info("websocket run", route="/api/v1/ws", run_id=run.run_id, **who(self.ws.scope))
         await self.send(
