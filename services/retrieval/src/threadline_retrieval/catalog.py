@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from pathlib import Path
 
 from threadline_retrieval.collection import Collection
@@ -27,8 +28,15 @@ class Catalog:
     def _path(self, tenant: str, name: str) -> Path:
         return self._data_dir / tenant / f"{name}{_SUFFIX}"
 
-    async def get(self, tenant: str, name: str, *, create: bool) -> Collection | None:
-        """The collection, or None when it does not exist and ``create`` is false."""
+    async def get(
+        self, tenant: str, name: str, *, create: bool, embedding: tuple[str, int] | None = None
+    ) -> Collection | None:
+        """The collection, or None when it does not exist and ``create`` is false.
+
+        A new collection is made for the service's model, or for ``embedding`` (a caller's model
+        name and dimension) when given; an existing one opens with the model it was built with,
+        so the caller can tell a mismatch from the collection's ``embedding_model``.
+        """
         key = (tenant, name)
         if key in self._open:
             return self._open[key]
@@ -37,9 +45,13 @@ class Catalog:
                 path = self._path(tenant, name)
                 if not create and not path.exists():
                     return None
-                self._open[key] = await asyncio.to_thread(
-                    Collection, path, self._embedding_model, self._dimension, self._embedding_version
-                )
+                stored = await asyncio.to_thread(_stored_embedding, path) if path.exists() else None
+                if stored is None:
+                    model, dimension = embedding or (self._embedding_model, self._dimension)
+                    version = self._embedding_version if model == self._embedding_model else ""
+                else:
+                    model, dimension, version = stored
+                self._open[key] = await asyncio.to_thread(Collection, path, model, dimension, version)
         return self._open[key]
 
     def write_lock(self, tenant: str, name: str) -> asyncio.Lock:
@@ -60,3 +72,17 @@ class Catalog:
         for collection in self._open.values():
             collection.close()
         self._open.clear()
+
+
+def _stored_embedding(path: Path) -> tuple[str, int, str] | None:
+    """The model, dimension and version a collection file records, or None if it records none yet."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.OperationalError:  # a file made before its schema was written
+        return None
+    finally:
+        db.close()
+    if "embedding_model" not in meta or "dimension" not in meta:
+        return None
+    return meta["embedding_model"], int(meta["dimension"]), meta.get("embedding_model_version", "")

@@ -20,7 +20,7 @@ from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from threadline_retrieval.catalog import DEFAULT_COLLECTION, NAME, Catalog
 from threadline_retrieval.chunking import CONTENT_TYPES, Chunk, Chunker
-from threadline_retrieval.collection import INDEX_TYPE, EmbeddingMismatch, NewDocument
+from threadline_retrieval.collection import INDEX_TYPE, Collection, EmbeddingMismatch, NewDocument
 from threadline_retrieval.embeddings import Embedder, EmbeddingUnavailable
 from threadline_retrieval.search import hybrid
 from threadline_retrieval.settings import RetrievalSettings
@@ -74,6 +74,33 @@ def _query_vector(values: Any, dimension: int) -> np.ndarray:
     return vector / norm
 
 
+def _given_vectors(request: retrieval_pb2.IngestRequest) -> np.ndarray | None:
+    """The caller's document vectors as unit float32 rows, or None when the service is to embed."""
+    with_vectors = sum(1 for d in request.documents if d.vector)
+    if not with_vectors:
+        if request.embedding_model:
+            raise BadRequest("embedding_model names the model of the documents' vectors; give it with vectors only")
+        return None
+    if with_vectors != len(request.documents):
+        raise BadRequest("give a vector for every document of a request or for none")
+    if not NAME.fullmatch(request.embedding_model):
+        raise BadRequest("embedding_model (1-64 letters, digits, '-' or '_') is required with vectors")
+    dimension = len(request.documents[0].vector)
+    return np.vstack([_query_vector(d.vector, dimension) for d in request.documents])
+
+
+def _require_model(collection: Collection, model: str, dimension: int) -> None:
+    if (collection.embedding_model, collection.dimension) != (model, dimension):
+        raise EmbeddingMismatch(
+            f"collection {collection.path.stem!r} holds vectors of {collection.embedding_model} "
+            f"({collection.dimension} dimensions), not {model} ({dimension}); use another collection"
+        )
+
+
+def _base_metadata(document: retrieval_pb2.Document) -> dict[str, str]:
+    return {**document.metadata, "content_type": document.content_type or "text/plain"}
+
+
 def _document_id(document: retrieval_pb2.Document) -> str:
     if not document.id:
         return hashlib.sha256(document.text.encode()).hexdigest()[:16]
@@ -95,28 +122,43 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             tenant = _name(request.tenant_id, "tenant_id")
             name = _name(request.collection, "collection", DEFAULT_COLLECTION)
             documents = self._validate_documents(request.documents)
-            chunked = await asyncio.to_thread(
-                lambda: [(i, self._chunker.split(d.text, d.content_type or "text/plain"), d) for i, d in documents]
-            )
-            texts = [chunk.text for _, chunks, _ in chunked for chunk in chunks]
-            vectors = await self._embedder.embed(texts)
-            new, offset = [], 0
-            for document_id, chunks, document in chunked:
-                base = {**document.metadata, "content_type": document.content_type or "text/plain"}
-                chunks = [Chunk(chunk.text, {**base, **chunk.metadata}) for chunk in chunks]
-                new.append(NewDocument(document_id, chunks, vectors[offset : offset + len(chunks)]))
-                offset += len(chunks)
-            collection = await self._catalog.get(tenant, name, create=True)
+            given = _given_vectors(request)
+            if given is None:
+                new = await self._chunk_and_embed(documents)
+                model, dimension = self._embedder.model_name, self._embedder.dimension
+            else:
+                new = [
+                    NewDocument(i, [Chunk(d.text, _base_metadata(d))], vector.reshape(1, -1))
+                    for (i, d), vector in zip(documents, given, strict=True)
+                ]
+                model, dimension = request.embedding_model, given.shape[1]
+            collection = await self._catalog.get(tenant, name, create=True, embedding=(model, dimension))
             assert collection is not None
+            _require_model(collection, model, dimension)
             async with self._catalog.write_lock(tenant, name):
                 added = await asyncio.to_thread(collection.write, new)
                 collection.apply([d.document_id for d in new], added)
-        log.info("ingested", tenant=tenant, collection=name, documents=len(new), chunks=len(texts))
+        chunks = sum(len(d.chunks) for d in new)
+        log.info("ingested", tenant=tenant, collection=name, documents=len(new), chunks=chunks)
         return retrieval_pb2.IngestResponse(
             documents=[
                 retrieval_pb2.IngestedDocument(document_id=d.document_id, chunk_count=len(d.chunks)) for d in new
             ]
         )
+
+    async def _chunk_and_embed(self, documents: list[tuple[str, retrieval_pb2.Document]]) -> list[NewDocument]:
+        chunked = await asyncio.to_thread(
+            lambda: [(i, self._chunker.split(d.text, d.content_type or "text/plain"), d) for i, d in documents]
+        )
+        texts = [chunk.text for _, chunks, _ in chunked for chunk in chunks]
+        vectors = await self._embedder.embed(texts)
+        new, offset = [], 0
+        for document_id, chunks, document in chunked:
+            base = _base_metadata(document)
+            chunks = [Chunk(chunk.text, {**base, **chunk.metadata}) for chunk in chunks]
+            new.append(NewDocument(document_id, chunks, vectors[offset : offset + len(chunks)]))
+            offset += len(chunks)
+        return new
 
     def _validate_documents(self, documents: Any) -> list[tuple[str, retrieval_pb2.Document]]:
         if not documents:
@@ -166,6 +208,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             if request.vector:
                 vector = _query_vector(request.vector, collection.dimension)
             elif mode != retrieval_pb2.SEARCH_MODE_KEYWORD:
+                if collection.embedding_model != self._embedder.model_name:
+                    raise EmbeddingMismatch(
+                        f"collection {name!r} holds vectors of {collection.embedding_model}, which this service "
+                        "cannot embed a query with: search it by vector or in keyword mode"
+                    )
                 model = {"embedding.model": collection.embedding_model}
                 with _tracer.start_as_current_span("embed query", attributes=model):
                     vector = (await self._embedder.embed([query]))[0]
@@ -260,3 +307,22 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             ],
             total=len(listed),
         )
+
+    async def GetDocuments(self, request: retrieval_pb2.GetDocumentsRequest, context: grpc.aio.ServicerContext) -> Any:
+        async with _status(context):
+            tenant = _name(request.tenant_id, "tenant_id")
+            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+            if len(request.document_ids) > self._settings.search_max_k:
+                raise BadRequest(f"ask for at most {self._settings.search_max_k} documents at a time")
+            collection = await self._catalog.get(tenant, name, create=False)
+        chunks = []
+        for document_id in dict.fromkeys(request.document_ids) if collection is not None else []:
+            # Rows grow with each write, so their order is the chunks' order within a document.
+            for row in sorted(collection.matching({"document_id": document_id})):
+                chunk = collection.chunk(row)
+                chunks.append(
+                    retrieval_pb2.StoredChunk(
+                        document_id=chunk.document_id, chunk_id=chunk.chunk_id, text=chunk.text, metadata=chunk.metadata
+                    )
+                )
+        return retrieval_pb2.GetDocumentsResponse(chunks=chunks)

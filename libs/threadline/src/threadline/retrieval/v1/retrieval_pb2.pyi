@@ -19,7 +19,7 @@ SEARCH_MODE_KEYWORD: SearchMode
 SEARCH_MODE_HYBRID: SearchMode
 
 class Document(_message.Message):
-    __slots__ = ("id", "text", "content_type", "metadata")
+    __slots__ = ("id", "text", "content_type", "metadata", "vector")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -31,21 +31,25 @@ class Document(_message.Message):
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
     content_type: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    vector: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("tenant_id", "collection", "documents")
+    __slots__ = ("tenant_id", "collection", "documents", "embedding_model")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     collection: str
     documents: _containers.RepeatedCompositeFieldContainer[Document]
-    def __init__(self, tenant_id: _Optional[str] = ..., collection: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ...) -> None: ...
+    embedding_model: str
+    def __init__(self, tenant_id: _Optional[str] = ..., collection: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
 
 class IngestedDocument(_message.Message):
     __slots__ = ("document_id", "chunk_count")
@@ -206,3 +210,38 @@ class ListDocumentsResponse(_message.Message):
     documents: _containers.RepeatedCompositeFieldContainer[DocumentSummary]
     total: int
     def __init__(self, documents: _Optional[_Iterable[_Union[DocumentSummary, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class GetDocumentsRequest(_message.Message):
+    __slots__ = ("tenant_id", "collection", "document_ids")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    collection: str
+    document_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant_id: _Optional[str] = ..., collection: _Optional[str] = ..., document_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StoredChunk(_message.Message):
+    __slots__ = ("document_id", "chunk_id", "text", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    chunk_id: str
+    text: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, document_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class GetDocumentsResponse(_message.Message):
+    __slots__ = ("chunks",)
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[StoredChunk]
+    def __init__(self, chunks: _Optional[_Iterable[_Union[StoredChunk, _Mapping]]] = ...) -> None: ...

@@ -59,6 +59,11 @@ class RetrievalServiceStub:
                 request_serializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsRequest.SerializeToString,
                 response_deserializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsResponse.FromString,
                 _registered_method=True)
+        self.GetDocuments = channel.unary_unary(
+                '/threadline.retrieval.v1.RetrievalService/GetDocuments',
+                request_serializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsRequest.SerializeToString,
+                response_deserializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsResponse.FromString,
+                _registered_method=True)
 
 
 class RetrievalServiceServicer:
@@ -97,6 +102,13 @@ class RetrievalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDocuments(self, request, context):
+        """The stored chunks of the documents with these ids (what a search would return, without a score).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrievalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +136,11 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     servicer.ListDocuments,
                     request_deserializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsRequest.FromString,
                     response_serializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsResponse.SerializeToString,
+            ),
+            'GetDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocuments,
+                    request_deserializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsRequest.FromString,
+                    response_serializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +278,33 @@ class RetrievalService:
             '/threadline.retrieval.v1.RetrievalService/ListDocuments',
             threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsRequest.SerializeToString,
             threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.retrieval.v1.RetrievalService/GetDocuments',
+            threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsRequest.SerializeToString,
+            threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsResponse.FromString,
             options,
             channel_credentials,
             insecure,
