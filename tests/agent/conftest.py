@@ -11,6 +11,7 @@ from typing import Any
 import nats
 import pytest
 from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from nats.aio.client import Client as NatsClient
 from threadline_agent.answerer import ExtractiveAnswerer
@@ -38,17 +39,24 @@ class SlowAnswerer(ExtractiveAnswerer):
 
 @asynccontextmanager
 async def running_worker(
-    nats_namespace: str, nc: NatsClient, tmp_path: Path, model: BaseChatModel, **settings: Any
+    nats_namespace: str,
+    nc: NatsClient,
+    tmp_path: Path,
+    model: BaseChatModel,
+    checkpointer: BaseCheckpointSaver | None = None,
+    **settings: Any,
 ) -> AsyncIterator[AgentWorker]:
-    """A worker on the real NATS (no retrieval service: its port is one nobody listens on), then its streams gone."""
+    """A worker on the real NATS, then its streams gone.
+
+    No retrieval service unless RETRIEVAL_TARGET says where: by default its port is one nobody listens on.
+    """
     config = AgentSettings(
         nats_url=NATS_URL,
         nats_namespace=nats_namespace,
-        RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}",
         AGENT_HEARTBEAT_FILE=tmp_path / "alive",
-        **settings,
+        **{"RETRIEVAL_TARGET": f"127.0.0.1:{free_port()}", **settings},
     )
-    worker = AgentWorker(config, checkpointer=InMemorySaver(), model=model)
+    worker = AgentWorker(config, checkpointer=checkpointer or InMemorySaver(), model=model)
     await worker.app.start()
     try:
         yield worker

@@ -16,7 +16,9 @@ def main() -> None:
     settings = AgentSettings()
     setup_logging("agent", settings.log_level, settings.log_format)
     provider = setup_tracing("agent")
-    checkpointer = RemoteCheckpointSaver(target=settings.memory_target)
+    checkpointer = RemoteCheckpointSaver(
+        target=settings.memory_target, timeout_s=settings.memory_timeout_s, guard=settings.guard("memory")
+    )
     worker = AgentWorker(settings, checkpointer=checkpointer)
     worker.app.after_shutdown(checkpointer.close)
     try:

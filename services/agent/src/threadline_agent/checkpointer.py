@@ -8,7 +8,10 @@ default); configs this saver returns carry it, so a config taken from a state
 snapshot stays in its tenant.
 
 Failures surface as ``grpc.RpcError``: UNAVAILABLE when the memory service or its
-database is down (worth retrying), INVALID_ARGUMENT for a malformed call.
+database is down (worth retrying), INVALID_ARGUMENT for a malformed call. Given a
+``guard``, the async calls retry transient failures with backoff (every call is
+idempotent: a checkpoint and its writes are keyed by ids the caller chose) behind a
+circuit breaker, which then fails them at once with ``CircuitOpen``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import grpc
 from langchain_core.runnables import RunnableConfig
@@ -35,6 +38,10 @@ from opentelemetry.instrumentation.grpc import client_interceptor
 from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 from threadline.grpc import traced_channel
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
+
+from threadline_agent.resilience import Guarded, transient_grpc_error
+
+T = TypeVar("T")
 
 
 class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
@@ -54,6 +61,7 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         tenant_id: str = "default",
         timeout_s: float | None = 10.0,
         serde: SerializerProtocol | None = None,
+        guard: Guarded | None = None,
     ) -> None:
         if (target is None) == (channel is None):
             raise ValueError("RemoteCheckpointSaver needs exactly one of target or channel")
@@ -61,6 +69,7 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         self.target = target
         self.tenant_id = tenant_id
         self.timeout_s = timeout_s
+        self.guard = guard
         self._channel = channel
         self._stub = memory_pb2_grpc.CheckpointServiceStub(channel) if channel is not None else None
         self._sync_channel: grpc.Channel | None = None
@@ -71,7 +80,8 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         tenant = self._tenant(config)
-        reply = await self._async_stub().GetTuple(self._get_request(tenant, config), timeout=self.timeout_s)
+        request = self._get_request(tenant, config)
+        reply = await self._call(lambda: self._async_stub().GetTuple(request, timeout=self.timeout_s))
         return self._tuple(tenant, reply.tuple) if reply.HasField("tuple") else None
 
     async def alist(
@@ -83,14 +93,28 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         tenant = self._tenant(config)
+        # A stream is not retried (its reader may have seen part of it), but it answers to the breaker.
+        breaker = self.guard.breaker if self.guard is not None else None
+        if breaker is not None:
+            breaker.before_call()
         call = self._async_stub().List(
             self._list_request(tenant, config, filter, before, limit), timeout=self.timeout_s
         )
         try:
             async for item in call:
                 yield self._tuple(tenant, item)
+        except grpc.aio.AioRpcError as exc:
+            if breaker is not None and transient_grpc_error(exc):
+                breaker.record_failure()
+            elif breaker is not None:
+                breaker.record_neutral()
+            raise
         finally:
             call.cancel()  # a reader that stops early must not leave the stream open
+            if breaker is not None:
+                breaker.abandon()
+        if breaker is not None:
+            breaker.record_success()
 
     async def aput(
         self,
@@ -101,7 +125,7 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         tenant = self._tenant(config)
         request = self._put_request(tenant, config, checkpoint, metadata, new_versions)
-        reply = await self._async_stub().Put(request, timeout=self.timeout_s)
+        reply = await self._call(lambda: self._async_stub().Put(request, timeout=self.timeout_s))
         return self._config(tenant, reply.config)
 
     async def aput_writes(
@@ -112,11 +136,11 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         request = self._put_writes_request(self._tenant(config), config, writes, task_id, task_path)
-        await self._async_stub().PutWrites(request, timeout=self.timeout_s)
+        await self._call(lambda: self._async_stub().PutWrites(request, timeout=self.timeout_s))
 
     async def adelete_thread(self, thread_id: str, *, tenant_id: str | None = None) -> None:
         request = memory_pb2.DeleteThreadRequest(tenant_id=tenant_id or self.tenant_id, thread_id=str(thread_id))
-        await self._async_stub().DeleteThread(request, timeout=self.timeout_s)
+        await self._call(lambda: self._async_stub().DeleteThread(request, timeout=self.timeout_s))
 
     async def close(self) -> None:
         """Close the channels this saver opened (not one it was given)."""
@@ -186,6 +210,9 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         return f"{current_v + 1:032}.{random.random():016}"
 
     # --- plumbing ----------------------------------------------------------------------------
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        return await (call() if self.guard is None else self.guard.call(call))
 
     def _async_stub(self) -> memory_pb2_grpc.CheckpointServiceStub:
         if self._stub is None:

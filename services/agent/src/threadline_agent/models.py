@@ -18,6 +18,9 @@ def chat_model(settings: AgentSettings) -> BaseChatModel:
             base_url=settings.openai_base_url,
             streaming=True,
             stream_usage=True,
+            # The OpenAI client's own retries (backoff, Retry-After on 429); nothing else retries model calls.
+            max_retries=settings.model_max_retries,
+            timeout=settings.model_timeout_s,
         )
     return ExtractiveAnswerer()
 

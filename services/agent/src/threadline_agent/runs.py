@@ -14,19 +14,14 @@ from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel
 from threadline.events import RunEventKind, RunRequested
 
+from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
 from threadline_agent.graph import ANSWER_NODES
+from threadline_agent.resilience import TRANSIENT_CODES, CircuitOpen
 from threadline_agent.tracing import SpanCallbacks
 
 RECURSION_LIMIT = 12
-# A dependency that answers with one of these may well answer the next delivery.
-_TRANSIENT_CODES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-    }
-)
+# Said in every answer given without the knowledge base, whatever the model wrote.
+KNOWLEDGE_BASE_NOTICE = "Note: I could not consult the knowledge base for this answer, so it may be incomplete."
 
 Emit = Callable[[RunEventKind, dict[str, Any]], Awaitable[None]]
 
@@ -91,20 +86,31 @@ async def execute_run(
         raise RunFailed(
             "dependency_unavailable",
             f"A service the agent depends on failed: {exc.code().name} {exc.details() or ''}".strip(),
-            transient=exc.code() in _TRANSIENT_CODES,
+            transient=exc.code() in TRANSIENT_CODES,
+        ) from exc
+    except CircuitOpen as exc:
+        raise RunFailed(
+            "dependency_unavailable", f"A service the agent depends on is failing: {exc}", transient=True
         ) from exc
     if turn.answer is None:
         raise RunFailed("no_answer", "The agent stopped without an answer.")
+    answer = turn.answer.text
+    if turn.knowledge_base_unavailable and "could not consult the knowledge base" not in answer.lower():
+        # The model may not say so; the client must read it anyway, in the tokens as in the answer.
+        notice = ("\n\n" if answer else "") + KNOWLEDGE_BASE_NOTICE
+        await emit("token", {"text": notice, "message_id": turn.answer.id, "node": "notice"})
+        answer += notice
     citations = turn.citations()
     await emit("citations", {"citations": citations})
     return {
         "run_id": request.run_id,
         "thread_id": request.thread_id,
         "assistant_id": request.assistant_id,
-        "answer": turn.answer.text,
+        "answer": answer,
         "citations": citations,
         "model": turn.answer.response_metadata.get("model_name") or model,
         "usage": turn.usage(),
+        "knowledge_base_unavailable": turn.knowledge_base_unavailable,
     }
 
 
@@ -159,6 +165,19 @@ class _Turn:
         self.answer: AIMessage | None = None
         self.replies: list[AIMessage] = []
         self.retrieved: list[dict[str, Any]] = []
+        self._searches_failed = self._searches_done = 0
+
+    @property
+    def knowledge_base_unavailable(self) -> bool:
+        """Every search of this run failed: the answer was given without the knowledge base."""
+        return self._searches_failed > 0 and self._searches_done == 0
+
+    def _count_search(self, message: ToolMessage) -> None:
+        if message.name == KNOWLEDGE_BASE_TOOL:
+            if message.status == "error":
+                self._searches_failed += 1
+            else:
+                self._searches_done += 1
 
     async def on_message_chunk(self, message: Any, metadata: dict[str, Any], emit: Emit) -> None:
         # Only the answer's text is streamed: a message that calls tools is reported as tool_call events.
@@ -183,6 +202,7 @@ class _Turn:
                     if not message.tool_calls:
                         self.answer = message
                 elif isinstance(message, ToolMessage):
+                    self._count_search(message)
                     passages = [p for p in message.artifact or [] if isinstance(p, dict)]
                     self.retrieved.extend(passages)
                     await emit(
@@ -203,6 +223,7 @@ class _Turn:
                 if not message.tool_calls:
                     self.answer = message
             elif isinstance(message, ToolMessage):
+                self._count_search(message)
                 self.retrieved.extend(p for p in message.artifact or [] if isinstance(p, dict))
 
     def citations(self) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from threadline.settings import ServiceSettings
 
 from threadline_agent.answerer import MODEL_NAME
 from threadline_agent.guardrails import Guardrails
+from threadline_agent.resilience import CircuitBreaker, Guarded, RetryPolicy
 
 
 class AgentSettings(ServiceSettings):
@@ -87,6 +88,54 @@ class AgentSettings(ServiceSettings):
         validation_alias=AliasChoices("AGENT_MODEL_PRICES"),
         description='US dollars per million input and output tokens, by model, as JSON: {"gpt-4o-mini": [0.15, 0.6]}.',
     )
+    search_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=AliasChoices("AGENT_SEARCH_TIMEOUT_S"),
+        description="Deadline of one knowledge-base search (one attempt) at the retrieval service.",
+    )
+    memory_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=AliasChoices("AGENT_MEMORY_TIMEOUT_S"),
+        description="Deadline of one checkpoint call (one attempt) at the memory service.",
+    )
+    retry_attempts: int = Field(
+        default=3,
+        ge=1,
+        validation_alias=AliasChoices("AGENT_RETRY_ATTEMPTS"),
+        description="Tries in all of a retrieval or memory call that fails transiently (UNAVAILABLE, deadline).",
+    )
+    retry_backoff_s: float = Field(
+        default=0.1,
+        ge=0,
+        validation_alias=AliasChoices("AGENT_RETRY_BACKOFF_S"),
+        description="Wait before the first retry; doubled on each further one (with jitter).",
+    )
+    retry_backoff_max_s: float = Field(
+        default=2.0, ge=0, validation_alias=AliasChoices("AGENT_RETRY_BACKOFF_MAX_S"), description="Longest wait."
+    )
+    breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("AGENT_BREAKER_FAILURES"),
+        description="Transient failures in a row after which calls to that service fail at once (breaker open).",
+    )
+    breaker_reset_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("AGENT_BREAKER_RESET_S"),
+        description="How long an open breaker refuses calls before it lets one trial call through.",
+    )
+    model_max_retries: int = Field(
+        default=2,
+        ge=0,
+        validation_alias=AliasChoices("OPENAI_MAX_RETRIES"),
+        description="ChatOpenAI's own retries (with backoff) of a failed or rate-limited model request.",
+    )
+    model_timeout_s: float = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("OPENAI_TIMEOUT_S"), description="One model request."
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,
@@ -100,6 +149,13 @@ class AgentSettings(ServiceSettings):
         if price is None:
             return None
         return round((usage.get("input_tokens", 0) * price[0] + usage.get("output_tokens", 0) * price[1]) / 1e6, 8)
+
+    def guard(self, dependency: str) -> Guarded:
+        """Retries and a fresh breaker for one dependency; one per dependency per worker, shared by its runs."""
+        return Guarded(
+            CircuitBreaker(dependency, self.breaker_failures, self.breaker_reset_s),
+            RetryPolicy(self.retry_attempts, self.retry_backoff_s, self.retry_backoff_max_s),
+        )
 
     def guardrails(self) -> Guardrails:
         return Guardrails(

@@ -11,6 +11,7 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
+from threadline_agent.resilience import CircuitOpen, Guarded
 
 SEARCH_TIMEOUT_S = 10.0
 log = structlog.get_logger("threadline.agent")
@@ -25,20 +26,37 @@ def format_passages(passages: list[dict[str, Any]]) -> str:
     )
 
 
-def make_knowledge_base_tool(stub: retrieval_pb2_grpc.RetrievalServiceStub, k: int) -> BaseTool:
+def make_knowledge_base_tool(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub,
+    k: int,
+    *,
+    guard: Guarded | None = None,
+    timeout_s: float = SEARCH_TIMEOUT_S,
+) -> BaseTool:
     """``search_knowledge_base(query)`` over the caller's tenant.
 
     The tenant comes from the run's config (``configurable.tenant_id``), the same
     place the checkpointer reads it, so one compiled graph serves every tenant.
     A retrieval outage becomes an error tool result (status "error", no
-    artifact) that the model can read, never a failed run.
+    artifact) that the model can read, never a failed run. With a ``guard``, transient
+    failures are retried with backoff first, and once its breaker is open the tool
+    answers at once instead of waiting out a timeout on every run.
     """
 
     async def search_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[dict[str, Any]]]:
         tenant_id = str(config.get("configurable", {}).get("tenant_id") or "default")
         request = retrieval_pb2.SearchRequest(tenant_id=tenant_id, query=query, k=k)
         try:
-            reply = await stub.Search(request, timeout=SEARCH_TIMEOUT_S)
+            if guard is None:
+                reply = await stub.Search(request, timeout=timeout_s)
+            else:
+                reply = await guard.call(lambda: stub.Search(request, timeout=timeout_s))
+        except CircuitOpen as exc:
+            log.warning("knowledge base skipped: circuit open", retry_in_s=round(exc.retry_in_s, 1))
+            raise ToolException(
+                "The knowledge base could not be consulted: the retrieval service is failing and calls to it "
+                "are suspended for now."
+            ) from exc
         except grpc.aio.AioRpcError as exc:
             log.warning("knowledge base unavailable", code=exc.code().name, detail=exc.details())
             raise ToolException(

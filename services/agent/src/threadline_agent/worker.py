@@ -183,6 +183,7 @@ class AgentWorker:
         self._queue_watch: asyncio.Task[None] | None = None
         self.metrics = AgentMetrics()
         self.guardrails = settings.guardrails()
+        self.retrieval_guard = settings.guard("retrieval")  # one breaker for every run of this worker
         nats_logger = logging.getLogger("threadline.agent.nats")
         self.broker = NatsBroker(
             settings.nats_url,
@@ -218,7 +219,12 @@ class AgentWorker:
         """Before the subscriber starts: connect, declare the streams, compile the graphs."""
         self._channel = traced_channel(self.settings.retrieval_target)
         tools = [
-            make_knowledge_base_tool(retrieval_pb2_grpc.RetrievalServiceStub(self._channel), self.settings.search_k),
+            make_knowledge_base_tool(
+                retrieval_pb2_grpc.RetrievalServiceStub(self._channel),
+                self.settings.search_k,
+                guard=self.retrieval_guard,
+                timeout_s=self.settings.search_timeout_s,
+            ),
             make_calculator_tool(),
         ]
         self.graphs = {name: a.build(self.model, tools, self.checkpointer) for name, a in ASSISTANTS.items()}
