@@ -1,6 +1,9 @@
-"""A conversation's state and history through the gateway, read from the memory service, then erased."""
+"""Conversations through the gateway: created, listed, their state and history from the memory service, erased."""
 
 from __future__ import annotations
+
+import json
+import uuid
 
 import httpx
 
@@ -40,3 +43,33 @@ def test_an_unknown_or_malformed_thread_is_a_clear_error(client: httpx.Client) -
     assert client.get("/api/v1/threads/never-was/state").status_code == 404
     assert client.get("/api/v1/threads/..%2Fetc/state").status_code in (404, 422)
     assert client.get("/api/v1/threads/ok/history", params={"limit": 0}).status_code == 422
+
+
+def test_threads_are_created_listed_by_metadata_and_paged(client: httpx.Client) -> None:
+    tag = uuid.uuid4().hex
+    made = [client.post("/api/v1/threads", json={"metadata": {"tag": tag, "n": n}}) for n in range(3)]
+    assert [r.status_code for r in made] == [201] * 3, made[0].text
+    ids = [r.json()["thread_id"] for r in made]
+    assert made[0].json()["status"] == "idle"
+    again = client.post("/api/v1/threads", json={"thread_id": ids[0]})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "thread_exists"
+
+    asked = client.post("/api/v1/query", json={"input": "What is 6 * 7?", "thread_id": ids[0]})
+    assert asked.status_code == 200, asked.text
+    tagged = {"metadata": json.dumps({"tag": tag})}
+    newest_first = client.get("/api/v1/threads", params=tagged).json()
+    assert [t["thread_id"] for t in newest_first["threads"]] == [ids[0], ids[2], ids[1]]
+    assert newest_first["next_offset"] is None
+
+    first = client.get("/api/v1/threads", params={**tagged, "limit": 2, "sort_by": "created_at", "sort_order": "asc"})
+    assert [t["thread_id"] for t in first.json()["threads"]] == ids[:2] and first.json()["next_offset"] == 2
+    rest = client.get("/api/v1/threads", params={**tagged, "limit": 2, "offset": 2, "sort_by": "created_at"})
+    assert rest.json()["next_offset"] is None
+    one = client.get("/api/v1/threads", params={"metadata": json.dumps({"tag": tag, "n": 1})}).json()["threads"]
+    assert [t["thread_id"] for t in one] == [ids[1]] and one[0]["metadata"] == {"tag": tag, "n": 1}
+
+    assert client.get(f"/api/v1/threads/{ids[2]}").json()["metadata"]["n"] == 2
+    bad = client.get("/api/v1/threads", params={"metadata": "[1, 2]"})
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "metadata"
+    assert client.delete(f"/api/v1/threads/{ids[1]}").status_code == 204
+    assert client.get(f"/api/v1/threads/{ids[1]}").status_code == 404

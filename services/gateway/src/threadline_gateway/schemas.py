@@ -181,6 +181,30 @@ class DocumentList(BaseModel):
     offset: int
 
 
+class ThreadCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    thread_id: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="Your own id for the thread; a new UUID when absent."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Anything to find the thread by later.")
+
+
+class ThreadInfo(BaseModel):
+    """A thread as listed: its metadata, when it was created and last written, and whether a run is on it."""
+
+    thread_id: str
+    created_at: str
+    updated_at: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["idle", "busy"]
+
+
+class ThreadPage(BaseModel):
+    threads: list[ThreadInfo]
+    next_offset: int | None = Field(description="The offset of the next page; null on the last one.")
+
+
 class ThreadState(BaseModel):
     """One checkpoint of a thread: its values (``messages`` for the agents here) after a step."""
 

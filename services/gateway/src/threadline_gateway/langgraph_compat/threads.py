@@ -25,9 +25,8 @@ from threadline_gateway.langgraph_compat.schemas import (
     ThreadSearch,
     ThreadState,
 )
-from threadline_gateway.runs import RunBus
+from threadline_gateway.routes.threads import thread_status
 from threadline_gateway.schemas import ID_PATTERN, error_responses
-from threadline_gateway.submit import nats_errors_as_503
 
 router = APIRouter(prefix="/threads")
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -52,17 +51,14 @@ def state_of(thread_id: str, checkpoint: memory.Checkpoint | None) -> ThreadStat
 
 
 async def _thread(request: Request, found: memory.Thread) -> Thread:
-    tenant_id = caller(request).tenant_id
-    bus: RunBus = request.app.state.bus
-    with nats_errors_as_503():
-        busy = await bus.thread_busy(tenant_id, found.thread_id)
-    latest = await _memory(request).latest(tenant_id, found.thread_id)
+    status = await thread_status(request, found.thread_id)
+    latest = await _memory(request).latest(caller(request).tenant_id, found.thread_id)
     return Thread(
         thread_id=found.thread_id,
         created_at=found.created_at,
         updated_at=found.updated_at,
         metadata=found.metadata,
-        status="busy" if busy else "idle",
+        status=status,
         values=latest.values if latest else None,
     )
 

@@ -1,13 +1,15 @@
-"""``/api/v1/threads/{thread_id}``: a conversation's state, its history of checkpoints, and its deletion.
+"""``/api/v1/threads``: conversations — create, list, read, their state and history, delete.
 
-A thread is created by its first run (``POST /api/v1/query`` without a ``thread_id`` answers
-with a new one); its checkpoints live in the memory service, which scopes every call to the
-caller's tenant, so another tenant's thread is simply not found.
+A thread is created outright (to give it metadata) or by its first run (``POST /api/v1/query``
+without a ``thread_id`` answers with a new one); threads and their checkpoints live in the
+memory service, which scopes every call to the caller's tenant, so another tenant's thread is
+simply not found.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Path, Query, Request
@@ -15,12 +17,22 @@ from fastapi.responses import Response
 
 from threadline_gateway.auth import caller
 from threadline_gateway.errors import ApiError
-from threadline_gateway.memory import Checkpoint, Memory
-from threadline_gateway.schemas import ID_PATTERN, ThreadState, error_responses
+from threadline_gateway.memory import Checkpoint, Memory, Thread
+from threadline_gateway.runs import RunBus
+from threadline_gateway.schemas import (
+    ID_PATTERN,
+    ThreadCreate,
+    ThreadInfo,
+    ThreadPage,
+    ThreadState,
+    error_responses,
+)
+from threadline_gateway.submit import nats_errors_as_503
 
 router = APIRouter(prefix="/api/v1/threads", tags=["threads"])
 log = structlog.get_logger("threadline.gateway")
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN)]
+_METADATA_FILTER = 'A JSON object: only threads whose metadata holds each of its keys and values, e.g. {"user": "ada"}.'
 
 
 def _memory(request: Request) -> Memory:
@@ -36,6 +48,73 @@ def _state(checkpoint: Checkpoint) -> ThreadState:
         metadata=checkpoint.metadata,
         values=checkpoint.values,
     )
+
+
+async def thread_status(request: Request, thread_id: str) -> Literal["idle", "busy"]:
+    """``busy`` while the thread's latest run is pending or running."""
+    bus: RunBus = request.app.state.bus
+    with nats_errors_as_503():
+        busy = await bus.thread_busy(caller(request).tenant_id, thread_id)
+    return "busy" if busy else "idle"
+
+
+async def _info(request: Request, thread: Thread) -> ThreadInfo:
+    return ThreadInfo(
+        thread_id=thread.thread_id,
+        created_at=thread.created_at,
+        updated_at=thread.updated_at,
+        metadata=thread.metadata,
+        status=await thread_status(request, thread.thread_id),
+    )
+
+
+@router.post("", status_code=201, response_model=ThreadInfo, responses=error_responses(409, 503))
+async def create_thread(body: ThreadCreate, request: Request) -> ThreadInfo:
+    """A new thread with metadata to find it by; a 409 if one with that id exists."""
+    created = await _memory(request).create_thread(
+        caller(request).tenant_id, body.thread_id or "", body.metadata, if_exists_do_nothing=False
+    )
+    return await _info(request, created)
+
+
+@router.get("", response_model=ThreadPage, responses=error_responses(503))
+async def list_threads(
+    request: Request,
+    metadata: Annotated[str | None, Query(description=_METADATA_FILTER)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    sort_by: Literal["updated_at", "created_at", "thread_id"] = "updated_at",
+    sort_order: Literal["desc", "asc"] = "desc",
+) -> ThreadPage:
+    """The caller's threads, most recently active first, a page at a time."""
+    # One more than asked for tells whether a next page exists.
+    found = await _memory(request).list_threads(
+        caller(request).tenant_id,
+        metadata=_metadata_filter(metadata),
+        limit=limit + 1,
+        offset=offset,
+        sort_by=sort_by,
+        sort_order=sort_order,
+    )
+    threads = [await _info(request, t) for t in found[:limit]]
+    return ThreadPage(threads=threads, next_offset=offset + limit if len(found) > limit else None)
+
+
+def _metadata_filter(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ApiError(422, "invalid_request", "metadata must be a JSON object.", field="metadata")
+    return parsed
+
+
+@router.get("/{thread_id}", response_model=ThreadInfo, responses=error_responses(404, 503))
+async def get_thread(thread_id: ThreadId, request: Request) -> ThreadInfo:
+    return await _info(request, await _memory(request).get_thread(caller(request).tenant_id, thread_id))
 
 
 @router.get("/{thread_id}/state", response_model=ThreadState, responses=error_responses(404, 503))
@@ -66,8 +145,7 @@ async def thread_history(
 async def delete_thread(thread_id: ThreadId, request: Request) -> Response:
     """Erase the thread: every checkpoint and pending write of it."""
     tenant_id = caller(request).tenant_id
-    if await _memory(request).latest(tenant_id, thread_id) is None:
-        raise ApiError(404, "not_found", f"No thread {thread_id!r}.")
+    await _memory(request).get_thread(tenant_id, thread_id)  # a 404 when it is not the caller's
     await _memory(request).delete_thread(tenant_id, thread_id)
     log.info("thread deleted", thread_id=thread_id)
     return Response(status_code=204)
