@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from threadline_retrieval.collection import Collection
+from threadline_retrieval.index import IndexParams
 
 DEFAULT_COLLECTION = "default"
 # Names become file names: this pattern keeps them inside the data directory.
@@ -16,8 +17,16 @@ _SUFFIX = ".sqlite3"
 
 
 class Catalog:
-    def __init__(self, data_dir: Path, embedding_model: str, dimension: int, embedding_version: str = "") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        embedding_model: str,
+        dimension: int,
+        embedding_version: str = "",
+        index: IndexParams | None = None,
+    ) -> None:
         self._data_dir = data_dir
+        self._index = index or IndexParams()
         self._embedding_model = embedding_model
         self._dimension = dimension
         self._embedding_version = embedding_version
@@ -51,7 +60,7 @@ class Catalog:
                     version = self._embedding_version if model == self._embedding_model else ""
                 else:
                     model, dimension, version = stored
-                self._open[key] = await asyncio.to_thread(Collection, path, model, dimension, version)
+                self._open[key] = await asyncio.to_thread(Collection, path, model, dimension, version, self._index)
         return self._open[key]
 
     def write_lock(self, tenant: str, name: str) -> asyncio.Lock:

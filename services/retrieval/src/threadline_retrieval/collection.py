@@ -4,24 +4,34 @@ A write commits to SQLite (WAL, synchronous=FULL) before the in-memory indexes c
 so an acknowledged ingest survives a crash, and a restart rebuilds exactly what was
 acknowledged. Writes are serialised by the caller; reads never see a half-applied write
 because the in-memory update runs without yielding to the event loop.
+
+An approximate FAISS index (see :mod:`threadline_retrieval.index`) is built in a background
+thread once the collection outgrows exact search, saved beside the SQLite file as
+``{name}.faiss``, and swapped in under the collection's lock; until then the exact index
+keeps serving. At open, a saved index is reconciled with the rows in SQLite, never trusted.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import numpy as np
+import structlog
 
+from threadline_retrieval import index as vector_index
 from threadline_retrieval.chunking import Chunk
+from threadline_retrieval.index import IndexParams, VectorIndex
 from threadline_retrieval.keyword import KeywordIndex
 
-INDEX_TYPE = "IndexIDMap2(IndexFlatIP)"
+log = structlog.get_logger("threadline_retrieval")
+# Rows fetched per SQLite query when an index catches up with rows it was built without.
+_FETCH_BATCH = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,9 +67,18 @@ class NewDocument:
 
 
 class Collection:
-    def __init__(self, path: Path, embedding_model: str, dimension: int, embedding_version: str = "") -> None:
+    def __init__(
+        self,
+        path: Path,
+        embedding_model: str,
+        dimension: int,
+        embedding_version: str = "",
+        index: IndexParams | None = None,
+    ) -> None:
         """Open (creating if needed) and load the collection at ``path``; blocking, call off the loop."""
         self.path = path
+        self.index_path = path.with_suffix(".faiss")
+        self._params = index or IndexParams()
         self.embedding_model = embedding_model
         self.dimension = dimension
         self.embedding_version = embedding_version
@@ -69,7 +88,11 @@ class Collection:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._check_embedding()
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        # Guards the swap of the vector index by the background builder against searches and updates.
+        self._lock = threading.Lock()
+        self._index: VectorIndex
+        self._builder: threading.Thread | None = None
+        self._closed = False
         self._keywords = KeywordIndex()
         self._chunks: dict[int, StoredChunk] = {}
         self._documents: dict[str, list[int]] = {}
@@ -103,8 +126,20 @@ class Collection:
             self._remember(row, StoredChunk(document_id, chunk_id, text, json.loads(metadata)))
             rows.append(row)
             vectors.append(np.frombuffer(vector, dtype=np.float32))
-        if rows:
-            self._index.add_with_ids(np.vstack(vectors), np.asarray(rows, dtype=np.int64))
+        ids = np.asarray(rows, dtype=np.int64)
+        matrix = np.vstack(vectors) if vectors else np.empty((0, self.dimension), dtype=np.float32)
+        wanted = vector_index.choose(self._params, len(rows))
+        saved = vector_index.load(self.index_path, self.dimension, self._params) if wanted != "flat" else None
+        if saved is not None and saved.kind == wanted:
+            positions = {row: n for n, row in enumerate(rows)}
+            saved.reconcile(ids, lambda missing: (missing, matrix[[positions[int(r)] for r in missing]]))
+            self._index = saved
+        else:
+            self._index = vector_index.build("flat", self.dimension, ids, matrix, self._params)
+            if wanted == "flat":
+                # Smaller than the threshold now (or told to stay exact): a saved index would be stale at next growth.
+                self.index_path.unlink(missing_ok=True)
+        self._maybe_rebuild()
 
     def _remember(self, row: int, chunk: StoredChunk) -> None:
         self._chunks[row] = chunk
@@ -117,8 +152,65 @@ class Collection:
             del self._chunks[row]
             self._keywords.remove(row)
         if rows:
-            self._index.remove_ids(np.asarray(rows, dtype=np.int64))
+            self._index.remove(rows)
         return rows
+
+    @property
+    def index_type(self) -> str:
+        """The FAISS index searches use right now (exact until an approximate one has been built)."""
+        return self._index.description
+
+    @property
+    def index_kind(self) -> vector_index.Kind:
+        return self._index.kind
+
+    def _maybe_rebuild(self) -> None:
+        """Start the background build when the collection has outgrown its index; cheap, runs on every update."""
+        if self._closed or (self._builder is not None and self._builder.is_alive()):
+            return
+        wanted = vector_index.choose(self._params, len(self._chunks))
+        if wanted == "flat":
+            return  # never back to exact by itself: the approximate index still serves a shrunk collection
+        if self._index.kind != wanted or self._index.needs_rebuild(len(self._chunks)):
+            self._builder = threading.Thread(
+                target=self._build, args=(wanted,), name=f"index-{self.path.stem}", daemon=True
+            )
+            self._builder.start()
+
+    def _build(self, kind: vector_index.Kind) -> None:
+        """Build ``kind`` from the rows in SQLite, save it, then swap it in with the rows added since caught up."""
+        db = sqlite3.connect(self.path)
+        try:
+            rows, vectors = [], []
+            for row, vector in db.execute("SELECT row, vector FROM chunks ORDER BY row"):
+                rows.append(row)
+                vectors.append(np.frombuffer(vector, dtype=np.float32))
+            if not rows:
+                return
+            ids, matrix = np.asarray(rows, dtype=np.int64), np.vstack(vectors)
+            del vectors
+            built = vector_index.build(kind, self.dimension, ids, matrix, self._params)
+            del ids, matrix
+            # Saved before it serves: the file then holds what SQLite held, and opening reconciles the rest.
+            built.save(self.index_path)
+            with self._lock:
+                if self._closed:
+                    return
+                live = np.fromiter(self._chunks, dtype=np.int64, count=len(self._chunks))
+                built.reconcile(live, lambda missing: _vectors(db, missing))
+                self._index = built
+            log.info("index built", collection=str(self.path), index=built.description, chunks=built.size)
+        except Exception:
+            log.exception("index build failed; the current index keeps serving", collection=str(self.path))
+        finally:
+            db.close()
+
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Wait for a background index build; True when none is running. For tests, benchmarks and shutdown."""
+        builder = self._builder
+        if builder is not None:
+            builder.join(timeout)
+        return builder is None or not builder.is_alive()
 
     @property
     def document_count(self) -> int:
@@ -161,14 +253,16 @@ class Collection:
 
     def apply(self, document_ids: list[str], added: list[tuple[int, StoredChunk, np.ndarray]]) -> None:
         """Bring the in-memory indexes up to a committed :meth:`write`; fast, runs on the loop."""
-        self._forget(document_ids)
-        for row, chunk, _ in added:
-            self._remember(row, chunk)
-        if added:
-            self._index.add_with_ids(
-                np.vstack([vector for _, _, vector in added]).astype(np.float32),
-                np.asarray([row for row, _, _ in added], dtype=np.int64),
-            )
+        with self._lock:
+            self._forget(document_ids)
+            for row, chunk, _ in added:
+                self._remember(row, chunk)
+            if added:
+                self._index.add(
+                    np.asarray([row for row, _, _ in added], dtype=np.int64),
+                    np.vstack([vector for _, _, vector in added]).astype(np.float32),
+                )
+        self._maybe_rebuild()
 
     def delete(self, document_ids: list[str]) -> int:
         """Delete documents from SQLite; blocking. Returns how many of them existed."""
@@ -179,7 +273,9 @@ class Collection:
 
     def forget(self, document_ids: list[str]) -> None:
         """Drop deleted documents from the in-memory indexes; runs on the loop."""
-        self._forget(document_ids)
+        with self._lock:
+            self._forget(document_ids)
+        self._maybe_rebuild()
 
     def chunk(self, row: int) -> StoredChunk:
         return self._chunks[row]
@@ -200,22 +296,34 @@ class Collection:
         return sorted({self._chunks[row].document_id for row in self.matching(metadata_filter)})
 
     def dense(self, vector: np.ndarray, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
-        """The ``k`` nearest rows by cosine similarity, best first."""
+        """The ``k`` nearest rows by cosine similarity, best first; with a filter, ``k`` of the allowed rows."""
         if not self._chunks or (allowed is not None and not allowed):
             return []
-        params = selector = None
-        if allowed is not None:
-            # Named, so the selector outlives the search: SearchParameters does not keep it alive.
-            selector = faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
-        scores, rows = self._index.search(vector.reshape(1, -1), min(k, len(self._chunks)), params=params)
-        return [(int(row), float(score)) for row, score in zip(rows[0], scores[0], strict=True) if row >= 0]
+        with self._lock:
+            return self._index.search(vector, k, allowed)
 
     def keyword(self, query: str, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         return self._keywords.search(query, k, allowed)
 
     def close(self) -> None:
+        # A build still running finishes into its file but is never swapped in; the file is reconciled at open.
+        with self._lock:
+            self._closed = True
         self._db.close()
+
+
+def _vectors(db: sqlite3.Connection, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stored vectors of ``rows`` (those still in SQLite), for an index catching up."""
+    found, vectors = [], []
+    for start in range(0, len(rows), _FETCH_BATCH):
+        batch = [int(r) for r in rows[start : start + _FETCH_BATCH]]
+        marks = ",".join("?" * len(batch))
+        for row, vector in db.execute(f"SELECT row, vector FROM chunks WHERE row IN ({marks})", batch):
+            found.append(row)
+            vectors.append(np.frombuffer(vector, dtype=np.float32))
+    if not found:
+        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+    return np.asarray(found, dtype=np.int64), np.vstack(vectors)
 
 
 @contextmanager

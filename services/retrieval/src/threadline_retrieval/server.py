@@ -30,7 +30,9 @@ async def serve(settings: RetrievalSettings, embedder: Embedder | None = None) -
     # One OpenMP thread is faster than two for single-query flat search, and leaves a core to gRPC.
     faiss.omp_set_num_threads(1)
     embedder = embedder or await open_embedder(settings)
-    catalog = Catalog(settings.data_dir, embedder.model_name, embedder.dimension, embedder.model_version)
+    catalog = Catalog(
+        settings.data_dir, embedder.model_name, embedder.dimension, embedder.model_version, settings.index_params()
+    )
     metrics = RpcMetrics()
     chunks = Gauge("threadline_retrieval_chunks", "Chunks in the open collections' indexes.", registry=metrics.registry)
     chunks.set_function(catalog.open_chunks)

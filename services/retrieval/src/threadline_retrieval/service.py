@@ -20,7 +20,7 @@ from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from threadline_retrieval.catalog import DEFAULT_COLLECTION, NAME, Catalog
 from threadline_retrieval.chunking import CONTENT_TYPES, Chunk, Chunker
-from threadline_retrieval.collection import INDEX_TYPE, Collection, EmbeddingMismatch, NewDocument
+from threadline_retrieval.collection import Collection, EmbeddingMismatch, NewDocument
 from threadline_retrieval.embeddings import Embedder, EmbeddingUnavailable
 from threadline_retrieval.search import hybrid
 from threadline_retrieval.settings import RetrievalSettings
@@ -282,7 +282,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                         document_count=collection.document_count,
                         chunk_count=collection.chunk_count,
                         dimension=collection.dimension,
-                        index_type=INDEX_TYPE,
+                        index_type=collection.index_type,
                         embedding_model=collection.embedding_model,
                         embedding_model_version=collection.embedding_version,
                     )

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from threadline.settings import ServiceSettings
 
+from threadline_retrieval.index import IndexParams
+
 
 class RetrievalSettings(ServiceSettings):
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("RETRIEVAL_HOST"))
@@ -46,12 +48,48 @@ class RetrievalSettings(ServiceSettings):
         description="The mode of a search that names none.",
     )
     search_max_k: int = Field(default=100, ge=1, validation_alias=AliasChoices("SEARCH_MAX_K"))
+    index: Literal["auto", "flat", "ivf", "hnsw", "ivfpq"] = Field(
+        default="auto",
+        validation_alias=AliasChoices("RETRIEVAL_INDEX"),
+        description="auto: exact up to RETRIEVAL_EXACT_MAX_CHUNKS, IVF above; flat: always exact; "
+        "ivf, hnsw, ivfpq: that index above the threshold.",
+    )
+    exact_max_chunks: int = Field(
+        default=20_000,
+        ge=1,
+        validation_alias=AliasChoices("RETRIEVAL_EXACT_MAX_CHUNKS"),
+        description="A collection with more chunks gets an approximate index, built in the background.",
+    )
+    ivf_nprobe: int = Field(
+        default=16, ge=1, validation_alias=AliasChoices("RETRIEVAL_IVF_NPROBE"), description="IVF lists searched."
+    )
+    hnsw_m: int = Field(default=32, ge=4, le=128, validation_alias=AliasChoices("RETRIEVAL_HNSW_M"))
+    hnsw_ef_construction: int = Field(default=40, ge=8, validation_alias=AliasChoices("RETRIEVAL_HNSW_EF_CONSTRUCTION"))
+    hnsw_ef_search: int = Field(default=64, ge=1, validation_alias=AliasChoices("RETRIEVAL_HNSW_EF_SEARCH"))
+    pq_m: int = Field(
+        default=48,
+        ge=1,
+        validation_alias=AliasChoices("RETRIEVAL_PQ_M"),
+        description="IVF-PQ sub-quantisers (bytes per vector); the largest divisor of the dimension up to it.",
+    )
     max_document_bytes: int = Field(
         default=5 * 1024 * 1024,
         ge=1,
         validation_alias=AliasChoices("RETRIEVAL_MAX_DOCUMENT_BYTES"),
         description="A larger document is refused with INVALID_ARGUMENT.",
     )
+
+    def index_params(self) -> IndexParams:
+        """The index settings as the collections take them (they know nothing of the environment)."""
+        return IndexParams(
+            index=self.index,
+            exact_max_chunks=self.exact_max_chunks,
+            ivf_nprobe=self.ivf_nprobe,
+            hnsw_m=self.hnsw_m,
+            hnsw_ef_construction=self.hnsw_ef_construction,
+            hnsw_ef_search=self.hnsw_ef_search,
+            pq_m=self.pq_m,
+        )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> RetrievalSettings:
