@@ -70,6 +70,6 @@ def test_threads_are_created_listed_by_metadata_and_paged(client: httpx.Client) 
 
     assert client.get(f"/api/v1/threads/{ids[2]}").json()["metadata"]["n"] == 2
     bad = client.get("/api/v1/threads", params={"metadata": "[1, 2]"})
-    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "metadata"
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["fields"][0]["field"] == "metadata"
     assert client.delete(f"/api/v1/threads/{ids[1]}").status_code == 204
     assert client.get(f"/api/v1/threads/{ids[1]}").status_code == 404

@@ -25,6 +25,11 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers, self.details = status, code, message, headers, details
 
 
+def invalid_field(field: str, message: str) -> ApiError:
+    """A 422 in the shape of a request validation error, for checks the schema cannot state."""
+    return ApiError(422, "validation_error", "The request is not valid.", fields=[{"field": field, "message": message}])
+
+
 def error_body(request_id: str, code: str, message: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
     if details:

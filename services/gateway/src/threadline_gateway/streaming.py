@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from threadline.events import RunEvent
 
 from threadline_gateway import sse
+from threadline_gateway.errors import invalid_field
 from threadline_gateway.metrics import GatewayMetrics
 from threadline_gateway.runs import RunEventStream, RunRecord
 from threadline_gateway.settings import GatewaySettings
@@ -39,6 +40,14 @@ class ClosingStreamingResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             await self._on_close()
+
+
+def resume_point(last_event_id: str | None) -> int | None:
+    """The ``seq`` a reconnecting client has seen (``Last-Event-ID``), None from the start; a 422 if malformed."""
+    try:
+        return sse.parse_last_event_id(last_event_id)
+    except ValueError as exc:
+        raise invalid_field("Last-Event-ID", "must be the id of an event of this run (an integer >= 0)") from exc
 
 
 def sse_response(

@@ -17,15 +17,15 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from threadline.events import RunEvent, RunRequested
 
-from threadline_gateway import memory, sse
+from threadline_gateway import memory
 from threadline_gateway.auth import caller
-from threadline_gateway.errors import ApiError
+from threadline_gateway.errors import ApiError, invalid_field
 from threadline_gateway.langgraph_compat.frames import error_body, stream_part
 from threadline_gateway.langgraph_compat.schemas import Run, RunCreate, RunStatus, StreamMode
 from threadline_gateway.runs import RunBus, RunRecord
 from threadline_gateway.schemas import ID_PATTERN, error_responses, strip_blank
 from threadline_gateway.settings import GatewaySettings
-from threadline_gateway.streaming import sse_response
+from threadline_gateway.streaming import resume_point, sse_response
 from threadline_gateway.submit import input_errors, nats_errors_as_503, run_timeout
 
 router = APIRouter()
@@ -54,12 +54,7 @@ def _question(body: RunCreate, settings: GatewaySettings) -> str:
         if errors := input_errors(text, settings):
             raise ApiError(422, "validation_error", "The request is not valid.", fields=errors)
         return text
-    raise ApiError(
-        422,
-        "validation_error",
-        "The request is not valid.",
-        fields=[{"field": "input.messages", "message": "must hold a user message"}],
-    )
+    raise invalid_field("input.messages", "must hold a user message")
 
 
 def _text(content: Any) -> str:
@@ -250,15 +245,7 @@ async def join_stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Follow the run's stream, from its start or after ``Last-Event-ID``: every mode it was started with by default."""
-    try:
-        after = sse.parse_last_event_id(last_event_id)
-    except ValueError as exc:
-        raise ApiError(
-            422,
-            "validation_error",
-            "The request is not valid.",
-            fields=[{"field": "Last-Event-ID", "message": "must be the id of an event of this run (an integer >= 0)"}],
-        ) from exc
+    after = resume_point(last_event_id)
     record = await _owned(request, thread_id, run_id)
     modes = set(stream_mode) if stream_mode else _ALL_MODES
     return await _stream(request, record, modes, after=-1 if after is None else after, count_outcome=False)

@@ -23,7 +23,7 @@ from nats.errors import Error as NatsError
 from threadline_gateway import sse
 from threadline_gateway.auth import caller
 from threadline_gateway.chat_threads import ChatThreads, Turn, conversation_key
-from threadline_gateway.errors import ApiError
+from threadline_gateway.errors import ApiError, invalid_field
 from threadline_gateway.metrics import GatewayMetrics
 from threadline_gateway.openai_schemas import (
     AssistantMessage,
@@ -71,17 +71,13 @@ def _known_model(settings: GatewaySettings, model: str) -> None:
         raise ApiError(404, "model_not_found", f"The model {model!r} does not exist; GET /v1/models lists them.")
 
 
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "validation_error", "The request is not valid.", fields=[{"field": field, "message": message}])
-
-
 def _turns(body: ChatCompletionRequest, settings: GatewaySettings) -> list[Turn]:
     """The user and assistant turns, the last one the question; a 422 naming ``messages`` otherwise."""
     if body.messages[-1].role != "user":
-        raise _invalid("messages", "the last message must be a user message")
+        raise invalid_field("messages", "the last message must be a user message")
     turns = [(m.role, m.text()) for m in body.messages if m.role in ("user", "assistant")]
     for error in input_errors(strip_blank(turns[-1][1]), settings):
-        raise _invalid("messages", f"the last message's text {error['message']}")
+        raise invalid_field("messages", f"the last message's text {error['message']}")
     return turns
 
 
@@ -91,7 +87,7 @@ async def _thread_of(
     explicit = body.thread_id or header
     if explicit is not None:
         if not re.match(ID_PATTERN, explicit):
-            raise _invalid("X-Thread-Id", "must be a thread id: letters, digits and _.:- (at most 128)")
+            raise invalid_field("X-Thread-Id", "must be a thread id: letters, digits and _.:- (at most 128)")
         return explicit
     if len(turns) == 1:
         return None

@@ -13,12 +13,11 @@ import structlog
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from threadline_gateway import sse
 from threadline_gateway.errors import ApiError
 from threadline_gateway.runs import RunBus, RunRecord
 from threadline_gateway.schemas import QueryRequest, QueryResponse, RunCreated, RunInfo
 from threadline_gateway.settings import GatewaySettings
-from threadline_gateway.streaming import sse_response
+from threadline_gateway.streaming import resume_point, sse_response
 from threadline_gateway.submit import (
     caller_tenant,
     final_response,
@@ -169,15 +168,7 @@ async def stream_run(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Follow a run's events: from the first, or after ``Last-Event-ID`` on a reconnect, with no gaps or repeats."""
-    try:
-        after = sse.parse_last_event_id(last_event_id)
-    except ValueError as exc:
-        raise ApiError(
-            422,
-            "validation_error",
-            "The request is not valid.",
-            fields=[{"field": "Last-Event-ID", "message": "must be the id of an event of this run (an integer >= 0)"}],
-        ) from exc
+    after = resume_point(last_event_id)
     record = await _owned(request, run_id)
     bus: RunBus = request.app.state.bus
     stack = AsyncExitStack()

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from threadline_gateway.auth import caller
-from threadline_gateway.errors import ApiError
+from threadline_gateway.errors import ApiError, invalid_field
 from threadline_gateway.memory import Checkpoint, Memory, Thread
 from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import (
@@ -108,7 +108,7 @@ def _metadata_filter(raw: str | None) -> dict[str, Any]:
     except ValueError:
         parsed = None
     if not isinstance(parsed, dict):
-        raise ApiError(422, "invalid_request", "metadata must be a JSON object.", field="metadata")
+        raise invalid_field("metadata", "must be a JSON object")
     return parsed
 
 
