@@ -59,10 +59,16 @@ class RunRequested(Event):
     rollback_run_id: str | None = Field(
         default=None, description="Start from the thread's state before this (cancelled) run, as if it never ran."
     )
+    resume: dict[str, Any] | None = Field(
+        default=None,
+        description="Resume the thread's interrupted run with this decision on the tool call it waits on: "
+        '{"action": "approve"}, {"action": "reject", "reason": "..."} or {"action": "edit", "args": {...}}; '
+        "input may then be empty.",
+    )
 
 
 RunEventKind = Literal[
-    "metadata", "token", "tool_call", "tool_result", "citations", "values", "updates", "end", "error"
+    "metadata", "token", "tool_call", "tool_result", "citations", "interrupt", "values", "updates", "end", "error"
 ]
 
 
@@ -77,6 +83,17 @@ class RunEvent(Event):
     @property
     def is_final(self) -> bool:
         return self.kind in ("end", "error")
+
+
+class DataErased(Event):
+    """A tenant's data (or one user's) was erased from the memory service; every other service
+    holding copies of it (caches, exports, indexes built from conversations) erases them too."""
+
+    tenant_id: str
+    user_id: str | None = Field(default=None, description="None: the whole tenant.")
+    threads: int = Field(description="Threads (with their checkpoints) deleted.")
+    store_items: int = Field(description="Long-term memory items deleted.")
+    erased_at: datetime = Field(default_factory=_now)
 
 
 class Topology:
@@ -120,3 +137,12 @@ class Topology:
     @property
     def run_events_stream(self) -> str:
         return f"{self._stream_prefix}_RUN_EVENTS"
+
+    @property
+    def erasure(self) -> str:
+        """``DataErased`` events, published by the memory service after it erased the data."""
+        return f"{self.namespace}.erasure"
+
+    @property
+    def erasure_stream(self) -> str:
+        return f"{self._stream_prefix}_ERASURE"

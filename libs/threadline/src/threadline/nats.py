@@ -11,10 +11,13 @@ from threadline.events import Topology
 
 RUN_EVENTS_MAX_AGE_S = 3600.0
 RUN_DEDUPE_WINDOW_S = 120.0
+# Long enough for a service that was down for a while to catch up on the erasures it missed.
+ERASURE_MAX_AGE_S = 30 * 24 * 3600.0
 
 
 def stream_configs(topology: Topology) -> list[StreamConfig]:
-    """RUNS is a work queue (each run taken by one worker); RUN_EVENTS keeps an hour of events for replay."""
+    """RUNS is a work queue (each run taken by one worker); RUN_EVENTS keeps an hour of events for replay;
+    ERASURE keeps a month of erasures for every service to act on, each with a durable consumer of its own."""
     return [
         StreamConfig(
             name=topology.runs_stream,
@@ -29,6 +32,14 @@ def stream_configs(topology: Topology) -> list[StreamConfig]:
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=RUN_EVENTS_MAX_AGE_S,
+            discard=DiscardPolicy.OLD,
+        ),
+        StreamConfig(
+            name=topology.erasure_stream,
+            subjects=[topology.erasure],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=ERASURE_MAX_AGE_S,
             discard=DiscardPolicy.OLD,
         ),
     ]

@@ -70,5 +70,29 @@ class LatestCheckpointCache:
             self._bypass_until = time.monotonic() + self._ttl_s
             log.warning("checkpoint cache not invalidated; reading around it for a while", error=str(exc))
 
+    async def forget(self, tenant: str, threads: list[str]) -> int:
+        """After erasing threads (scoped ids, ``tenant:thread``): move their readers on, then delete
+        every copy cached of them, so no erased checkpoint outlives the erasure here; returns how many.
+        Only the generation counters stay, numbers that expire by themselves (deleting them now could
+        let a copy a reader is storing at this moment be found again)."""
+        for thread in threads:
+            await self.invalidate(thread)
+        wanted = set(threads)
+        start = len(f"{self._prefix}:latest:")
+        doomed: list[bytes] = []
+        try:
+            # One pass over the tenant's copies (a tenant id has no glob characters); the key is
+            # "latest:{namespace}:{thread}:{generation}" and a namespace may itself hold ":".
+            async for key in self._redis.scan_iter(match=f"{self._prefix}:latest:*:{tenant}:*", count=1000):
+                rest = key.decode()[start:].rsplit(":", 1)[0]
+                if any(rest[i + 1 :] in wanted for i, c in enumerate(rest) if c == ":"):
+                    doomed.append(key)
+            for i in range(0, len(doomed), 500):
+                await self._redis.delete(*doomed[i : i + 500])
+        except (RedisError, OSError) as exc:
+            # The generation moved on (or the cache is bypassed), so no reader sees them; they expire.
+            log.warning("erased checkpoints left in the cache until they expire", error=str(exc))
+        return len(doomed)
+
     async def close(self) -> None:
         await self._redis.aclose()

@@ -1,4 +1,4 @@
-"""The memory service's gRPC server, from open storage to a clean stop."""
+"""The memory service's gRPC server (checkpoints, threads, the long-term store), from open storage to a clean stop."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from threadline.memory.v1 import memory_pb2_grpc
 from threadline.metrics import RpcMetrics
 
 from threadline_memory.cache import LatestCheckpointCache
+from threadline_memory.events import ErasureEvents
 from threadline_memory.service import SERVICE_NAME, CheckpointServicer
 from threadline_memory.settings import MemorySettings
 from threadline_memory.storage import StorageUnavailable, open_storage
+from threadline_memory.store_service import SERVICE_NAME as STORE_SERVICE_NAME
+from threadline_memory.store_service import StoreServicer
 from threadline_memory.thread_service import SERVICE_NAME as THREADS_SERVICE_NAME
 from threadline_memory.thread_service import ThreadServicer
 
@@ -35,12 +38,14 @@ async def serve(settings: MemorySettings) -> AsyncIterator[int]:
         if settings.redis_url:
             prefix = f"{settings.nats_namespace}:memory"
             cache = LatestCheckpointCache(settings.redis_url, prefix, settings.cache_ttl_s, metrics.registry)
+        events = ErasureEvents(settings.nats_url, settings.topology()) if settings.nats_url else None
         if settings.metrics_port:
             metrics.serve(settings.metrics_port)
         server = traced_server(metrics)
         memory_pb2_grpc.add_CheckpointServiceServicer_to_server(CheckpointServicer(storage, cache), server)
-        memory_pb2_grpc.add_ThreadServiceServicer_to_server(ThreadServicer(storage, cache), server)
-        services = [SERVICE_NAME, THREADS_SERVICE_NAME]
+        memory_pb2_grpc.add_ThreadServiceServicer_to_server(ThreadServicer(storage, cache, events), server)
+        memory_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(storage), server)
+        services = [SERVICE_NAME, THREADS_SERVICE_NAME, STORE_SERVICE_NAME]
         health = add_health_and_reflection(server, services)
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")
         await server.start()
@@ -53,4 +58,6 @@ async def serve(settings: MemorySettings) -> AsyncIterator[int]:
             await server.stop(_GRACE_S)
             if cache is not None:
                 await cache.close()
+            if events is not None:
+                await events.close()
             log.info("memory stopped")

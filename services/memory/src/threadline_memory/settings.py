@@ -9,6 +9,11 @@ from threadline.settings import ServiceSettings
 
 
 class MemorySettings(ServiceSettings):
+    nats_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NATS_URL"),
+        description="NATS with JetStream, told of every erasure; unset, no events (a lone memory service).",
+    )
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MEMORY_HOST"))
     port: int = Field(default=50052, validation_alias=AliasChoices("MEMORY_PORT"), description="0: any free port.")
     metrics_port: int = Field(

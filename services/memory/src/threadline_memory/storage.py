@@ -1,8 +1,10 @@
-"""Where checkpoints live: the official LangGraph savers, on PostgreSQL or a SQLite file.
+"""Where checkpoints and long-term memory live: the official LangGraph savers and
+stores, on PostgreSQL or a SQLite file.
 
-Reusing ``AsyncPostgresSaver`` and ``AsyncSqliteSaver`` keeps their schemas and
-migrations; :class:`~threadline_memory.serde.OpaqueSerde` lets them store the
-callers' serialized values untouched. :class:`Storage` adds what a network
+Reusing ``AsyncPostgresSaver``/``AsyncPostgresStore`` and ``AsyncSqliteSaver``/
+``AsyncSqliteStore`` keeps their schemas and migrations;
+:class:`~threadline_memory.serde.OpaqueSerde` lets the savers store the callers'
+serialized values untouched. :class:`Storage` adds what a network
 service needs on top: set-up that is retried until the database answers, and a
 time limit on every call so an unreachable database is an error, never a hang.
 """
@@ -20,6 +22,9 @@ import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import BaseStore, TTLConfig
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
 from opentelemetry import trace
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -29,9 +34,12 @@ from threadline_memory.settings import MemorySettings
 from threadline_memory.threads import registry_for
 
 T = TypeVar("T")
+_Store = TypeVar("_Store", AsyncPostgresStore, AsyncSqliteStore)
 
 
 _tracer = trace.get_tracer("threadline_memory")
+# Items put with a TTL: reads restart it, expired items are hidden (PostgreSQL) and swept.
+_STORE_TTL: TTLConfig = {"refresh_on_read": True, "omit_expired": True, "sweep_interval_minutes": 5}
 
 
 class StorageUnavailable(Exception):
@@ -39,10 +47,11 @@ class StorageUnavailable(Exception):
 
 
 class Storage:
-    """A saver plus the guard rails every call goes through."""
+    """A saver and a store, plus the guard rails every call goes through."""
 
-    def __init__(self, saver: BaseCheckpointSaver, name: str, timeout_s: float) -> None:
+    def __init__(self, saver: BaseCheckpointSaver, store: BaseStore, name: str, timeout_s: float) -> None:
         self.saver = saver
+        self.store = store
         self.threads = registry_for(saver)  # type: ignore[arg-type]
         self.name = name
         self.system = "postgresql" if isinstance(saver, AsyncPostgresSaver) else "sqlite"
@@ -80,6 +89,7 @@ class Storage:
             if not self._setup_done:
                 await self.saver.setup()  # type: ignore[attr-defined]
                 await self.threads.setup()
+                await self.store.setup()  # type: ignore[attr-defined]
                 self._setup_done = True
 
 
@@ -87,15 +97,15 @@ class Storage:
 async def open_storage(settings: MemorySettings) -> AsyncIterator[Storage]:
     """PostgreSQL when ``DATABASE_URL`` is set, else the SQLite file; closed on exit."""
     if settings.database_url:
-        async with _postgres(settings.database_url, settings) as saver:
-            yield Storage(saver, "PostgreSQL", settings.db_timeout_s)
+        async with _postgres(settings.database_url, settings) as (saver, store):
+            yield Storage(saver, store, "PostgreSQL", settings.db_timeout_s)
     else:
-        async with _sqlite(settings) as saver:
-            yield Storage(saver, f"SQLite ({settings.sqlite_path})", settings.db_timeout_s)
+        async with _sqlite(settings) as (saver, store):
+            yield Storage(saver, store, f"SQLite ({settings.sqlite_path})", settings.db_timeout_s)
 
 
 @asynccontextmanager
-async def _postgres(url: str, settings: MemorySettings) -> AsyncIterator[AsyncPostgresSaver]:
+async def _postgres(url: str, settings: MemorySettings) -> AsyncIterator[tuple[AsyncPostgresSaver, AsyncPostgresStore]]:
     pool = AsyncConnectionPool(
         url,
         min_size=1,
@@ -116,13 +126,31 @@ async def _postgres(url: str, settings: MemorySettings) -> AsyncIterator[AsyncPo
     # Without waiting: the service starts (and answers UNAVAILABLE) while the database is down.
     await pool.open(wait=False)
     try:
-        yield AsyncPostgresSaver(pool, serde=OpaqueSerde())
+        # One pool for both: the store's tables sit beside the saver's and share its limits.
+        async with _sweeping(AsyncPostgresStore(pool, ttl=_STORE_TTL)) as store:
+            yield AsyncPostgresSaver(pool, serde=OpaqueSerde()), store
     finally:
         await pool.close()
 
 
 @asynccontextmanager
-async def _sqlite(settings: MemorySettings) -> AsyncIterator[AsyncSqliteSaver]:
+async def _sqlite(settings: MemorySettings) -> AsyncIterator[tuple[AsyncSqliteSaver, AsyncSqliteStore]]:
     settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    async with aiosqlite.connect(settings.sqlite_path) as conn:
-        yield AsyncSqliteSaver(conn, serde=OpaqueSerde())
+    # The store gets a connection of its own to the same file: it opens and commits transactions
+    # itself (hence autocommit mode), which must not interleave with the saver's on one connection.
+    async with (
+        aiosqlite.connect(settings.sqlite_path) as conn,
+        aiosqlite.connect(settings.sqlite_path, isolation_level=None) as store_conn,
+        _sweeping(AsyncSqliteStore(store_conn, ttl=_STORE_TTL)) as store,
+    ):
+        yield AsyncSqliteSaver(conn, serde=OpaqueSerde()), store
+
+
+@asynccontextmanager
+async def _sweeping(store: _Store) -> AsyncIterator[_Store]:
+    """The store, deleting expired items in the background until the block exits."""
+    await store.start_ttl_sweeper()
+    try:
+        yield store
+    finally:
+        await store.stop_ttl_sweeper(timeout=1.0)

@@ -13,11 +13,14 @@ from typing import Any
 
 import grpc
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from threadline.events import DataErased
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
 
 from threadline_memory.cache import LatestCheckpointCache
+from threadline_memory.events import ErasureEvents, EventsUnavailable
 from threadline_memory.service import BadRequest, grpc_status, json_object, scoped, tenant_of
 from threadline_memory.storage import Storage
+from threadline_memory.store_service import erase_items
 from threadline_memory.threads import SortBy, SortOrder, ThreadExists, ThreadRow
 
 SERVICE_NAME = memory_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name
@@ -27,10 +30,13 @@ _SORT_ORDER: tuple[SortOrder, ...] = ("desc", "asc")
 
 
 class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
-    def __init__(self, storage: Storage, cache: LatestCheckpointCache | None = None) -> None:
+    def __init__(
+        self, storage: Storage, cache: LatestCheckpointCache | None = None, events: ErasureEvents | None = None
+    ) -> None:
         self._storage = storage
         self._threads = storage.threads
         self._cache = cache
+        self._events = events
 
     async def CreateThread(self, request: memory_pb2.CreateThreadRequest, context: grpc.aio.ServicerContext) -> Any:
         async with grpc_status(context):
@@ -109,22 +115,33 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
         return await _found(context, copied, source)
 
     async def Erase(self, request: memory_pb2.EraseRequest, context: grpc.aio.ServicerContext) -> Any:
+        """Every step is idempotent, so a caller that got UNAVAILABLE (say, NATS was down
+        after the data was gone) simply erases again, and the event goes out then."""
         async with grpc_status(context):
             tenant = tenant_of(request.tenant_id)
             user_id = request.user_id or None
+            if user_id is not None and "." in user_id:
+                raise BadRequest("user_id must not contain '.'")
+            # A user's long-term memories are kept under ("users", user_id, ...) by convention.
+            store_prefix = (tenant, "users", user_id) if user_id else (tenant,)
 
-            async def erase(saver: BaseCheckpointSaver) -> list[str]:
+            async def erase(saver: BaseCheckpointSaver) -> tuple[list[str], int]:
                 ids = await self._threads.ids(tenant, user_id)
                 for thread_id in ids:
                     await saver.adelete_thread(scoped(tenant, thread_id))
                     await self._threads.delete(tenant, thread_id)
-                return ids
+                return ids, await erase_items(self._storage.store, store_prefix)
 
-            erased = await self._storage.run("erase", erase)
+            erased, items = await self._storage.run("erase", erase)
             if self._cache is not None:
-                for thread_id in erased:
-                    await self._cache.invalidate(scoped(tenant, thread_id))
-        return memory_pb2.EraseResponse(threads=len(erased))
+                await self._cache.forget(tenant, [scoped(tenant, thread_id) for thread_id in erased])
+            if self._events is not None:
+                event = DataErased(tenant_id=tenant, user_id=user_id, threads=len(erased), store_items=items)
+                try:
+                    await self._events.publish(event)
+                except EventsUnavailable as exc:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, f"erased, but not yet announced: {exc}")
+        return memory_pb2.EraseResponse(threads=len(erased), store_items=items)
 
 
 async def _copy_checkpoints(saver: BaseCheckpointSaver, source: str, target: str) -> None:

@@ -233,3 +233,119 @@ class EraseResponse(_message.Message):
     threads: int
     store_items: int
     def __init__(self, threads: _Optional[int] = ..., store_items: _Optional[int] = ...) -> None: ...
+
+class StoreItem(_message.Message):
+    __slots__ = ("namespace", "key", "value_json", "created_at", "updated_at", "score")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    namespace: _containers.RepeatedScalarFieldContainer[str]
+    key: str
+    value_json: bytes
+    created_at: str
+    updated_at: str
+    score: float
+    def __init__(self, namespace: _Optional[_Iterable[str]] = ..., key: _Optional[str] = ..., value_json: _Optional[bytes] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class StoreGet(_message.Message):
+    __slots__ = ("namespace", "key", "refresh_ttl")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TTL_FIELD_NUMBER: _ClassVar[int]
+    namespace: _containers.RepeatedScalarFieldContainer[str]
+    key: str
+    refresh_ttl: bool
+    def __init__(self, namespace: _Optional[_Iterable[str]] = ..., key: _Optional[str] = ..., refresh_ttl: _Optional[bool] = ...) -> None: ...
+
+class StorePut(_message.Message):
+    __slots__ = ("namespace", "key", "value_json", "ttl_minutes")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    TTL_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    namespace: _containers.RepeatedScalarFieldContainer[str]
+    key: str
+    value_json: bytes
+    ttl_minutes: float
+    def __init__(self, namespace: _Optional[_Iterable[str]] = ..., key: _Optional[str] = ..., value_json: _Optional[bytes] = ..., ttl_minutes: _Optional[float] = ...) -> None: ...
+
+class StoreSearch(_message.Message):
+    __slots__ = ("namespace_prefix", "filter_json", "limit", "offset", "query", "refresh_ttl")
+    NAMESPACE_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TTL_FIELD_NUMBER: _ClassVar[int]
+    namespace_prefix: _containers.RepeatedScalarFieldContainer[str]
+    filter_json: bytes
+    limit: int
+    offset: int
+    query: str
+    refresh_ttl: bool
+    def __init__(self, namespace_prefix: _Optional[_Iterable[str]] = ..., filter_json: _Optional[bytes] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., query: _Optional[str] = ..., refresh_ttl: _Optional[bool] = ...) -> None: ...
+
+class NamespaceMatch(_message.Message):
+    __slots__ = ("match_type", "path")
+    MATCH_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    match_type: str
+    path: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, match_type: _Optional[str] = ..., path: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StoreListNamespaces(_message.Message):
+    __slots__ = ("match_conditions", "max_depth", "limit", "offset")
+    MATCH_CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    match_conditions: _containers.RepeatedCompositeFieldContainer[NamespaceMatch]
+    max_depth: int
+    limit: int
+    offset: int
+    def __init__(self, match_conditions: _Optional[_Iterable[_Union[NamespaceMatch, _Mapping]]] = ..., max_depth: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class StoreOp(_message.Message):
+    __slots__ = ("get", "put", "search", "list_namespaces")
+    GET_FIELD_NUMBER: _ClassVar[int]
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    LIST_NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    get: StoreGet
+    put: StorePut
+    search: StoreSearch
+    list_namespaces: StoreListNamespaces
+    def __init__(self, get: _Optional[_Union[StoreGet, _Mapping]] = ..., put: _Optional[_Union[StorePut, _Mapping]] = ..., search: _Optional[_Union[StoreSearch, _Mapping]] = ..., list_namespaces: _Optional[_Union[StoreListNamespaces, _Mapping]] = ...) -> None: ...
+
+class Namespace(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, path: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StoreResult(_message.Message):
+    __slots__ = ("item", "items", "namespaces")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    item: StoreItem
+    items: _containers.RepeatedCompositeFieldContainer[StoreItem]
+    namespaces: _containers.RepeatedCompositeFieldContainer[Namespace]
+    def __init__(self, item: _Optional[_Union[StoreItem, _Mapping]] = ..., items: _Optional[_Iterable[_Union[StoreItem, _Mapping]]] = ..., namespaces: _Optional[_Iterable[_Union[Namespace, _Mapping]]] = ...) -> None: ...
+
+class StoreBatchRequest(_message.Message):
+    __slots__ = ("tenant_id", "ops")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    ops: _containers.RepeatedCompositeFieldContainer[StoreOp]
+    def __init__(self, tenant_id: _Optional[str] = ..., ops: _Optional[_Iterable[_Union[StoreOp, _Mapping]]] = ...) -> None: ...
+
+class StoreBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[StoreResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[StoreResult, _Mapping]]] = ...) -> None: ...

@@ -353,7 +353,9 @@ class ThreadServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Erase(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes a tenant's (or one user's) threads, checkpoints and store items, then announces
+        it on NATS ("<namespace>.erasure") so other services erase their copies.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -555,6 +557,88 @@ class ThreadService:
             '/threadline.memory.v1.ThreadService/Erase',
             threadline_dot_memory_dot_v1_dot_memory__pb2.EraseRequest.SerializeToString,
             threadline_dot_memory_dot_v1_dot_memory__pb2.EraseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class StoreServiceStub:
+    """Long-term memory: LangGraph's BaseStore (JSON documents under hierarchical namespaces),
+    scoped by tenant. The tenant is the hidden first element of every namespace: a caller
+    names namespaces below it and gets them back without it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Batch = channel.unary_unary(
+                '/threadline.memory.v1.StoreService/Batch',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.StoreBatchRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.StoreBatchResponse.FromString,
+                _registered_method=True)
+
+
+class StoreServiceServicer:
+    """Long-term memory: LangGraph's BaseStore (JSON documents under hierarchical namespaces),
+    scoped by tenant. The tenant is the hidden first element of every namespace: a caller
+    names namespaces below it and gets them back without it.
+    """
+
+    def Batch(self, request, context):
+        """Runs the operations in order, as BaseStore.batch does: one result per operation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_StoreServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Batch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Batch,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.StoreBatchRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.StoreBatchResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'threadline.memory.v1.StoreService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('threadline.memory.v1.StoreService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class StoreService:
+    """Long-term memory: LangGraph's BaseStore (JSON documents under hierarchical namespaces),
+    scoped by tenant. The tenant is the hidden first element of every namespace: a caller
+    names namespaces below it and gets them back without it.
+    """
+
+    @staticmethod
+    def Batch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.StoreService/Batch',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.StoreBatchRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.StoreBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
