@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.prebuilt import ToolNode, tools_condition
 
 from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
+from threadline_agent.approval import APPROVAL_NODE, TOOLS_NODE, make_approval_node, make_tools_node, route_tool_calls
 
 SYSTEM_PROMPT = (
     "You answer questions from the user's knowledge base. Search it with the search_knowledge_base tool "
@@ -26,25 +27,43 @@ SYSTEM_PROMPT = (
     "computing in your head."
 )
 
-GraphBuilder = Callable[[BaseChatModel, Sequence[BaseTool], BaseCheckpointSaver | None], CompiledStateGraph]
+
+class GraphBuilder(Protocol):
+    def __call__(
+        self,
+        model: BaseChatModel,
+        tools: Sequence[BaseTool],
+        checkpointer: BaseCheckpointSaver | None,
+        *,
+        approval_tools: Collection[str] = (),
+    ) -> CompiledStateGraph: ...
 
 
 def build_graph(
-    model: BaseChatModel, tools: Sequence[BaseTool], checkpointer: BaseCheckpointSaver | None
+    model: BaseChatModel,
+    tools: Sequence[BaseTool],
+    checkpointer: BaseCheckpointSaver | None,
+    *,
+    approval_tools: Collection[str] = (),
 ) -> CompiledStateGraph:
-    """A ReAct loop: the model either calls tools (whose results go back to it) or answers."""
+    """A ReAct loop: the model either calls tools (whose results go back to it) or answers.
+
+    A call of a tool in ``approval_tools`` first stops the run for a person's decision (see approval.py).
+    """
     bound = model.bind_tools(list(tools))
 
     async def agent(state: MessagesState) -> dict:
         reply = await bound.ainvoke([SystemMessage(SYSTEM_PROMPT), *state["messages"]])
         return {"messages": [reply]}
 
+    needs_approval = frozenset(approval_tools)
     builder = StateGraph(MessagesState)
     builder.add_node("agent", agent)
-    builder.add_node("tools", ToolNode(list(tools)))
+    builder.add_node(TOOLS_NODE, make_tools_node(tools))
+    builder.add_node(APPROVAL_NODE, make_approval_node(needs_approval), destinations=("agent", TOOLS_NODE))
     builder.add_edge(START, "agent")
-    builder.add_conditional_edges("agent", tools_condition)
-    builder.add_edge("tools", "agent")
+    builder.add_conditional_edges("agent", route_tool_calls(needs_approval), [APPROVAL_NODE, TOOLS_NODE, END])
+    builder.add_edge(TOOLS_NODE, "agent")
     return builder.compile(checkpointer=checkpointer)
 
 
@@ -57,9 +76,15 @@ NO_CITATION_NOTE = "\n\n(Review: this answer cites none of the passages found; c
 
 
 def build_research_graph(
-    model: BaseChatModel, tools: Sequence[BaseTool], checkpointer: BaseCheckpointSaver | None
+    model: BaseChatModel,
+    tools: Sequence[BaseTool],
+    checkpointer: BaseCheckpointSaver | None,
+    *,
+    approval_tools: Collection[str] = (),
 ) -> CompiledStateGraph:
     """research -> write -> review: always search first, answer from what was found, then check the citations.
+
+    Its one tool call is a fixed step, not the model's choice, so ``approval_tools`` does not apply.
 
     Steps a user can follow and rely on, where the ReAct agent leaves the order to the model:
     the review drops citations of passages that were never found and flags an answer that

@@ -11,10 +11,12 @@ import grpc
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 from pydantic import BaseModel
 from threadline.events import RunEventKind, RunRequested
 
 from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
+from threadline_agent.approval import APPROVAL_NODE, parse_decision
 from threadline_agent.graph import ANSWER_NODES
 from threadline_agent.resilience import TRANSIENT_CODES, CircuitOpen
 from threadline_agent.tracing import SpanCallbacks
@@ -56,14 +58,19 @@ async def execute_run(
 
     Returns only once the graph has finished, that is after its last checkpoint is stored.
     With ``resume`` (a redelivered run), a thread whose last checkpoint belongs to this run and
-    has steps left continues from there instead of taking the question again.
+    has steps left continues from there instead of taking the question again. A request that
+    carries a decision (``request.resume``) continues the thread's interrupted run with it. A run
+    that stops for approval returns ``status`` "interrupted" and what it waits on, not an answer.
     """
     turn = _Turn()
     try:
         async with asyncio.timeout(timeout_s):
             config = {**run_config(request), "callbacks": [SpanCallbacks()]}
-            if resume:
-                state_input = await _resume(graph, request, config, turn)
+            state_input: Any
+            if resume and await _continues(graph, request, config, turn):
+                state_input = None
+            elif request.resume is not None:
+                state_input = await _decision(graph, config, request.resume)
             else:
                 state_input = {"messages": [HumanMessage(request.input)]}
                 if request.rollback_run_id:
@@ -92,6 +99,19 @@ async def execute_run(
         raise RunFailed(
             "dependency_unavailable", f"A service the agent depends on is failing: {exc}", transient=True
         ) from exc
+    if turn.interrupts:
+        return {
+            "run_id": request.run_id,
+            "thread_id": request.thread_id,
+            "assistant_id": request.assistant_id,
+            "status": "interrupted",
+            "interrupts": turn.interrupts,
+            "answer": "",
+            "citations": [],
+            "model": model,
+            "usage": turn.usage(),
+            "knowledge_base_unavailable": turn.knowledge_base_unavailable,
+        }
     if turn.answer is None:
         raise RunFailed("no_answer", "The agent stopped without an answer.")
     answer = turn.answer.text
@@ -106,6 +126,7 @@ async def execute_run(
         "run_id": request.run_id,
         "thread_id": request.thread_id,
         "assistant_id": request.assistant_id,
+        "status": "success",
         "answer": answer,
         "citations": citations,
         "model": turn.answer.response_metadata.get("model_name") or model,
@@ -114,19 +135,35 @@ async def execute_run(
     }
 
 
-async def _resume(graph: CompiledStateGraph, request: RunRequested, config: dict[str, Any], turn: _Turn) -> Any:
-    """The graph input for a redelivered run: None (go on) when its last checkpoint belongs to this run.
+async def _continues(graph: CompiledStateGraph, request: RunRequested, config: dict[str, Any], turn: _Turn) -> bool:
+    """Whether a redelivered run goes on from the thread's last checkpoint: it does when that belongs to this run.
 
     What that earlier delivery already produced (tool results, maybe the answer) is taken into
     ``turn`` from the checkpoint, so the end event is complete and no step runs twice.
     """
     state = await graph.aget_state(config)
     if not (state.metadata and state.metadata.get("run_id") == request.run_id):
-        return {"messages": [HumanMessage(request.input)]}
+        return False
     messages = state.values.get("messages", [])
     since = max((n for n, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
     turn.recover(messages[since + 1 :])
-    return None
+    return True
+
+
+async def _decision(graph: CompiledStateGraph, config: dict[str, Any], value: dict[str, Any]) -> Command:
+    """The graph input that resumes the thread's interrupted run with a person's decision.
+
+    Checked here, before the graph runs, so a thread given a malformed decision (or none to
+    give) stays as it was, still waiting.
+    """
+    state = await graph.aget_state(config)
+    if not state.interrupts:
+        raise RunFailed("nothing_to_resume", "The thread has no run waiting for a decision.")
+    try:
+        decision = parse_decision(value)
+    except ValueError as exc:
+        raise RunFailed("invalid_input", str(exc)) from None
+    return Command(resume=decision.model_dump(exclude_none=True))
 
 
 async def _roll_back(graph: CompiledStateGraph, config: dict[str, Any], run_id: str) -> None:
@@ -165,6 +202,7 @@ class _Turn:
         self.answer: AIMessage | None = None
         self.replies: list[AIMessage] = []
         self.retrieved: list[dict[str, Any]] = []
+        self.interrupts: list[dict[str, Any]] = []
         self._searches_failed = self._searches_done = 0
 
     @property
@@ -191,11 +229,20 @@ class _Turn:
             await emit("token", {"text": message.text, "message_id": message.id, "node": metadata["langgraph_node"]})
 
     async def on_update(self, update: dict[str, Any], emit: Emit) -> None:
-        for node_update in update.values():
+        for node, node_update in update.items():
+            if node == "__interrupt__":
+                waiting = [{"id": i.id, **i.value} for i in node_update if isinstance(i.value, dict)]
+                self.interrupts.extend(waiting)
+                await emit("interrupt", {"interrupts": waiting})
+                continue
             if not isinstance(node_update, dict):
                 continue
             for message in node_update.get("messages", []):
-                if isinstance(message, AIMessage):
+                if isinstance(message, AIMessage) and node == APPROVAL_NODE:
+                    # The model's message again, its calls as decided: what will run, not a new reply.
+                    for call in message.tool_calls:
+                        await emit("tool_call", {"name": call["name"], "args": call["args"], "id": call["id"]})
+                elif isinstance(message, AIMessage):
                     self.replies.append(message)
                     for call in message.tool_calls:
                         await emit("tool_call", {"name": call["name"], "args": call["args"], "id": call["id"]})

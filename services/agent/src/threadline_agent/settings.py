@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode
 from threadline.settings import ServiceSettings
 
 from threadline_agent.answerer import MODEL_NAME
@@ -136,12 +137,25 @@ class AgentSettings(ServiceSettings):
     model_timeout_s: float = Field(
         default=60.0, gt=0, validation_alias=AliasChoices("OPENAI_TIMEOUT_S"), description="One model request."
     )
+    approval_tools: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        validation_alias=AliasChoices("AGENT_APPROVAL_TOOLS"),
+        description="Tools whose calls wait for a person's approval (comma-separated names, e.g. calculator); "
+        "the run ends interrupted and a run carrying RunRequested.resume decides.",
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,
         validation_alias=AliasChoices("AGENT_METRICS_PORT"),
         description="Serve Prometheus /metrics on this port; 0: off (Helm and compose set 9102).",
     )
+
+    @field_validator("approval_tools", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     def cost_usd(self, model: str, usage: dict[str, Any]) -> float | None:
         """The run's estimated cost, or None for a model without a price (the offline answerer costs nothing)."""

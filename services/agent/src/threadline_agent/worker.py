@@ -227,7 +227,11 @@ class AgentWorker:
             ),
             make_calculator_tool(),
         ]
-        self.graphs = {name: a.build(self.model, tools, self.checkpointer) for name, a in ASSISTANTS.items()}
+        approval = self.settings.approval_tools
+        self.graphs = {
+            name: a.build(self.model, tools, self.checkpointer, approval_tools=approval)
+            for name, a in ASSISTANTS.items()
+        }
         self._nc = await self.broker.connect()
         await ensure_streams(self._nc.jetstream(), self.topology)
         self._cancelled = await cancelled_runs(self._nc.jetstream(), self.topology)
@@ -366,9 +370,10 @@ class AgentWorker:
             if graph is None:
                 known = ", ".join(sorted(self.graphs))
                 raise RunFailed("assistant_not_found", f"No assistant named {request.assistant_id!r} (known: {known}).")
-            if not request.input.strip():
+            if request.resume is None and not request.input.strip():
                 raise RunFailed("invalid_input", "The input is empty.")
-            self.guardrails.check_input(request.input, request.tenant_id)
+            if request.input.strip():  # a run carrying only a decision asks no question
+                self.guardrails.check_input(request.input, request.tenant_id)
             run = execute_run(
                 graph,
                 request,
@@ -398,9 +403,15 @@ class AgentWorker:
         else:
             data["usage"]["cost_usd"] = self.settings.cost_usd(data["model"], data["usage"])
             await events.finish("end", data)
-            self.metrics.runs.labels(request.assistant_id, "success").inc()
+            self.metrics.runs.labels(request.assistant_id, data["status"]).inc()
             self.metrics.record_usage(data["model"], data["usage"])
-            log.info("run finished", model=data["model"], citations=len(data["citations"]), attempt=attempt)
+            log.info(
+                "run finished",
+                status=data["status"],
+                model=data["model"],
+                citations=len(data["citations"]),
+                attempt=attempt,
+            )
         # Waits for the server's confirmation: once this returns the run cannot be handed out again.
         await msg.ack_sync()
 
