@@ -16,8 +16,7 @@ ERASURE_MAX_AGE_S = 30 * 24 * 3600.0
 
 
 def stream_configs(topology: Topology) -> list[StreamConfig]:
-    """RUNS is a work queue (each run taken by one worker); RUN_EVENTS keeps an hour of events for replay;
-    ERASURE keeps a month of erasures for every service to act on, each with a durable consumer of its own."""
+    """RUNS is a work queue (each run taken by one worker); RUN_EVENTS keeps an hour of events for replay."""
     return [
         StreamConfig(
             name=topology.runs_stream,
@@ -34,15 +33,20 @@ def stream_configs(topology: Topology) -> list[StreamConfig]:
             max_age=RUN_EVENTS_MAX_AGE_S,
             discard=DiscardPolicy.OLD,
         ),
-        StreamConfig(
-            name=topology.erasure_stream,
-            subjects=[topology.erasure],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            max_age=ERASURE_MAX_AGE_S,
-            discard=DiscardPolicy.OLD,
-        ),
     ]
+
+
+def erasure_stream_config(topology: Topology) -> StreamConfig:
+    """ERASURE keeps a month of erasures for every service to act on, each with a durable consumer of its
+    own; declared by the memory service, which publishes them, and by any consumer before it subscribes."""
+    return StreamConfig(
+        name=topology.erasure_stream,
+        subjects=[topology.erasure],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=ERASURE_MAX_AGE_S,
+        discard=DiscardPolicy.OLD,
+    )
 
 
 async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
