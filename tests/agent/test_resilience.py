@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from langchain_core.messages import ToolMessage
+from langchain_openai import ChatOpenAI
 from nats.aio.client import Client as NatsClient
 from threadline.events import RunRequested
 from threadline.grpc import traced_channel
@@ -16,6 +17,7 @@ from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline_agent.answerer import NOTHING_RELEVANT, ExtractiveAnswerer
 from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline_agent.models import chat_model
 from threadline_agent.resilience import CircuitBreaker, CircuitOpen, Guarded, RetryPolicy
 from threadline_agent.runs import KNOWLEDGE_BASE_NOTICE
 from threadline_agent.settings import AgentSettings
@@ -148,8 +150,6 @@ def test_settings_build_the_guards_and_configure_the_model() -> None:
         7,
         9,
     )
-    from threadline_agent.models import chat_model
-
     model = chat_model(settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"}))
     assert model.max_retries == 5
 
@@ -210,3 +210,24 @@ async def test_a_run_answers_while_retrieval_goes_down(nats_namespace: str, nc: 
         assert breaker.calls == calls_before + 1
         assert breaker.rejected == 2
         assert events[-1][0].data["knowledge_base_unavailable"] is True
+
+
+async def test_runs_stop_waiting_on_a_dead_model_once_its_breaker_opens(
+    nats_namespace: str, nc: NatsClient, tmp_path: Path
+) -> None:
+    # A closed port: every request fails to connect, and the client does not retry (OPENAI_MAX_RETRIES=0).
+    model = ChatOpenAI(
+        model="local", api_key="unused", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0, streaming=True
+    )
+    async with running_worker(
+        nats_namespace, nc, tmp_path, model, AGENT_MAX_ATTEMPTS=1, AGENT_BREAKER_FAILURES=2, AGENT_BREAKER_RESET_S=300
+    ) as worker:
+        breaker = worker.model_breaker
+        ends = []
+        for n in range(4):
+            run = RunRequested(run_id=uuid.uuid4().hex, thread_id=f"m{n}", tenant_id="acme", input="Hello?")
+            ends.append((await run_and_collect(nc, worker.topology, run))[-1][0])
+        assert [(e.kind, e.data["code"]) for e in ends] == [("error", "model_unavailable")] * 4
+        # Two runs reached the model and failed; the two after them were refused without trying.
+        assert (breaker.calls, breaker.rejected, breaker.state) == (2, 2, "open")
+        assert "runs wait" in ends[-1].data["message"]

@@ -8,6 +8,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import grpc
+import openai
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
@@ -22,6 +23,7 @@ from threadline_agent.resilience import TRANSIENT_CODES, CircuitOpen
 from threadline_agent.tracing import SpanCallbacks
 
 RECURSION_LIMIT = 12
+MODEL_UNAVAILABLE = "model_unavailable"
 # Said in every answer given without the knowledge base, whatever the model wrote.
 KNOWLEDGE_BASE_NOTICE = "Note: I could not consult the knowledge base for this answer, so it may be incomplete."
 
@@ -95,6 +97,9 @@ async def execute_run(
             f"A service the agent depends on failed: {exc.code().name} {exc.details() or ''}".strip(),
             transient=exc.code() in TRANSIENT_CODES,
         ) from exc
+    except (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError) as exc:
+        # Raised once the OpenAI client's own retries (OPENAI_MAX_RETRIES) are spent.
+        raise RunFailed(MODEL_UNAVAILABLE, f"The model endpoint failed: {type(exc).__name__}.", transient=True) from exc
     except CircuitOpen as exc:
         raise RunFailed(
             "dependency_unavailable", f"A service the agent depends on is failing: {exc}", transient=True

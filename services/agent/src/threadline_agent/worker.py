@@ -43,7 +43,8 @@ from threadline_agent.guardrails import Guardrails, RedactingStream
 from threadline_agent.liveness import beat
 from threadline_agent.metrics import AgentMetrics
 from threadline_agent.models import chat_model, model_name
-from threadline_agent.runs import RunFailed, execute_run
+from threadline_agent.resilience import CircuitOpen
+from threadline_agent.runs import MODEL_UNAVAILABLE, RunFailed, execute_run
 from threadline_agent.settings import AgentSettings
 from threadline_agent.tools import make_knowledge_base_tool
 
@@ -184,6 +185,8 @@ class AgentWorker:
         self.metrics = AgentMetrics()
         self.guardrails = settings.guardrails()
         self.retrieval_guard = settings.guard("retrieval")  # one breaker for every run of this worker
+        # Runs, not requests: the OpenAI client retries a request itself; this stops runs queueing on a dead model.
+        self.model_breaker = settings.guard("model").breaker
         nats_logger = logging.getLogger("threadline.agent.nats")
         self.broker = NatsBroker(
             settings.nats_url,
@@ -327,6 +330,33 @@ class AgentWorker:
         finally:
             await subscription.unsubscribe()
 
+    async def _through_model_breaker(self, run: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+        """Work ``run`` unless the model has failed too many runs in a row lately: then hand it back at once.
+
+        A dead endpoint otherwise costs every run the client's retries and timeouts before it fails.
+        """
+        breaker = self.model_breaker
+        try:
+            breaker.before_call()
+        except CircuitOpen as exc:
+            run.close()
+            raise RunFailed(
+                MODEL_UNAVAILABLE, f"The model endpoint is failing; runs wait {exc.retry_in_s:.0f} s.", transient=True
+            ) from None
+        try:
+            data = await run
+        except RunFailed as failure:
+            if failure.code == MODEL_UNAVAILABLE:
+                breaker.record_failure()
+            else:
+                breaker.abandon()
+            raise
+        except BaseException:
+            breaker.abandon()
+            raise
+        breaker.record_success()
+        return data
+
     async def _must_wait(self, request: RunRequested) -> bool:
         """Whether ``request`` is queued behind an earlier run of its thread that has not ended yet.
 
@@ -382,7 +412,7 @@ class AgentWorker:
                 timeout_s=self.settings.run_timeout_s,
                 resume=attempt > 1,
             )
-            data = await self._unless_cancelled(request.run_id, run)
+            data = await self._unless_cancelled(request.run_id, self._through_model_breaker(run))
         except RunFailed as failure:
             if failure.transient and attempt < self.settings.max_attempts:
                 delay = min(2.0 ** (attempt - 1), MAX_NAK_DELAY_S)
