@@ -35,7 +35,9 @@ async def migrate(settings: MemorySettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m threadline_memory", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m threadline_memory", description="Serve the memory service over gRPC, or migrate its schema."
+    )
     commands = parser.add_subparsers(dest="command")
     migrating = commands.add_parser("migrate", help="create or upgrade the schema, then exit")
     migrating.add_argument(
