@@ -130,12 +130,15 @@ def build_research_graph(
 class Assistant:
     build: GraphBuilder
     description: str
+    final_node: str = "agent"  # the node whose update ends a run (a turn recorded without running is written as it)
 
 
 ASSISTANTS: dict[str, Assistant] = {
     "agent": Assistant(build_graph, "ReAct agent that searches the knowledge base and answers with citations."),
     "research": Assistant(
-        build_research_graph, "Research, write, review: always searches first and checks the answer's citations."
+        build_research_graph,
+        "Research, write, review: always searches first and checks the answer's citations.",
+        final_node="review",
     ),
 }
 # The nodes whose model output is the answer the user reads, streamed as tokens.

@@ -116,6 +116,7 @@ async def execute_run(
             "model": model,
             "usage": turn.usage(),
             "knowledge_base_unavailable": turn.knowledge_base_unavailable,
+            "cached": False,
         }
     if turn.answer is None:
         raise RunFailed("no_answer", "The agent stopped without an answer.")
@@ -137,6 +138,7 @@ async def execute_run(
         "model": turn.answer.response_metadata.get("model_name") or model,
         "usage": turn.usage(),
         "knowledge_base_unavailable": turn.knowledge_base_unavailable,
+        "cached": False,
     }
 
 

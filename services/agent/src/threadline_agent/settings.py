@@ -143,6 +143,18 @@ class AgentSettings(ServiceSettings):
         description="Tools whose calls wait for a person's approval (comma-separated names, e.g. calculator); "
         "the run ends interrupted and a run carrying RunRequested.resume decides.",
     )
+    answer_cache_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENT_ANSWER_CACHE_URL"),
+        description="Redis URL of the answer cache (a thread's first question asked again in the tenant gets the "
+        "stored answer, marked cached); unset: off.",
+    )
+    answer_cache_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        validation_alias=AliasChoices("AGENT_ANSWER_CACHE_TTL_S"),
+        description="How long a cached answer is served; bounds its staleness after the knowledge base changes.",
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,

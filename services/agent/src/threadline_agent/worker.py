@@ -9,8 +9,9 @@ a worker that dies before that leaves the run to be redelivered to another.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ from threadline.nats import cancelled_runs, ensure_streams
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline.telemetry import extract_context, inject_headers
 
+from threadline_agent.answer_cache import AnswerCache, answer_with_cache
 from threadline_agent.calculator import make_calculator_tool
 from threadline_agent.graph import ASSISTANTS
 from threadline_agent.guardrails import Guardrails, RedactingStream
@@ -182,6 +184,7 @@ class AgentWorker:
         self._cancelled: KeyValue | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue_watch: asyncio.Task[None] | None = None
+        self.answer_cache: AnswerCache | None = None
         self.metrics = AgentMetrics()
         self.guardrails = settings.guardrails()
         self.retrieval_guard = settings.guard("retrieval")  # one breaker for every run of this worker
@@ -235,6 +238,10 @@ class AgentWorker:
             name: a.build(self.model, tools, self.checkpointer, approval_tools=approval)
             for name, a in ASSISTANTS.items()
         }
+        if self.settings.answer_cache_url:
+            self.answer_cache = AnswerCache(
+                self.settings.answer_cache_url, f"{self.topology.namespace}:agent", self.settings.answer_cache_ttl_s
+            )
         self._nc = await self.broker.connect()
         await ensure_streams(self._nc.jetstream(), self.topology)
         self._cancelled = await cancelled_runs(self._nc.jetstream(), self.topology)
@@ -266,6 +273,9 @@ class AgentWorker:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+        if self.answer_cache is not None:
+            await self.answer_cache.close()
+            self.answer_cache = None
 
     async def handle(self, msg: NatsMessage) -> None:
         try:
@@ -330,7 +340,7 @@ class AgentWorker:
         finally:
             await subscription.unsubscribe()
 
-    async def _through_model_breaker(self, run: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    async def _through_model_breaker(self, run: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         """Work ``run`` unless the model has failed too many runs in a row lately: then hand it back at once.
 
         A dead endpoint otherwise costs every run the client's retries and timeouts before it fails.
@@ -339,12 +349,11 @@ class AgentWorker:
         try:
             breaker.before_call()
         except CircuitOpen as exc:
-            run.close()
             raise RunFailed(
                 MODEL_UNAVAILABLE, f"The model endpoint is failing; runs wait {exc.retry_in_s:.0f} s.", transient=True
             ) from None
         try:
-            data = await run
+            data = await run()
         except RunFailed as failure:
             if failure.code == MODEL_UNAVAILABLE:
                 breaker.record_failure()
@@ -404,7 +413,8 @@ class AgentWorker:
                 raise RunFailed("invalid_input", "The input is empty.")
             if request.input.strip():  # a run carrying only a decision asks no question
                 self.guardrails.check_input(request.input, request.tenant_id)
-            run = execute_run(
+            start = functools.partial(
+                execute_run,
                 graph,
                 request,
                 events.emit,
@@ -412,7 +422,16 @@ class AgentWorker:
                 timeout_s=self.settings.run_timeout_s,
                 resume=attempt > 1,
             )
-            data = await self._unless_cancelled(request.run_id, self._through_model_breaker(run))
+
+            def guarded() -> Coroutine[Any, Any, dict[str, Any]]:
+                return self._through_model_breaker(start)
+
+            if self.answer_cache is not None:
+                final_node = ASSISTANTS[request.assistant_id].final_node
+                run = answer_with_cache(self.answer_cache, graph, request, events.emit, guarded, final_node=final_node)
+            else:
+                run = guarded()
+            data = await self._unless_cancelled(request.run_id, run)
         except RunFailed as failure:
             if failure.transient and attempt < self.settings.max_attempts:
                 delay = min(2.0 ** (attempt - 1), MAX_NAK_DELAY_S)

@@ -1,0 +1,124 @@
+"""The answer cache over the machine's real Redis, with a real retrieval service behind the worker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from nats.aio.client import Client as NatsClient
+from redis.asyncio import Redis
+from threadline.events import RunEvent, RunRequested
+from threadline.retrieval.v1 import retrieval_pb2 as pb
+from threadline.retrieval.v1 import retrieval_pb2_grpc
+from threadline_agent.answer_cache import AnswerCache, normalize_question
+from threadline_agent.answerer import ExtractiveAnswerer
+from threadline_agent.worker import AgentWorker
+from threadline_retrieval.server import serve as serve_retrieval
+from threadline_retrieval.settings import RetrievalSettings
+
+from tests.agent.conftest import running_worker
+from tests.agent.test_worker import run_and_collect
+from tests.conftest import REDIS_URL, free_port
+
+QUESTION = "Where is a run request stored?"
+
+
+async def ask(nc: NatsClient, worker: AgentWorker, text: str, thread: str = "", tenant: str = "acme") -> list[RunEvent]:
+    run = RunRequested(run_id=uuid.uuid4().hex, thread_id=thread or uuid.uuid4().hex, tenant_id=tenant, input=text)
+    return [event for event, _ in await run_and_collect(nc, worker.topology, run)]
+
+
+@pytest.fixture
+async def redis_keys(nats_namespace: str) -> AsyncIterator[str]:
+    """The key prefix the worker's cache uses; its keys are deleted afterwards."""
+    prefix = f"{nats_namespace}:agent"
+    yield prefix
+    redis = Redis.from_url(REDIS_URL)
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+def test_questions_match_whatever_their_case_punctuation_and_spacing() -> None:
+    assert normalize_question("  Where is a run   request STORED?? ") == normalize_question(QUESTION)
+    assert normalize_question("Where is a run stored?") != normalize_question(QUESTION)
+    assert normalize_question("?!") == ""
+
+
+async def test_a_first_question_asked_again_is_answered_from_the_cache(
+    nats_namespace: str, nc: NatsClient, tmp_path: Path, redis_keys: str
+) -> None:
+    port = free_port()
+    settings = RetrievalSettings(RETRIEVAL_HOST="127.0.0.1", RETRIEVAL_PORT=port, RETRIEVAL_DATA_DIR=tmp_path / "kb")
+    async with (
+        running_worker(
+            nats_namespace,
+            nc,
+            tmp_path,
+            ExtractiveAnswerer(),
+            RETRIEVAL_TARGET=f"127.0.0.1:{port}",
+            AGENT_ANSWER_CACHE_URL=REDIS_URL,
+            AGENT_RETRY_ATTEMPTS=1,
+        ) as worker,
+    ):
+        async with serve_retrieval(settings), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            doc = pb.Document(id="durability.md", text="Every run request is stored in a JetStream work queue.")
+            await retrieval_pb2_grpc.RetrievalServiceStub(channel).Ingest(
+                pb.IngestRequest(tenant_id="acme", documents=[doc])
+            )
+            first = await ask(nc, worker, QUESTION)
+            assert first[-1].data["cached"] is False
+            assert "tool_call" in [e.kind for e in first]
+
+            # Retrieval stays up, but the second asking never reaches it: no tool call, the stored answer.
+            thread = uuid.uuid4().hex
+            again = await ask(nc, worker, "where is a run request STORED", thread)
+            other_tenant = await ask(nc, worker, QUESTION, tenant="globex")
+
+        end, cached = first[-1].data, again[-1].data
+        assert [e.kind for e in again] == ["metadata", "token", "citations", "end"]
+        assert cached["cached"] is True and cached["status"] == "success"
+        assert (cached["answer"], cached["citations"], cached["model"]) == (
+            end["answer"],
+            end["citations"],
+            end["model"],
+        )
+        assert [c["document_id"] for c in cached["citations"]] == ["durability.md"]
+        assert again[1].data["text"] == cached["answer"]
+        # Another tenant's question is its own, even in the same words.
+        assert other_tenant[-1].data["cached"] is False
+
+        # The cached turn is on the thread: a follow-up builds on it (and, leaning on it, is not a cache hit).
+        state = await worker.graphs["agent"].aget_state({"configurable": {"thread_id": thread, "tenant_id": "acme"}})
+        assert [m.type for m in state.values["messages"]] == ["human", "ai"]
+        follow_up = await ask(nc, worker, QUESTION, thread)
+        assert follow_up[-1].data["cached"] is False
+
+        # Retrieval is down now: the answer that says so is not cached, so the next asking tries again.
+        for _ in range(2):
+            down = await ask(nc, worker, "What is a work queue?")
+            assert (down[-1].data["knowledge_base_unavailable"], down[-1].data["cached"]) == (True, False)
+
+
+async def test_redis_down_only_turns_the_cache_off() -> None:
+    cache = AnswerCache(f"redis://127.0.0.1:{free_port()}/0", "t", 60)
+    data: dict[str, Any] = {"answer": "a", "citations": [], "model": "m"}
+    await cache.put("acme", "agent", QUESTION, data)
+    assert await cache.get("acme", "agent", QUESTION) is None
+    await cache.close()
+
+
+async def test_a_tenants_answers_can_be_dropped(redis_keys: str) -> None:
+    cache = AnswerCache(REDIS_URL, redis_keys, 60)
+    data: dict[str, Any] = {"answer": "a", "citations": [], "model": "m"}
+    await cache.put("acme", "agent", QUESTION, data)
+    await cache.put("globex", "agent", QUESTION, data)
+    assert await cache.drop_tenant("acme") == 1
+    assert await cache.get("acme", "agent", QUESTION) is None
+    assert await cache.get("globex", "agent", QUESTION) == data
+    await cache.close()
