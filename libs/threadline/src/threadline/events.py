@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# An ingest id is a subject token (its events travel on a subject named after it).
+INGEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 def _now() -> datetime:
@@ -96,6 +98,77 @@ class DataErased(Event):
     erased_at: datetime = Field(default_factory=_now)
 
 
+class IngestDocument(BaseModel):
+    """One document of an ingest, as the retrieval gRPC API's ``Document`` without a vector."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(default="", description="Empty: the service derives a stable id from the text.")
+    text: str
+    content_type: str = Field(default="", description="text/plain, text/markdown or text/html; empty: text/plain.")
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class IngestRequested(Event):
+    """Documents to index, durable on the INGEST stream until the retrieval service has stored them.
+
+    Publish it with ``ingest_id`` as the ``Nats-Msg-Id`` header, so a re-sent request is dropped as
+    a duplicate. A document that already exists (same id) is replaced, so a redelivery is harmless.
+    """
+
+    ingest_id: str = Field(pattern=INGEST_ID_PATTERN, description="The caller's id; names the events' subject.")
+    tenant_id: str
+    collection: str = Field(default="", description="Empty: the tenant's default collection.")
+    documents: list[IngestDocument] = Field(min_length=1)
+    created_at: datetime = Field(default_factory=_now)
+
+
+class IngestProgress(Event):
+    """Part of a large ingest is stored (each part is one transaction); more is coming."""
+
+    kind: Literal["progress"] = "progress"
+    ingest_id: str
+    tenant_id: str
+    collection: str
+    documents_done: int
+    documents_total: int
+
+
+class IngestedDocument(BaseModel):
+    document_id: str
+    chunk_count: int
+
+
+class IngestCompleted(Event):
+    """Every document of the ingest is stored and searchable."""
+
+    kind: Literal["completed"] = "completed"
+    ingest_id: str
+    tenant_id: str
+    collection: str
+    documents: list[IngestedDocument]
+
+
+class IngestFailed(Event):
+    """The ingest will not be retried; documents of parts already reported in progress stay stored."""
+
+    kind: Literal["failed"] = "failed"
+    ingest_id: str
+    tenant_id: str = ""
+    collection: str = ""
+    code: Literal["invalid_request", "embedding_mismatch", "embedding_unavailable", "internal_error"]
+    message: str
+
+
+IngestEvent = Annotated[IngestProgress | IngestCompleted | IngestFailed, Field(discriminator="kind")]
+_INGEST_EVENT: TypeAdapter[IngestEvent] = TypeAdapter(IngestEvent)
+
+
+def parse_ingest_event(data: bytes) -> IngestProgress | IngestCompleted | IngestFailed:
+    """An event of an ingest's subject, as the class its ``kind`` names."""
+    return _INGEST_EVENT.validate_json(data)
+
+
 class Topology:
     """Subject and stream names of one namespace; the single place they are spelled."""
 
@@ -146,3 +219,28 @@ class Topology:
     @property
     def erasure_stream(self) -> str:
         return f"{self._stream_prefix}_ERASURE"
+
+    @property
+    def ingest_requested(self) -> str:
+        return f"{self.namespace}.ingest.requested"
+
+    @property
+    def ingest_stream(self) -> str:
+        return f"{self._stream_prefix}_INGEST"
+
+    @property
+    def ingest_consumer(self) -> str:
+        """The one durable consumer that every retrieval replica pulls ingests from."""
+        return "retrieval-ingest"
+
+    def ingest_events(self, ingest_id: str) -> str:
+        """Progress, completion or failure of one ingest (``unknown`` for a request too broken to name one)."""
+        return f"{self.namespace}.ingest.{ingest_id}.events"
+
+    @property
+    def ingest_events_wildcard(self) -> str:
+        return f"{self.namespace}.ingest.*.events"
+
+    @property
+    def ingest_events_stream(self) -> str:
+        return f"{self._stream_prefix}_INGEST_EVENTS"

@@ -11,6 +11,8 @@ from threadline.events import Topology
 
 RUN_EVENTS_MAX_AGE_S = 3600.0
 RUN_DEDUPE_WINDOW_S = 120.0
+INGEST_EVENTS_MAX_AGE_S = 24 * 3600.0
+INGEST_DEDUPE_WINDOW_S = 600.0
 # Long enough for a service that was down for a while to catch up on the erasures it missed.
 ERASURE_MAX_AGE_S = 30 * 24 * 3600.0
 
@@ -49,9 +51,30 @@ def erasure_stream_config(topology: Topology) -> StreamConfig:
     )
 
 
-async def ensure_streams(js: JetStreamContext, topology: Topology) -> None:
-    """Create the streams, or bring an existing one up to date; safe from any number of processes."""
-    for config in stream_configs(topology):
+def ingest_stream_configs(topology: Topology) -> list[StreamConfig]:
+    """INGEST is a work queue (each ingest taken by one retrieval replica); INGEST_EVENTS keeps a day of outcomes."""
+    return [
+        StreamConfig(
+            name=topology.ingest_stream,
+            subjects=[topology.ingest_requested],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=INGEST_DEDUPE_WINDOW_S,
+        ),
+        StreamConfig(
+            name=topology.ingest_events_stream,
+            subjects=[topology.ingest_events_wildcard],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=INGEST_EVENTS_MAX_AGE_S,
+            discard=DiscardPolicy.OLD,
+        ),
+    ]
+
+
+async def ensure_streams(js: JetStreamContext, topology: Topology, configs: list[StreamConfig] | None = None) -> None:
+    """Create the streams (the runs' by default), or bring an existing one up to date; safe from any process."""
+    for config in configs if configs is not None else stream_configs(topology):
         try:
             await js.add_stream(config)
         except BadRequestError:

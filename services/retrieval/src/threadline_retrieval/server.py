@@ -14,6 +14,7 @@ from threadline.retrieval.v1 import retrieval_pb2_grpc
 
 from threadline_retrieval.catalog import Catalog
 from threadline_retrieval.embeddings import Embedder, open_embedder
+from threadline_retrieval.ingest_events import IngestConsumer
 from threadline_retrieval.service import SERVICE_NAME, RetrievalServicer
 from threadline_retrieval.settings import RetrievalSettings
 
@@ -39,16 +40,23 @@ async def serve(settings: RetrievalSettings, embedder: Embedder | None = None) -
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     server = traced_server(metrics)
-    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(RetrievalServicer(settings, catalog, embedder), server)
+    servicer = RetrievalServicer(settings, catalog, embedder)
+    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     await server.start()
-    await set_serving(health, [SERVICE_NAME], True)
-    log.info("retrieval ready", host=settings.host, port=port, embedding_model=embedder.model_name)
+    ingest_events = IngestConsumer(settings, servicer.ingest) if settings.ingest_events else None
     try:
+        if ingest_events is not None:
+            await ingest_events.start()
+        await set_serving(health, [SERVICE_NAME], True)
+        log.info("retrieval ready", host=settings.host, port=port, embedding_model=embedder.model_name)
         yield port
     finally:
         await set_serving(health, [SERVICE_NAME], False)
+        # The consumer first: an ingest in flight finishes (or goes back to the queue) while the catalog is open.
+        if ingest_events is not None:
+            await ingest_events.stop()
         await server.stop(_GRACE_S)
         catalog.close()
         log.info("retrieval stopped")

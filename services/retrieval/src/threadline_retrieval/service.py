@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +36,8 @@ _MODES = {
 }
 _MODE_NAMES = {number: name for name, number in _MODES.items()}
 log = structlog.get_logger("threadline_retrieval")
+# Told (documents stored, documents in the request) after each stored batch of a batched ingest.
+Progress = Callable[[int, int], Awaitable[None]]
 _tracer = trace.get_tracer("threadline_retrieval")
 
 
@@ -119,32 +121,52 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
 
     async def Ingest(self, request: retrieval_pb2.IngestRequest, context: grpc.aio.ServicerContext) -> Any:
         async with _status(context):
-            tenant = _name(request.tenant_id, "tenant_id")
-            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
-            documents = self._validate_documents(request.documents)
-            given = _given_vectors(request)
+            return await self.ingest(request)
+
+    async def ingest(
+        self, request: retrieval_pb2.IngestRequest, batch: int = 0, progress: Progress | None = None
+    ) -> retrieval_pb2.IngestResponse:
+        """Validate every document, then store them ``batch`` at a time (0: all in one transaction).
+
+        Shared by the gRPC call and the ingest events. Nothing is written unless the whole request
+        is valid; ``progress`` hears of each stored batch before the last. Raises BadRequest,
+        EmbeddingMismatch or EmbeddingUnavailable.
+        """
+        tenant = _name(request.tenant_id, "tenant_id")
+        name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+        documents = self._validate_documents(request.documents)
+        given = _given_vectors(request)
+        if given is None:
+            model, dimension = self._embedder.model_name, self._embedder.dimension
+        else:
+            model, dimension = request.embedding_model, given.shape[1]
+        size = batch or len(documents)
+        collection: Collection | None = None
+        ingested: list[retrieval_pb2.IngestedDocument] = []
+        for start in range(0, len(documents), size):
+            part = documents[start : start + size]
             if given is None:
-                new = await self._chunk_and_embed(documents)
-                model, dimension = self._embedder.model_name, self._embedder.dimension
+                new = await self._chunk_and_embed(part)
             else:
                 new = [
                     NewDocument(i, [Chunk(d.text, _base_metadata(d))], vector.reshape(1, -1))
-                    for (i, d), vector in zip(documents, given, strict=True)
+                    for (i, d), vector in zip(part, given[start : start + size], strict=True)
                 ]
-                model, dimension = request.embedding_model, given.shape[1]
-            collection = await self._catalog.get(tenant, name, create=True, embedding=(model, dimension))
-            assert collection is not None
-            _require_model(collection, model, dimension)
+            if collection is None:  # opened once the first batch is embedded: a failed embed creates nothing
+                collection = await self._catalog.get(tenant, name, create=True, embedding=(model, dimension))
+                assert collection is not None
+                _require_model(collection, model, dimension)
             async with self._catalog.write_lock(tenant, name):
                 added = await asyncio.to_thread(collection.write, new)
                 collection.apply([d.document_id for d in new], added)
-        chunks = sum(len(d.chunks) for d in new)
-        log.info("ingested", tenant=tenant, collection=name, documents=len(new), chunks=chunks)
-        return retrieval_pb2.IngestResponse(
-            documents=[
+            ingested += [
                 retrieval_pb2.IngestedDocument(document_id=d.document_id, chunk_count=len(d.chunks)) for d in new
             ]
-        )
+            if progress is not None and len(ingested) < len(documents):
+                await progress(len(ingested), len(documents))
+        chunks = sum(d.chunk_count for d in ingested)
+        log.info("ingested", tenant=tenant, collection=name, documents=len(ingested), chunks=chunks)
+        return retrieval_pb2.IngestResponse(documents=ingested)
 
     async def _chunk_and_embed(self, documents: list[tuple[str, retrieval_pb2.Document]]) -> list[NewDocument]:
         chunked = await asyncio.to_thread(

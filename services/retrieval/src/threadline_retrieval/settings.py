@@ -79,6 +79,19 @@ class RetrievalSettings(ServiceSettings):
         description="A larger document is refused with INVALID_ARGUMENT.",
     )
 
+    ingest_batch_documents: int = Field(
+        default=32,
+        ge=1,
+        validation_alias=AliasChoices("RETRIEVAL_INGEST_BATCH"),
+        description="Documents of an ingest event stored per transaction; progress is reported after each.",
+    )
+    ingest_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("RETRIEVAL_INGEST_MAX_ATTEMPTS"),
+        description="Deliveries of an ingest event while the embedding endpoint fails, before it is reported failed.",
+    )
+
     def index_params(self) -> IndexParams:
         """The index settings as the collections take them (they know nothing of the environment)."""
         return IndexParams(
@@ -90,6 +103,11 @@ class RetrievalSettings(ServiceSettings):
             hnsw_ef_search=self.hnsw_ef_search,
             pq_m=self.pq_m,
         )
+
+    @property
+    def ingest_events(self) -> bool:
+        """Consume ingest events only where NATS is configured: a lone gRPC service needs no NATS server."""
+        return "nats_url" in self.model_fields_set
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> RetrievalSettings:
