@@ -15,6 +15,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import PutOp
 from redis.asyncio import Redis
 from threadline.events import DataErased
 from threadline.memory.v1 import memory_pb2 as pb
@@ -52,8 +53,10 @@ async def test_erasing_a_user_counts_their_store_items(memory_target: str) -> No
     store = RemoteStore(target=memory_target, tenant_id="acme")
     try:
         await _converse(saver, {"ana-1": "ana", "bo-1": "bo"})
-        for i in range(3):
-            await store.aput(("users", "ana", "memories"), f"m{i}", {"fact": f"ana {i}"})
+        # More than one page of the erasure's (500), written in batches of the most a call takes (1000).
+        puts = [PutOp(("users", "ana", "memories"), f"m{i}", {"fact": f"ana {i}"}) for i in range(1100)]
+        await store.abatch(puts[:1000])
+        await store.abatch(puts[1000:])
         await store.aput(("users", "ana", "prefs"), "tone", {"value": "brief"})
         await store.aput(("users", "anabel", "memories"), "m0", {"fact": "a prefix, not ana"})
         await store.aput(("users", "bo", "memories"), "m0", {"fact": "bo"})
@@ -61,7 +64,7 @@ async def test_erasing_a_user_counts_their_store_items(memory_target: str) -> No
         async with grpc.aio.insecure_channel(memory_target) as channel:
             erased = await ThreadServiceStub(channel).Erase(pb.EraseRequest(tenant_id="acme", user_id="ana"))
 
-        assert (erased.threads, erased.store_items) == (1, 4)
+        assert (erased.threads, erased.store_items) == (1, 1101)
         assert await store.asearch(("users", "ana")) == []
         assert sorted(ns for ns in await store.alist_namespaces()) == [
             ("users", "anabel", "memories"),

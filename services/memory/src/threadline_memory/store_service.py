@@ -53,16 +53,11 @@ class StoreServicer(memory_pb2_grpc.StoreServiceServicer):
 
 
 async def erase_items(store: BaseStore, namespace_prefix: tuple[str, ...]) -> int:
-    """Delete every item under the prefix, through the store's own API; returns how many."""
-    # Expired items are hidden from searches, so sweep them first: erasure must leave none behind.
-    await store.sweep_ttl()  # type: ignore[attr-defined]
-    erased = 0
-    while True:
-        page = await store.asearch(namespace_prefix, limit=_ERASE_PAGE, refresh_ttl=False)
-        if not page:
-            return erased
+    """Delete a page of the items under the prefix through the store's own API; 0 when none are left."""
+    page = await store.asearch(namespace_prefix, limit=_ERASE_PAGE, refresh_ttl=False)
+    if page:
         await store.abatch([PutOp(item.namespace, item.key, None) for item in page])
-        erased += len(page)
+    return len(page)
 
 
 def _namespace(tenant: str, path: Sequence[str], field: str, *, allow_empty: bool = False) -> tuple[str, ...]:

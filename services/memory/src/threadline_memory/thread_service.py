@@ -125,14 +125,22 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
             # A user's long-term memories are kept under ("users", user_id, ...) by convention.
             store_prefix = (tenant, "users", user_id) if user_id else (tenant,)
 
-            async def erase(saver: BaseCheckpointSaver) -> tuple[list[str], int]:
-                ids = await self._threads.ids(tenant, user_id)
-                for thread_id in ids:
+            # Step by step, each within the database time limit, so erasing a large tenant cannot time
+            # out as a whole; a step that fails leaves the rest for the caller's next try.
+            erased = await self._storage.run("erase_list", lambda _: self._threads.ids(tenant, user_id))
+            for thread_id in erased:
+
+                async def erase_thread(saver: BaseCheckpointSaver, thread_id: str = thread_id) -> None:
                     await saver.adelete_thread(scoped(tenant, thread_id))
                     await self._threads.delete(tenant, thread_id)
-                return ids, await erase_items(self._storage.store, store_prefix)
 
-            erased, items = await self._storage.run("erase", erase)
+                await self._storage.run("erase_thread", erase_thread)
+            store = self._storage.store
+            # Expired items are hidden from searches, so sweep them first: erasure leaves none behind.
+            await self._storage.run("erase_expired", lambda _: store.sweep_ttl())  # type: ignore[attr-defined]
+            items = 0
+            while deleted := await self._storage.run("erase_items", lambda _: erase_items(store, store_prefix)):
+                items += deleted
             if self._cache is not None:
                 await self._cache.forget(tenant, [scoped(tenant, thread_id) for thread_id in erased])
             if self._events is not None:
