@@ -94,9 +94,11 @@ async def test_reject_edit_and_wrong_resumes(
         events = await ask(nc, worker, thread, resume={"action": "reject", "reason": "not now"})
         end = events[-1].data
         assert end["status"] == "success"
-        assert "declined to run calculator (not now)" in end["answer"]
+        assert end["answer"] == "The calculator call was declined by the user (not now), so it did not run."
         assert "84" not in end["answer"]
-        assert [(r["name"], r["status"]) for r in of(events, "tool_result")] == [("calculator", "error")]
+        assert [(r["name"], r["status"], r.get("rejected")) for r in of(events, "tool_result")] == [
+            ("calculator", "error", True)
+        ]
 
         # Edited: the tool runs with the person's arguments.
         thread = uuid.uuid4().hex
@@ -121,6 +123,29 @@ async def test_reject_edit_and_wrong_resumes(
         events = await ask(nc, worker, thread, "What is 3 * 3?")
         assert events[-1].data["status"] == "interrupted"
     await saver.close()
+
+
+async def test_a_refused_search_is_not_a_knowledge_base_outage(
+    nats_namespace: str, nc: NatsClient, tmp_path: Path, memory_target: str
+) -> None:
+    saver = RemoteCheckpointSaver(target=memory_target)
+    async with running_worker(
+        nats_namespace,
+        nc,
+        tmp_path,
+        ExtractiveAnswerer(),
+        checkpointer=saver,
+        AGENT_APPROVAL_TOOLS="search_knowledge_base",
+    ) as worker:
+        thread = uuid.uuid4().hex
+        events = await ask(nc, worker, thread, "How are runs kept?")
+        assert events[-1].data["status"] == "interrupted"
+        assert events[-1].data["interrupts"][0]["name"] == "search_knowledge_base"
+        events = await ask(nc, worker, thread, resume={"action": "reject"})
+    await saver.close()
+    end = events[-1].data
+    assert end["knowledge_base_unavailable"] is False
+    assert end["answer"] == "The search_knowledge_base call was declined by the user, so it did not run."
 
 
 def test_decisions_are_checked() -> None:

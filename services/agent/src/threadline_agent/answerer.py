@@ -24,6 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
+from threadline_agent.approval import REJECTED
 from threadline_agent.calculator import CALCULATOR_TOOL, find_expression
 
 MODEL_NAME = "extractive-answerer"
@@ -277,6 +278,9 @@ class ExtractiveAnswerer(BaseChatModel):
             return computed[-1].text, []
         passages = [p for m in results if isinstance(m.artifact, list) for p in m.artifact if isinstance(p, dict)]
         if not passages:
+            refused = [m for m in results if m.response_metadata.get(REJECTED)]
+            if refused:  # a person declined the search: say so, not that the knowledge base failed
+                return refused[-1].text, []
             if any(m.status == "error" for m in results):
                 return COULD_NOT_CONSULT, []
             if not results and self.knowledge_base_tool not in self.tool_names:

@@ -26,6 +26,7 @@ from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 APPROVAL_NODE = "approve"
+REJECTED = "rejected"  # marks the result of a call a person refused: an error of the user's making, not the tool's
 TOOLS_NODE = "tools"
 
 
@@ -102,10 +103,11 @@ def make_approval_node(approval_tools: Collection[str]) -> Callable[[MessagesSta
                 reason = f" ({decision.reason})" if decision.reason else ""
                 refusals.append(
                     ToolMessage(
-                        content=f"The user declined to run {call['name']}{reason}. Answer without it.",
+                        content=f"The {call['name']} call was declined by the user{reason}, so it did not run.",
                         tool_call_id=call["id"],
                         name=call["name"],
                         status="error",
+                        response_metadata={REJECTED: True},
                     )
                 )
         # The same id replaces the model's message: the thread records the calls as they were run.

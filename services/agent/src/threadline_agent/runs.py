@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from threadline.events import RunEventKind, RunRequested
 
 from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
-from threadline_agent.approval import APPROVAL_NODE, parse_decision
+from threadline_agent.approval import APPROVAL_NODE, REJECTED, parse_decision
 from threadline_agent.graph import ANSWER_NODES
 from threadline_agent.resilience import TRANSIENT_CODES, CircuitOpen
 from threadline_agent.tracing import SpanCallbacks
@@ -218,7 +218,7 @@ class _Turn:
         return self._searches_failed > 0 and self._searches_done == 0
 
     def _count_search(self, message: ToolMessage) -> None:
-        if message.name == KNOWLEDGE_BASE_TOOL:
+        if message.name == KNOWLEDGE_BASE_TOOL and not message.response_metadata.get(REJECTED):
             if message.status == "error":
                 self._searches_failed += 1
             else:
@@ -266,6 +266,7 @@ class _Turn:
                             "tool_call_id": message.tool_call_id,
                             "status": message.status,
                             "citations": len(passages),
+                            **({REJECTED: True} if message.response_metadata.get(REJECTED) else {}),
                         },
                     )
 
