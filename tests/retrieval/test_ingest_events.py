@@ -151,14 +151,17 @@ async def test_stopping_lets_the_ingest_in_flight_finish_before_the_connection_d
     start_retrieval: Server, topology: Topology, nc: NatsClient
 ) -> None:
     js = nc.jetstream()
-    texts = [f"Note {n}: the harbour crane lifted container number {n * 7}." for n in range(60)]
-    async with with_events(start_retrieval, topology, RETRIEVAL_INGEST_BATCH=2):
-        subscription = await js.subscribe(topology.ingest_events("long"), ordered_consumer=True)
+    texts = [f"Note {n}: the harbour crane lifted container number {n * 7}." for n in range(120)]
+    subject = topology.ingest_events("long")
+    async with with_events(start_retrieval, topology, RETRIEVAL_INGEST_BATCH=1):
+        subscription = await js.subscribe(subject, ordered_consumer=True)
         await publish(js, topology, "long", request("long", texts))
         first = parse_ingest_event((await subscription.next_msg(timeout=60)).data)
-        assert first.kind == "progress"
         await subscription.unsubscribe()
-    # Stopped mid-ingest: the stop waited for it, so it is complete and acked, not half done or pending.
-    last = await js.get_last_msg(topology.ingest_events_stream, topology.ingest_events("long"))
+        assert first.kind == "progress"
+        last = await js.get_last_msg(topology.ingest_events_stream, subject)
+        assert parse_ingest_event(last.data).kind == "progress"  # still in flight as the stop begins
+    # The stop waited for it: complete and acked, neither half done nor pending.
+    last = await js.get_last_msg(topology.ingest_events_stream, subject)
     assert parse_ingest_event(last.data).kind == "completed"
     await assert_nothing_left(js, topology)
