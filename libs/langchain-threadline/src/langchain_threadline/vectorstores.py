@@ -38,6 +38,7 @@ _MODES: dict[SearchMode | None, int] = {
 }
 # The service reads at most this many ids in one GetDocuments call (its SEARCH_MAX_K default).
 _GET_BATCH = 100
+_AioStub = tuple[asyncio.AbstractEventLoop, grpc.aio.Channel, retrieval_pb2_grpc.RetrievalServiceStub]
 
 
 class ThreadlineVectorStore(VectorStore):
@@ -80,9 +81,8 @@ class ThreadlineVectorStore(VectorStore):
         self._batch_size = batch_size
         self._channel: grpc.Channel | None = None
         self._stub: retrieval_pb2_grpc.RetrievalServiceStub | None = None
-        # A grpc.aio channel belongs to the loop it was made in; one per loop that uses this store.
-        self._aio: tuple[asyncio.AbstractEventLoop, grpc.aio.Channel, retrieval_pb2_grpc.RetrievalServiceStub] | None
-        self._aio = None
+        # A grpc.aio channel belongs to the loop it was made in: a call from another loop makes a new one.
+        self._aio: _AioStub | None = None
 
     @property
     def embeddings(self) -> Embeddings | None:
