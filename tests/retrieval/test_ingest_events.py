@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import nats
+import numpy as np
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -13,10 +15,12 @@ from nats.js.errors import NotFoundError
 from threadline.events import IngestDocument, IngestRequested, Topology, parse_ingest_event
 from threadline.nats import ensure_streams, ingest_stream_configs
 from threadline.retrieval.v1 import retrieval_pb2 as pb
+from threadline_retrieval.embeddings import EmbeddingUnavailable, LocalEmbedder
+from threadline_retrieval.server import serve
 from threadline_retrieval.settings import RetrievalSettings
 
 from tests.conftest import NATS_URL
-from tests.retrieval.conftest import Server
+from tests.retrieval.conftest import Server, retrieval_settings
 
 FACTS = [
     "The lighthouse keeper logs the weather every four hours.",
@@ -165,3 +169,39 @@ async def test_stopping_lets_the_ingest_in_flight_finish_before_the_connection_d
     last = await js.get_last_msg(topology.ingest_events_stream, subject)
     assert parse_ingest_event(last.data).kind == "completed"
     await assert_nothing_left(js, topology)
+
+
+class OutageEmbedder:
+    """The packaged model behind an endpoint that refuses the first ``failures`` calls (this test's outage)."""
+
+    def __init__(self, model: LocalEmbedder, failures: int) -> None:
+        self._model, self.failures = model, failures
+        self.model_name, self.model_version, self.dimension = model.model_name, model.model_version, model.dimension
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        if self.failures > 0:
+            self.failures -= 1
+            raise EmbeddingUnavailable("embedding endpoint failed: connection refused")
+        return await self._model.embed(texts)
+
+
+@pytest.mark.parametrize(("failures", "outcome"), [(1, "completed"), (5, "failed")])
+async def test_an_embedding_outage_is_retried_then_reported(
+    embedder: LocalEmbedder, tmp_path: Path, topology: Topology, nc: NatsClient, failures: int, outcome: str
+) -> None:
+    js = nc.jetstream()
+    settings = retrieval_settings(
+        tmp_path, nats_url=NATS_URL, nats_namespace=topology.namespace, RETRIEVAL_INGEST_MAX_ATTEMPTS=2
+    )
+    outage = OutageEmbedder(embedder, failures)
+    async with serve(settings, outage):
+        await publish(js, topology, "outage", request("outage", FACTS[:2]))
+        event = (await events_until_outcome(js, topology, "outage"))[-1]
+        assert event.kind == outcome
+        if outcome == "failed":
+            assert (event.code, event.message) == (
+                "embedding_unavailable",
+                "embedding endpoint failed: connection refused",
+            )
+        assert outage.failures == max(failures - 2, 0)  # delivered twice: RETRIEVAL_INGEST_MAX_ATTEMPTS
+        await assert_nothing_left(js, topology)
