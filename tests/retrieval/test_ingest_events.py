@@ -6,15 +6,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import nats
 import numpy as np
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from threadline.events import IngestDocument, IngestRequested, Topology, parse_ingest_event
+from threadline.events import IngestCompleted, IngestDocument, IngestRequested, Topology, parse_ingest_event
 from threadline.nats import ensure_streams, ingest_stream_configs
 from threadline.retrieval.v1 import retrieval_pb2 as pb
+from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline_retrieval.embeddings import EmbeddingUnavailable, LocalEmbedder
 from threadline_retrieval.server import serve
 from threadline_retrieval.settings import RetrievalSettings
@@ -81,6 +83,16 @@ async def assert_nothing_left(js: JetStreamContext, topology: Topology) -> None:
     await asyncio.sleep(0.5)
     consumer = await js.consumer_info(topology.ingest_stream, topology.ingest_consumer)
     assert (consumer.num_pending, consumer.num_ack_pending, consumer.num_redelivered) == (0, 0, 0)
+
+
+async def settled(js: JetStreamContext, topology: Topology, deliveries: int, timeout_s: float = 30) -> None:
+    """Wait until the consumer has made ``deliveries`` deliveries and holds none unacknowledged."""
+    for _ in range(int(timeout_s * 10)):
+        info = await js.consumer_info(topology.ingest_stream, topology.ingest_consumer)
+        if info.delivered.consumer_seq >= deliveries and not (info.num_pending or info.num_ack_pending):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the ingest consumer did not settle after {deliveries} deliveries: {info}")
 
 
 async def test_an_ingest_event_is_indexed_with_progress_then_completion(
@@ -205,3 +217,22 @@ async def test_an_embedding_outage_is_retried_then_reported(
             )
         assert outage.failures == max(failures - 2, 0)  # delivered twice: RETRIEVAL_INGEST_MAX_ATTEMPTS
         await assert_nothing_left(js, topology)
+
+
+async def test_a_redelivered_ingest_that_had_completed_is_acked_not_redone(
+    embedder: LocalEmbedder, tmp_path: Path, topology: Topology, nc: NatsClient
+) -> None:
+    js = nc.jetstream()
+    settings = retrieval_settings(tmp_path, nats_url=NATS_URL, nats_namespace=topology.namespace)
+    outage = OutageEmbedder(embedder, failures=1)  # the first delivery is handed back, with a second's delay
+    async with serve(settings, outage) as port, grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        await publish(js, topology, "again", request("again", FACTS[:2]))
+        # Meanwhile the outcome appears, as if a replica had finished it and died before its ack.
+        done = IngestCompleted(ingest_id="again", tenant_id="acme", collection="facts", documents=[])
+        await js.publish(topology.ingest_events("again"), done.to_bytes())
+        await settled(js, topology, deliveries=2)
+        assert outage.failures == 0
+        await assert_nothing_left(js, topology)
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        listed = await stub.ListDocuments(pb.ListDocumentsRequest(tenant_id="acme", collection="facts"))
+        assert listed.total == 0  # acked on sight of its outcome, not indexed a second time
