@@ -149,6 +149,9 @@ class IngestCompleted(Event):
     documents: list[IngestedDocument]
 
 
+IngestFailureCode = Literal["invalid_request", "embedding_mismatch", "embedding_unavailable", "internal_error"]
+
+
 class IngestFailed(Event):
     """The ingest will not be retried; documents of parts already reported in progress stay stored."""
 
@@ -156,7 +159,7 @@ class IngestFailed(Event):
     ingest_id: str
     tenant_id: str = ""
     collection: str = ""
-    code: Literal["invalid_request", "embedding_mismatch", "embedding_unavailable", "internal_error"]
+    code: IngestFailureCode
     message: str
 
 

@@ -32,6 +32,7 @@ from threadline.events import (
     IngestCompleted,
     IngestedDocument,
     IngestFailed,
+    IngestFailureCode,
     IngestProgress,
     IngestRequested,
     parse_ingest_event,
@@ -141,12 +142,12 @@ class IngestConsumer:
             assert self._nc is not None
             await self._nc.publish(self.topology.ingest_events(request.ingest_id), event.to_bytes())
 
-        def failed(code: str, message: str) -> IngestFailed:
+        def failed(code: IngestFailureCode, message: str) -> IngestFailed:
             return IngestFailed(
                 ingest_id=request.ingest_id,
                 tenant_id=request.tenant_id,
                 collection=collection,
-                code=code,  # type: ignore[arg-type]
+                code=code,
                 message=message[:MAX_MESSAGE_CHARS],
             )
 
