@@ -49,7 +49,7 @@ class IndexParams:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 40
     hnsw_ef_search: int = 64
-    pq_m: int = 48
+    pq_m: int = 96
 
 
 def choose(params: IndexParams, chunks: int) -> Kind:
@@ -247,6 +247,8 @@ def build(kind: Kind, dimension: int, ids: np.ndarray, vectors: np.ndarray, para
     elif kind == "ivfpq":
         m, bits = _pq_shape(dimension, params.pq_m, len(ids))
         index = faiss.index_factory(dimension, f"IVF{nlist_for(len(ids))},PQ{m}x{bits}", ip)
+        # The factory turns on polysemous training, which only polysemous search uses: 3x the training time.
+        faiss.downcast_index(faiss.extract_index_ivf(index)).do_polysemous_training = False
     else:
         index = faiss.index_factory(dimension, f"IDMap2,HNSW{params.hnsw_m},Flat", ip)
         faiss.downcast_index(index.index).hnsw.efConstruction = params.hnsw_ef_construction

@@ -67,7 +67,7 @@ class RetrievalSettings(ServiceSettings):
     hnsw_ef_construction: int = Field(default=40, ge=8, validation_alias=AliasChoices("RETRIEVAL_HNSW_EF_CONSTRUCTION"))
     hnsw_ef_search: int = Field(default=64, ge=1, validation_alias=AliasChoices("RETRIEVAL_HNSW_EF_SEARCH"))
     pq_m: int = Field(
-        default=48,
+        default=96,
         ge=1,
         validation_alias=AliasChoices("RETRIEVAL_PQ_M"),
         description="IVF-PQ sub-quantisers (bytes per vector); the largest divisor of the dimension up to it.",
