@@ -13,6 +13,7 @@ BENCHMARKS = (
     "query_latency",
     "retrieval_quality",
     "retrieval_latency",
+    "retrieval_recall",
     "memory_latency",
     "agent_overhead",
     "end_to_end",
