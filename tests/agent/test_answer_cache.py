@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import grpc
 import pytest
 from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
-from threadline.events import RunEvent, RunRequested
+from threadline.events import DataErased, IngestCompleted, RunEvent, RunRequested
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline_agent.answer_cache import AnswerCache, normalize_question
@@ -121,4 +122,41 @@ async def test_a_tenants_answers_can_be_dropped(redis_keys: str) -> None:
     assert await cache.drop_tenant("acme") == 1
     assert await cache.get("acme", "agent", QUESTION) is None
     assert await cache.get("globex", "agent", QUESTION) == data
+    await cache.close()
+
+
+async def until_gone(cache: AnswerCache, tenant: str) -> None:
+    """Wait (a bounded number of polls) for the worker to act on an event it receives in the background."""
+    for _ in range(200):
+        if await cache.get(tenant, "agent", QUESTION) is None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the cached answer of {tenant} was never dropped")
+
+
+async def test_erasing_a_tenant_or_ingesting_into_it_drops_its_answers(
+    nats_namespace: str, nc: NatsClient, tmp_path: Path, redis_keys: str
+) -> None:
+    data: dict[str, Any] = {"answer": "a", "citations": [], "model": "m"}
+    cache = AnswerCache(REDIS_URL, redis_keys, 60)
+    async with running_worker(
+        nats_namespace, nc, tmp_path, ExtractiveAnswerer(), AGENT_ANSWER_CACHE_URL=REDIS_URL
+    ) as worker:
+        topology, js = worker.topology, nc.jetstream()
+        for tenant in ("acme", "globex", "initech"):
+            await cache.put(tenant, "agent", QUESTION, data)
+        # One user's erasure leaves the tenant's answers; the whole tenant's erasure, handled after it, drops them.
+        await js.publish(
+            topology.erasure, DataErased(tenant_id="globex", user_id="u1", threads=1, store_items=0).to_bytes()
+        )
+        await js.publish(topology.erasure, DataErased(tenant_id="acme", threads=3, store_items=2).to_bytes())
+        await until_gone(cache, "acme")
+        assert await cache.get("globex", "agent", QUESTION) == data
+
+        # An ingest that ends in the tenant retires its answers; another tenant's stay.
+        completed = IngestCompleted(ingest_id="i1", tenant_id="globex", collection="", documents=[])
+        await nc.publish(topology.ingest_events("i1"), completed.to_bytes())
+        await until_gone(cache, "globex")
+        assert await cache.get("initech", "agent", QUESTION) == data
+    await js.delete_stream(topology.erasure_stream)
     await cache.close()

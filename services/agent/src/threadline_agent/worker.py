@@ -25,6 +25,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from nats.aio.client import Client as NatsClient
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy as ConsumerAckPolicy
 from nats.js.api import ConsumerConfig
@@ -39,6 +40,7 @@ from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline.telemetry import extract_context, inject_headers
 
 from threadline_agent.answer_cache import AnswerCache, answer_with_cache
+from threadline_agent.cache_invalidation import forget_erased, forget_on_ingest
 from threadline_agent.calculator import make_calculator_tool
 from threadline_agent.graph import ASSISTANTS
 from threadline_agent.guardrails import Guardrails, RedactingStream
@@ -185,6 +187,7 @@ class AgentWorker:
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue_watch: asyncio.Task[None] | None = None
         self.answer_cache: AnswerCache | None = None
+        self._forgetting: list[Subscription] = []  # what drops cached answers when their sources change
         self.metrics = AgentMetrics()
         self.guardrails = settings.guardrails()
         self.retrieval_guard = settings.guard("retrieval")  # one breaker for every run of this worker
@@ -218,6 +221,7 @@ class AgentWorker:
             logger=nats_logger,
             on_startup=[self._start],
             after_startup=[self._ready],
+            on_shutdown=[self._stop_listening],
             after_shutdown=[self._close],
         )
 
@@ -245,6 +249,11 @@ class AgentWorker:
         self._nc = await self.broker.connect()
         await ensure_streams(self._nc.jetstream(), self.topology)
         self._cancelled = await cancelled_runs(self._nc.jetstream(), self.topology)
+        if self.answer_cache is not None:
+            self._forgetting = [
+                await forget_erased(self._nc, self.topology, self.answer_cache),
+                await forget_on_ingest(self._nc, self.topology, self.answer_cache),
+            ]
         nc = self._nc
         # Alive from the moment it is connected, not from the heartbeat task's first turn.
         await asyncio.to_thread(self.settings.heartbeat_file.touch)
@@ -263,6 +272,12 @@ class AgentWorker:
             model=model_name(self.model),
             assistants=sorted(self.graphs),
         )
+
+    async def _stop_listening(self) -> None:
+        """Before the broker drains NATS: no cache work may start on a connection going away."""
+        for subscription in self._forgetting:
+            await subscription.unsubscribe()
+        self._forgetting = []
 
     async def _close(self) -> None:
         """After the broker has drained NATS: close what the runs used."""
