@@ -231,3 +231,22 @@ async def test_runs_stop_waiting_on_a_dead_model_once_its_breaker_opens(
         # Two runs reached the model and failed; the two after them were refused without trying.
         assert (breaker.calls, breaker.rejected, breaker.state) == (2, 2, "open")
         assert "runs wait" in ends[-1].data["message"]
+
+
+async def test_runs_fail_fast_and_transiently_once_memory_is_known_down(
+    nats_namespace: str, nc: NatsClient, tmp_path: Path
+) -> None:
+    guard = Guarded(CircuitBreaker("memory", 2, 300), NO_WAIT)
+    saver = RemoteCheckpointSaver(target=f"127.0.0.1:{free_port()}", timeout_s=5, guard=guard)
+    async with running_worker(
+        nats_namespace, nc, tmp_path, ExtractiveAnswerer(), checkpointer=saver, AGENT_MAX_ATTEMPTS=1
+    ) as worker:
+        ends = []
+        for n in range(2):
+            run = RunRequested(run_id=uuid.uuid4().hex, thread_id=f"k{n}", tenant_id="acme", input="Hello?")
+            ends.append((await run_and_collect(nc, worker.topology, run))[-1][0])
+    await saver.close()
+    assert [(e.kind, e.data["code"]) for e in ends] == [("error", "dependency_unavailable")] * 2
+    assert "UNAVAILABLE" in ends[0].data["message"]  # the first run reached memory (twice) and failed
+    assert "suspended" in ends[1].data["message"]  # the second never called it
+    assert (guard.breaker.calls, guard.breaker.state) == (2, "open")
