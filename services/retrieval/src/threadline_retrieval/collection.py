@@ -193,6 +193,9 @@ class Collection:
             del ids, matrix
             # Saved before it serves: the file then holds what SQLite held, and opening reconciles the rest.
             built.save(self.index_path)
+            # Catch up with the writes made during the build outside the lock (adding thousands of rows to HNSW
+            # takes seconds the loop must not wait), then under it with the few made meanwhile, and swap.
+            built.reconcile(self._live_rows(), lambda missing: _vectors(db, missing))
             with self._lock:
                 if self._closed:
                     return
@@ -204,6 +207,10 @@ class Collection:
             log.exception("index build failed; the current index keeps serving", collection=str(self.path))
         finally:
             db.close()
+
+    def _live_rows(self) -> np.ndarray:
+        with self._lock:
+            return np.fromiter(self._chunks, dtype=np.int64, count=len(self._chunks))
 
     def wait_for_index(self, timeout: float | None = None) -> bool:
         """Wait for a background index build; True when none is running. For tests, benchmarks and shutdown."""

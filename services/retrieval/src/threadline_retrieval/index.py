@@ -106,6 +106,13 @@ class VectorIndex:
         return int(self._index.ntotal) - len(self._tombstones)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add rows; a tombstoned row added again is revived, not inserted twice (a row's vector never changes)."""
+        if self._tombstones and len(ids):
+            revived = np.isin(ids, np.fromiter(self._tombstones, dtype=np.int64, count=len(self._tombstones)))
+            if revived.any():
+                self._tombstones.difference_update(int(i) for i in ids[revived])
+                self._hidden_selector = None
+                ids, vectors = ids[~revived], vectors[~revived]
         if len(ids):
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
 
@@ -134,9 +141,11 @@ class VectorIndex:
 
     def reconcile(self, live: np.ndarray, vectors_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> None:
         """Make the index hold exactly the ``live`` rows: drop the others, add the missing ones from ``vectors_of``."""
-        stored = self.stored_ids()
-        self.remove(np.setdiff1d(stored, live, assume_unique=True))
-        missing = np.setdiff1d(live, stored, assume_unique=True)
+        present = self.stored_ids()
+        if self._tombstones:
+            present = np.setdiff1d(present, np.fromiter(self._tombstones, dtype=np.int64), assume_unique=True)
+        self.remove(np.setdiff1d(present, live, assume_unique=True))
+        missing = np.setdiff1d(live, present, assume_unique=True)
         if len(missing):
             self.add(*vectors_of(missing))
 
