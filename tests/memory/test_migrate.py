@@ -79,3 +79,21 @@ def test_migrate_fails_when_the_database_never_answers(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert "migration failed" in failed.stdout + failed.stderr
     assert time.monotonic() - started < 30
+
+
+def test_replicas_migrating_a_fresh_database_together_all_succeed(database: str, tmp_path: Path) -> None:
+    # As replicas rolled out at once do: each would otherwise race the others through the same steps.
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "threadline_memory", "migrate"],
+            cwd=tmp_path,
+            env={**os.environ, "DATABASE_URL": database, "LOG_FORMAT": "console"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0] * 4, outputs
+    assert all(_migrations(database).values())

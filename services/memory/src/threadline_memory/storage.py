@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from functools import partial
 from typing import TypeVar
 
 import aiosqlite
@@ -39,6 +40,7 @@ _Store = TypeVar("_Store", AsyncPostgresStore, AsyncSqliteStore)
 
 _tracer = trace.get_tracer("threadline_memory")
 # Items put with a TTL: reads restart it, expired items are hidden (PostgreSQL) and swept.
+_TRY_SETUP_LOCK = "SELECT pg_try_advisory_lock(hashtext('threadline_memory_setup'))"
 _STORE_TTL: TTLConfig = {"refresh_on_read": True, "omit_expired": True, "sweep_interval_minutes": 5}
 
 
@@ -49,7 +51,14 @@ class StorageUnavailable(Exception):
 class Storage:
     """A saver and a store, plus the guard rails every call goes through."""
 
-    def __init__(self, saver: BaseCheckpointSaver, store: BaseStore, name: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        saver: BaseCheckpointSaver,
+        store: BaseStore,
+        name: str,
+        timeout_s: float,
+        migrating: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
+    ) -> None:
         self.saver = saver
         self.store = store
         self.threads = registry_for(saver)  # type: ignore[arg-type]
@@ -58,6 +67,7 @@ class Storage:
         self._timeout_s = timeout_s
         self._setup_done = False
         self._setup_lock = asyncio.Lock()
+        self._migrating = migrating
 
     async def setup(self) -> None:
         """Create or migrate the schema once; if the database is down, the next call tries again."""
@@ -87,9 +97,10 @@ class Storage:
             return
         async with self._setup_lock:
             if not self._setup_done:
-                await self.saver.setup()  # type: ignore[attr-defined]
-                await self.threads.setup()
-                await self.store.setup()  # type: ignore[attr-defined]
+                async with self._migrating():
+                    await self.saver.setup()  # type: ignore[attr-defined]
+                    await self.threads.setup()
+                    await self.store.setup()  # type: ignore[attr-defined]
                 self._setup_done = True
 
 
@@ -97,8 +108,11 @@ class Storage:
 async def open_storage(settings: MemorySettings) -> AsyncIterator[Storage]:
     """PostgreSQL when ``DATABASE_URL`` is set, else the SQLite file; closed on exit."""
     if settings.database_url:
-        async with _postgres(settings.database_url, settings) as (saver, store):
-            yield Storage(saver, store, "PostgreSQL", settings.db_timeout_s)
+        url = settings.database_url
+        async with _postgres(url, settings) as (saver, store):
+            yield Storage(
+                saver, store, "PostgreSQL", settings.db_timeout_s, partial(_one_at_a_time, url, settings.db_timeout_s)
+            )
     else:
         async with _sqlite(settings) as (saver, store):
             yield Storage(saver, store, f"SQLite ({settings.sqlite_path})", settings.db_timeout_s)
@@ -144,6 +158,23 @@ async def _sqlite(settings: MemorySettings) -> AsyncIterator[tuple[AsyncSqliteSa
         _sweeping(AsyncSqliteStore(store_conn, ttl=_STORE_TTL)) as store,
     ):
         yield AsyncSqliteSaver(conn, serde=OpaqueSerde()), store
+
+
+@asynccontextmanager
+async def _one_at_a_time(url: str, timeout_s: float) -> AsyncIterator[None]:
+    """Replicas starting together migrate one at a time: the saver's and the store's own set-up
+    would race (two CREATE TABLE IF NOT EXISTS collide in pg_type). A connection of its own holds
+    the lock, so a pool of one connection cannot deadlock; closing it releases the lock. Waiters
+    poll rather than block: a blocked statement keeps a snapshot open, which the saver's
+    CREATE INDEX CONCURRENTLY, run by the lock's holder, would wait for forever."""
+    async with await psycopg.AsyncConnection.connect(
+        url, autocommit=True, connect_timeout=max(2, round(timeout_s))
+    ) as conn:
+        while True:
+            if (await (await conn.execute(_TRY_SETUP_LOCK)).fetchone())[0]:  # type: ignore[index]
+                break
+            await asyncio.sleep(0.1)
+        yield
 
 
 @asynccontextmanager
