@@ -106,6 +106,19 @@ def test_a_filter_keeping_one_percent_of_rows_still_returns_k(kind: str) -> None
         assert recall_at(10, exact, index, clustered(20, seed=2), allowed) == 1.0
 
 
+def test_hnsw_scans_a_few_allowed_rows_exactly() -> None:
+    vectors = clustered(2_000)
+    ids = np.arange(1, 2_001, dtype=np.int64)
+    params = IndexParams(exact_max_chunks=1_000)  # 20 allowed rows are well under it
+    hnsw, exact = build("hnsw", DIMENSION, ids, vectors, params), build("flat", DIMENSION, ids, vectors, params)
+    allowed = {int(i) for i in ids[::100]}
+    for query in clustered(10, seed=4):
+        hits = hnsw.search(query, 10, allowed)
+        assert [row for row, _ in hits] == [row for row, _ in exact.search(query, 10, allowed)]
+        expected = [score for _, score in exact.search(query, 10, allowed)]
+        assert [score for _, score in hits] == pytest.approx(expected, abs=1e-6)
+
+
 @pytest.mark.parametrize("kind", APPROXIMATE)
 def test_deleted_documents_are_never_found_by_the_approximate_index(tmp_path: Path, kind: str) -> None:
     collection = open_collection(tmp_path, index=kind, exact_max_chunks=100, pq_m=8)
