@@ -69,7 +69,8 @@ def test_a_collection_switches_to_ivf_when_it_crosses_the_threshold(tmp_path: Pa
     assert not collection.index_path.exists()
 
     ingest(collection, vectors[300:], start=300)
-    # While the IVF trains, the exact index keeps serving every row.
+    # While the IVF trains, the exact index keeps serving every row, and the stats say so.
+    assert collection.index_type.startswith(("IndexFlatIP (exact); building ivf", "IndexIVFFlat"))
     assert len(collection.dense(vectors[599], 10)) == 10
     assert collection.wait_for_index(60)
     assert collection.index_kind == "ivf"

@@ -92,6 +92,7 @@ class Collection:
         self._lock = threading.Lock()
         self._index: VectorIndex
         self._builder: threading.Thread | None = None
+        self._building: vector_index.Kind | None = None
         self._closed = False
         self._keywords = KeywordIndex()
         self._chunks: dict[int, StoredChunk] = {}
@@ -157,7 +158,9 @@ class Collection:
 
     @property
     def index_type(self) -> str:
-        """The FAISS index searches use right now (exact until an approximate one has been built)."""
+        """The FAISS index searches use right now (exact until an approximate one has been built), and any build."""
+        if self._builder is not None and self._builder.is_alive():
+            return f"{self._index.description}; building {self._building}"
         return self._index.description
 
     @property
@@ -172,6 +175,7 @@ class Collection:
         if wanted == "flat":
             return  # never back to exact by itself: the approximate index still serves a shrunk collection
         if self._index.kind != wanted or self._index.needs_rebuild(len(self._chunks)):
+            self._building = wanted
             self._builder = threading.Thread(
                 target=self._build, args=(wanted,), name=f"index-{self.path.stem}", daemon=True
             )
