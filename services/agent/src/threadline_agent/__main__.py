@@ -9,6 +9,7 @@ from threadline.telemetry import setup_tracing, shutdown_tracing
 
 from threadline_agent.checkpointer import RemoteCheckpointSaver
 from threadline_agent.settings import AgentSettings
+from threadline_agent.store import RemoteStore
 from threadline_agent.worker import AgentWorker
 
 
@@ -19,8 +20,10 @@ def main() -> None:
     checkpointer = RemoteCheckpointSaver(
         target=settings.memory_target, timeout_s=settings.memory_timeout_s, guard=settings.guard("memory")
     )
-    worker = AgentWorker(settings, checkpointer=checkpointer)
+    store = RemoteStore(target=settings.memory_target, timeout_s=settings.memory_timeout_s)
+    worker = AgentWorker(settings, checkpointer=checkpointer, store=store if settings.memory_tools else None)
     worker.app.after_shutdown(checkpointer.close)
+    worker.app.after_shutdown(store.close)
     try:
         # FastStream handles SIGINT/SIGTERM: it stops fetching, lets runs in flight finish (up to a grace
         # period), drains NATS, then runs the worker's shutdown hook that closes the gRPC channels.

@@ -42,9 +42,16 @@ def run_config(request: RunRequested) -> dict[str, Any]:
     """Thread and tenant select the checkpoints (and the tenant's knowledge base); run_id labels them."""
     return {
         "configurable": {"thread_id": request.thread_id, "tenant_id": request.tenant_id},
-        "metadata": {"run_id": request.run_id, "assistant_id": request.assistant_id},
+        "metadata": {"run_id": request.run_id, "assistant_id": request.assistant_id, **_user(request)},
         "recursion_limit": RECURSION_LIMIT,
     }
+
+
+def _user(request: RunRequested) -> dict[str, str]:
+    """The client's user_id label: whose long-term memories the run reads and writes (memory_tools.py)
+    and, carried into the checkpoints' metadata, whose threads an erasure of that user deletes."""
+    user = request.metadata.get("user_id")
+    return {"user_id": user} if isinstance(user, str) and user else {}
 
 
 async def execute_run(

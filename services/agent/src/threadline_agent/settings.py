@@ -95,6 +95,11 @@ class AgentSettings(ServiceSettings):
         validation_alias=AliasChoices("AGENT_SEARCH_TIMEOUT_S"),
         description="Deadline of one knowledge-base search (one attempt) at the retrieval service.",
     )
+    memory_tools: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("AGENT_MEMORY_TOOLS"),
+        description="Offer the remember and recall tools (a user's facts in the memory service's long-term store).",
+    )
     memory_timeout_s: float = Field(
         default=10.0,
         gt=0,

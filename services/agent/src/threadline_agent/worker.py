@@ -24,6 +24,7 @@ from faststream.nats.annotations import NatsMessage
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 from nats.aio.client import Client as NatsClient
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
@@ -45,6 +46,7 @@ from threadline_agent.calculator import make_calculator_tool
 from threadline_agent.graph import ASSISTANTS
 from threadline_agent.guardrails import Guardrails, RedactingStream
 from threadline_agent.liveness import beat
+from threadline_agent.memory_tools import make_memory_tools
 from threadline_agent.metrics import AgentMetrics
 from threadline_agent.models import chat_model, model_name
 from threadline_agent.resilience import CircuitOpen
@@ -175,8 +177,10 @@ class AgentWorker:
         settings: AgentSettings,
         checkpointer: BaseCheckpointSaver,
         model: BaseChatModel | None = None,
+        store: BaseStore | None = None,
     ) -> None:
         self.settings = settings
+        self.store = store  # long-term memory: with one, the agent gets the remember and recall tools
         self.topology = settings.topology()
         self.model = model or chat_model(settings)
         self.checkpointer = checkpointer
@@ -236,6 +240,7 @@ class AgentWorker:
                 timeout_s=self.settings.search_timeout_s,
             ),
             make_calculator_tool(),
+            *(make_memory_tools(self.store) if self.store is not None else []),
         ]
         approval = self.settings.approval_tools
         self.graphs = {
