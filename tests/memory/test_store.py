@@ -7,17 +7,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_store
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.store.base import BaseStore
 from threadline.memory.v1 import memory_pb2 as pb
-from threadline.memory.v1.memory_pb2_grpc import StoreServiceStub
+from threadline.memory.v1.memory_pb2_grpc import StoreServiceStub, ThreadServiceStub
 from threadline_agent.checkpointer import RemoteCheckpointSaver
 from threadline_agent.store import RemoteStore
+from threadline_memory.server import serve
+
+from tests.memory.conftest import memory_settings
 
 
 @pytest.fixture
@@ -84,6 +89,8 @@ async def test_put_get_search_list_and_delete(store: RemoteStore) -> None:
     assert sorted(item.key for item in facts) == ["m1", "m3"]
     big = await store.asearch(("users",), filter={"n": {"$gte": 3}})
     assert sorted(item.key for item in big) == ["m3", "m4"]
+    # No vector index is configured: a query does not rank, and is no error either.
+    assert len(await store.asearch(("users", "ana", "memories"), query="what does ana like?")) == 5
     pages = [await store.asearch(("users", "ana", "memories"), limit=2, offset=o) for o in (0, 2, 4)]
     assert [len(p) for p in pages] == [2, 2, 1]
     assert len({item.key for page in pages for item in page}) == 5
@@ -156,3 +163,20 @@ async def test_malformed_operations_are_invalid_argument(memory_target: str) -> 
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.Batch(pb.StoreBatchRequest(tenant_id=tenant, ops=[op]))
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (tenant, op)
+
+
+async def test_an_item_put_with_a_ttl_expires_and_an_erasure_sweeps_it(database: str, tmp_path: Path) -> None:
+    settings = memory_settings(database_url=database, sqlite_path=tmp_path / "unused.sqlite")
+    async with serve(settings) as port:
+        store = RemoteStore(target=f"127.0.0.1:{port}", tenant_id="acme")
+        try:
+            await store.aput(("users", "ana", "memories"), "brief", {"fact": "for a moment"}, ttl=0.01)  # 0.6 s
+            assert await store.aget(("users", "ana", "memories"), "brief", refresh_ttl=False) is not None
+            await asyncio.sleep(1.0)
+            assert await store.aget(("users", "ana", "memories"), "brief") is None
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                await ThreadServiceStub(channel).Erase(pb.EraseRequest(tenant_id="acme", user_id="ana"))
+        finally:
+            await store.close()
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM store").fetchone()[0] == 0  # type: ignore[index]
