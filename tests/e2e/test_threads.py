@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import httpx
@@ -56,20 +55,23 @@ def test_threads_are_created_listed_by_metadata_and_paged(client: httpx.Client) 
 
     asked = client.post("/api/v1/query", json={"input": "What is 6 * 7?", "thread_id": ids[0]})
     assert asked.status_code == 200, asked.text
-    tagged = {"metadata": json.dumps({"tag": tag})}
-    newest_first = client.get("/api/v1/threads", params=tagged).json()
+    tagged = {"metadata": {"tag": tag}}
+    newest_first = client.post("/api/v1/threads/search", json=tagged).json()
     assert [t["thread_id"] for t in newest_first["threads"]] == [ids[0], ids[2], ids[1]]
     assert newest_first["next_offset"] is None
 
-    first = client.get("/api/v1/threads", params={**tagged, "limit": 2, "sort_by": "created_at", "sort_order": "asc"})
+    first = client.post(
+        "/api/v1/threads/search", json={**tagged, "limit": 2, "sort_by": "created_at", "sort_order": "asc"}
+    )
     assert [t["thread_id"] for t in first.json()["threads"]] == ids[:2] and first.json()["next_offset"] == 2
-    rest = client.get("/api/v1/threads", params={**tagged, "limit": 2, "offset": 2, "sort_by": "created_at"})
+    rest = client.post("/api/v1/threads/search", json={**tagged, "limit": 2, "offset": 2, "sort_by": "created_at"})
     assert rest.json()["next_offset"] is None
-    one = client.get("/api/v1/threads", params={"metadata": json.dumps({"tag": tag, "n": 1})}).json()["threads"]
+    one = client.post("/api/v1/threads/search", json={"metadata": {"tag": tag, "n": 1}}).json()["threads"]
     assert [t["thread_id"] for t in one] == [ids[1]] and one[0]["metadata"] == {"tag": tag, "n": 1}
+    assert ids[0] in {t["thread_id"] for t in client.get("/api/v1/threads", params={"limit": 500}).json()["threads"]}
 
     assert client.get(f"/api/v1/threads/{ids[2]}").json()["metadata"]["n"] == 2
-    bad = client.get("/api/v1/threads", params={"metadata": "[1, 2]"})
+    bad = client.post("/api/v1/threads/search", json={"metadata": [1, 2]})
     assert bad.status_code == 422 and bad.json()["error"]["details"]["fields"][0]["field"] == "metadata"
     assert client.delete(f"/api/v1/threads/{ids[1]}").status_code == 204
     assert client.get(f"/api/v1/threads/{ids[1]}").status_code == 404

@@ -78,3 +78,20 @@ def test_no_retrieval_service_is_a_503_with_retry_after(make_gateway: Callable[.
     reply = gateway.get("/api/v1/documents")
     assert reply.status_code == 503 and reply.headers["retry-after"] == "2"
     assert reply.json()["error"]["code"] == "retrieval_unavailable"
+
+
+def test_a_background_upload_is_queued_and_only_its_tenant_sees_it(tenants) -> None:
+    gateway, acme, globex = tenants
+    files = [("files", ("a.md", MARKDOWN, "text/markdown")), ("files", ("b.txt", b"Anvils.", "text/plain"))]
+    accepted = gateway.post("/api/v1/documents", headers=acme, files=files, data={"wait": "false"})
+    assert accepted.status_code == 202, accepted.text
+    body = accepted.json()
+    assert (body["status"], body["documents_done"], body["documents_total"]) == ("queued", 0, 2)
+    assert accepted.headers["location"] == body["status_url"]
+    assert body["status_url"].endswith(f"/api/v1/documents/ingestions/{body['ingest_id']}")
+
+    # No retrieval service consumes this namespace's ingest stream: the request waits there, durable.
+    assert gateway.get(body["status_url"], headers=acme).json()["status"] == "queued"
+    assert gateway.get(body["status_url"], headers=globex).status_code == 404
+    assert gateway.get("/api/v1/documents/ingestions/never-was", headers=acme).status_code == 404
+    assert gateway.get("/api/v1/documents/ingestions/..%2Fx", headers=acme).status_code in (404, 422)

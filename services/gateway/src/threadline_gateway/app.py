@@ -19,6 +19,7 @@ from threadline_gateway.auth import Authenticator
 from threadline_gateway.chat_threads import ChatThreads
 from threadline_gateway.db import Database
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
+from threadline_gateway.ingests import IngestBus
 from threadline_gateway.memory import Memory
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.ratelimit import make_limiter, rate_limited
@@ -75,6 +76,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if database is not None:
             await database.prepare()
         app.state.bus = await RunBus.connect(settings.nats_url, settings.topology())
+        app.state.ingests = await IngestBus.create(app.state.bus.js, settings.topology(), app.state.bus.nc.max_payload)
         retrieval_channel = traced_channel(settings.retrieval_target)
         app.state.retrieval = RetrievalServiceStub(retrieval_channel)
         memory_channel = traced_channel(settings.memory_target)

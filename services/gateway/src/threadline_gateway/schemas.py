@@ -166,12 +166,29 @@ class Feedback(BaseModel):
 class DocumentSummary(BaseModel):
     id: str = Field(description="The document's id: its file name.")
     chunks: int = Field(description="Chunks it was split into for search.")
-    status: Literal["indexed"] = Field(description="Searchable: uploads return only once indexed.")
+    status: Literal["indexed"] = Field(description="Searchable (an upload with wait=true returns only once indexed).")
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
 class UploadedDocuments(BaseModel):
     documents: list[DocumentSummary]
+
+
+class IngestError(BaseModel):
+    code: str = Field(description="invalid_request, embedding_mismatch, embedding_unavailable or internal_error.")
+    message: str
+
+
+class Ingestion(BaseModel):
+    """Files being indexed in the background (an upload with ``wait=false``)."""
+
+    ingest_id: str
+    status: Literal["queued", "running", "completed", "failed"]
+    documents_done: int | None = Field(description="Documents stored so far; null once failed.")
+    documents_total: int | None
+    documents: list[DocumentSummary] | None = Field(default=None, description="Once completed.")
+    error: IngestError | None = Field(default=None, description="Once failed.")
+    status_url: str = Field(description="Where to follow it: GET it until completed or failed.")
 
 
 class DocumentList(BaseModel):
@@ -188,6 +205,24 @@ class ThreadCreate(BaseModel):
         default=None, pattern=ID_PATTERN, description="Your own id for the thread; a new UUID when absent."
     )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Anything to find the thread by later.")
+
+
+ThreadSortBy = Literal["updated_at", "created_at", "thread_id"]
+SortOrder = Literal["desc", "asc"]
+# The memory service lists at most 1000; a page asks for one more, to know if another follows.
+THREAD_PAGE_MAX = 500
+
+
+class ThreadSearch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description='Only threads whose metadata holds each key and value, e.g. {"user": "ada"}.'
+    )
+    limit: int = Field(default=20, ge=1, le=THREAD_PAGE_MAX)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+    sort_by: ThreadSortBy = "updated_at"
+    sort_order: SortOrder = "desc"
 
 
 class ThreadInfo(BaseModel):

@@ -1,8 +1,9 @@
 """``/api/v1/documents``: the caller's knowledge base — upload files, list them, delete them.
 
 An upload returns once the retrieval service has chunked, embedded and durably stored every
-file (it answers over gRPC), so a question asked right after finds them. A file keeps its
-name as its document id: uploading a file of the same name again replaces it.
+file (it answers over gRPC), so a question asked right after finds them; with ``wait=false``
+it is accepted at once onto the INGEST stream and followed at its ``status_url``. A file keeps
+its name as its document id: uploading a file of the same name again replaces it.
 """
 
 from __future__ import annotations
@@ -10,24 +11,29 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import PurePath
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import structlog
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import Response
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from threadline.events import INGEST_ID_PATTERN, IngestCompleted, IngestDocument, IngestFailed
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 
 from threadline_gateway.auth import caller
 from threadline_gateway.errors import ApiError
+from threadline_gateway.ingests import IngestBus, IngestStatus
 from threadline_gateway.schemas import (
     COLLECTION_PATTERN,
     DocumentList,
     DocumentSummary,
+    IngestError,
+    Ingestion,
     UploadedDocuments,
     error_responses,
 )
+from threadline_gateway.submit import nats_errors_as_503
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 log = structlog.get_logger("threadline.gateway")
@@ -94,7 +100,10 @@ async def _document(upload: UploadFile) -> pb.Document:
     "",
     status_code=201,
     response_model=UploadedDocuments,
-    responses=error_responses(415, 422, 503),
+    responses={
+        202: {"model": Ingestion, "description": "With wait=false: accepted, indexed in the background."},
+        **error_responses(413, 415, 422, 503),
+    },
     openapi_extra={"requestBody": {"required": True}},
 )
 async def upload_documents(
@@ -103,10 +112,21 @@ async def upload_documents(
         list[UploadFile], File(min_length=1, description="Text, Markdown or HTML files (multipart/form-data).")
     ],
     collection: Annotated[str, Form(pattern=COLLECTION_PATTERN)] = "",
-) -> UploadedDocuments:
-    """Add files to the knowledge base; returns once they are indexed and searchable."""
+    wait: Annotated[
+        bool, Form(description="false: answer 202 at once and index in the background; follow status_url.")
+    ] = True,
+) -> Any:
+    """Add files to the knowledge base; returns once they are indexed and searchable, or at once with wait=false."""
     documents = [await _document(upload) for upload in files]
     tenant = caller(request).tenant_id
+    if not wait:
+        with nats_errors_as_503():
+            accepted = await _ingests(request).submit(tenant, collection, [_ingest_document(d) for d in documents])
+        log.info("documents queued", documents=len(documents), ingest_id=accepted.ingest_id)
+        status_url = str(request.url_for("ingestion_status", ingest_id=accepted.ingest_id))
+        return JSONResponse(
+            _ingestion(request, accepted).model_dump(mode="json"), status_code=202, headers={"Location": status_url}
+        )
     async with _retrieval_errors():
         reply = await _stub(request).Ingest(
             pb.IngestRequest(tenant_id=tenant, collection=collection, documents=documents), timeout=_TIMEOUT_S
@@ -114,6 +134,41 @@ async def upload_documents(
     log.info("documents indexed", documents=len(reply.documents), collection=collection or "default")
     return UploadedDocuments(
         documents=[DocumentSummary(id=d.document_id, chunks=d.chunk_count, status="indexed") for d in reply.documents]
+    )
+
+
+@router.get("/ingestions/{ingest_id}", response_model=Ingestion, responses=error_responses(404, 503))
+async def ingestion_status(ingest_id: Annotated[str, Path(pattern=INGEST_ID_PATTERN)], request: Request) -> Ingestion:
+    """Where a background upload stands: queued, running (with documents done of total), completed or failed."""
+    with nats_errors_as_503():
+        found = await _ingests(request).status(caller(request).tenant_id, ingest_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"No ingestion {ingest_id!r}.")
+    return _ingestion(request, found)
+
+
+def _ingests(request: Request) -> IngestBus:
+    return request.app.state.ingests
+
+
+def _ingest_document(document: pb.Document) -> IngestDocument:
+    return IngestDocument(
+        id=document.id, text=document.text, content_type=document.content_type, metadata=dict(document.metadata)
+    )
+
+
+def _ingestion(request: Request, found: IngestStatus) -> Ingestion:
+    outcome = found.outcome
+    return Ingestion(
+        ingest_id=found.ingest_id,
+        status=found.state,
+        documents_done=found.documents_done,
+        documents_total=found.documents_total,
+        documents=[DocumentSummary(id=d.document_id, chunks=d.chunk_count, status="indexed") for d in outcome.documents]
+        if isinstance(outcome, IngestCompleted)
+        else None,
+        error=IngestError(code=outcome.code, message=outcome.message) if isinstance(outcome, IngestFailed) else None,
+        status_url=str(request.url_for("ingestion_status", ingest_id=found.ingest_id)),
     )
 
 

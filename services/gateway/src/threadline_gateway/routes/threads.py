@@ -8,7 +8,6 @@ simply not found.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 import structlog
@@ -16,14 +15,18 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from threadline_gateway.auth import caller
-from threadline_gateway.errors import ApiError, invalid_field
+from threadline_gateway.errors import ApiError
 from threadline_gateway.memory import Checkpoint, Memory, Thread
 from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import (
     ID_PATTERN,
+    THREAD_PAGE_MAX,
+    SortOrder,
     ThreadCreate,
     ThreadInfo,
     ThreadPage,
+    ThreadSearch,
+    ThreadSortBy,
     ThreadState,
     error_responses,
 )
@@ -32,7 +35,6 @@ from threadline_gateway.submit import nats_errors_as_503
 router = APIRouter(prefix="/api/v1/threads", tags=["threads"])
 log = structlog.get_logger("threadline.gateway")
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN)]
-_METADATA_FILTER = 'A JSON object: only threads whose metadata holds each of its keys and values, e.g. {"user": "ada"}.'
 
 
 def _memory(request: Request) -> Memory:
@@ -80,36 +82,34 @@ async def create_thread(body: ThreadCreate, request: Request) -> ThreadInfo:
 @router.get("", response_model=ThreadPage, responses=error_responses(503))
 async def list_threads(
     request: Request,
-    metadata: Annotated[str | None, Query(description=_METADATA_FILTER)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    limit: Annotated[int, Query(ge=1, le=THREAD_PAGE_MAX)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    sort_by: Literal["updated_at", "created_at", "thread_id"] = "updated_at",
-    sort_order: Literal["desc", "asc"] = "desc",
+    sort_by: ThreadSortBy = "updated_at",
+    sort_order: SortOrder = "desc",
 ) -> ThreadPage:
     """The caller's threads, most recently active first, a page at a time."""
+    return await _page(request, ThreadSearch(limit=limit, offset=offset, sort_by=sort_by, sort_order=sort_order))
+
+
+@router.post("/search", response_model=ThreadPage, responses=error_responses(503))
+async def search_threads(body: ThreadSearch, request: Request) -> ThreadPage:
+    """The caller's threads whose metadata holds every given key and value, a page at a time."""
+    return await _page(request, body)
+
+
+async def _page(request: Request, search: ThreadSearch) -> ThreadPage:
     # One more than asked for tells whether a next page exists.
     found = await _memory(request).list_threads(
         caller(request).tenant_id,
-        metadata=_metadata_filter(metadata),
-        limit=limit + 1,
-        offset=offset,
-        sort_by=sort_by,
-        sort_order=sort_order,
+        metadata=search.metadata,
+        limit=search.limit + 1,
+        offset=search.offset,
+        sort_by=search.sort_by,
+        sort_order=search.sort_order,
     )
-    threads = [await _info(request, t) for t in found[:limit]]
-    return ThreadPage(threads=threads, next_offset=offset + limit if len(found) > limit else None)
-
-
-def _metadata_filter(raw: str | None) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise invalid_field("metadata", "must be a JSON object")
-    return parsed
+    threads = [await _info(request, t) for t in found[: search.limit]]
+    more = len(found) > search.limit
+    return ThreadPage(threads=threads, next_offset=search.offset + search.limit if more else None)
 
 
 @router.get("/{thread_id}", response_model=ThreadInfo, responses=error_responses(404, 503))
