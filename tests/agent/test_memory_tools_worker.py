@@ -26,7 +26,7 @@ from threadline_agent.worker import AgentWorker
 from threadline_memory.server import serve as serve_memory
 
 from tests.agent.test_worker import run_and_collect
-from tests.conftest import NATS_URL, free_port
+from tests.conftest import NATS_URL, REDIS_URL, free_port
 from tests.memory.conftest import memory_settings
 
 
@@ -64,13 +64,18 @@ async def memory_target(database: str, tmp_path: Path) -> AsyncIterator[str]:
         yield f"127.0.0.1:{port}"
 
 
-@pytest.fixture
-async def worker(nats_namespace: str, nc: NatsClient, tmp_path: Path, memory_target: str) -> AsyncIterator[AgentWorker]:
+@pytest.fixture(params=["no answer cache", "answer cache"])
+async def worker(
+    request: pytest.FixtureRequest, nats_namespace: str, nc: NatsClient, tmp_path: Path, memory_target: str
+) -> AsyncIterator[AgentWorker]:
+    # With the answer cache on too: an answer drawn from one user's memory must never be another's.
+    cache = {"AGENT_ANSWER_CACHE_URL": REDIS_URL} if request.param == "answer cache" else {}
     settings = AgentSettings(
         nats_url=NATS_URL,
         nats_namespace=nats_namespace,
         AGENT_HEARTBEAT_FILE=tmp_path / "alive",
         RETRIEVAL_TARGET=f"127.0.0.1:{free_port()}",
+        **cache,
     )
     saver = RemoteCheckpointSaver(target=memory_target)
     store = RemoteStore(target=memory_target)
@@ -100,12 +105,18 @@ async def test_a_user_is_remembered_across_threads_and_forgotten_when_erased(
         "Remembered: prefers short answers"
     )
     assert await ask(nc, worker, "t2", "what do you know about me?", user_id="ana") == "- prefers short answers"
-    assert await ask(nc, worker, "t3", "and me?", user_id="bo") == "Nothing is remembered about this user yet."
+    assert await ask(nc, worker, "t3", "what do you know about me?", user_id="bo") == (
+        "Nothing is remembered about this user yet."
+    )
+    assert await ask(nc, worker, "t3b", "remember: prefers short answers", user_id="bo") == (
+        "Remembered: prefers short answers"
+    )
     assert "No user is known" in await ask(nc, worker, "t4", "remember: anonymous")
 
     store = RemoteStore(target=memory_target, tenant_id="acme")
     try:
         assert [i.value["fact"] for i in await store.asearch(memory_namespace("ana"))] == ["prefers short answers"]
+        assert [i.value["fact"] for i in await store.asearch(memory_namespace("bo"))] == ["prefers short answers"]
         async with grpc.aio.insecure_channel(memory_target) as channel:
             erased = await ThreadServiceStub(channel).Erase(pb.EraseRequest(tenant_id="acme", user_id="ana"))
         # The runs carried the user's label into their checkpoints, so the erasure finds ana's threads too.

@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from threadline.events import RunRequested
 
+from threadline_agent.memory_tools import MEMORY_TOOLS
 from threadline_agent.runs import Emit, run_config
 
 log = structlog.get_logger("threadline.agent")
@@ -84,6 +85,17 @@ class AnswerCache:
         await self._redis.aclose()
 
 
+async def _personal(graph: CompiledStateGraph, config: dict[str, Any]) -> bool:
+    """Whether the run read or wrote the user's long-term memory: such an answer is that user's alone
+    (and a "remember" served from the cache would remember nothing), so it is never cached."""
+    state = await graph.aget_state(config)
+    return any(
+        call["name"] in MEMORY_TOOLS
+        for message in state.values.get("messages", [])
+        for call in getattr(message, "tool_calls", None) or []
+    )
+
+
 async def answer_with_cache(
     cache: AnswerCache,
     graph: CompiledStateGraph,
@@ -108,7 +120,8 @@ async def answer_with_cache(
     hit = await cache.get(request.tenant_id, request.assistant_id, request.input) if eligible else None
     if hit is None:
         data = await run()
-        if eligible and data["status"] == "success" and data["answer"] and not data["knowledge_base_unavailable"]:
+        complete = data["status"] == "success" and data["answer"] and not data["knowledge_base_unavailable"]
+        if eligible and complete and not await _personal(graph, config):
             await cache.put(request.tenant_id, request.assistant_id, request.input, data)
         return data
     answer = AIMessage(

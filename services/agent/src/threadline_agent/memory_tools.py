@@ -24,6 +24,7 @@ from langgraph.store.base import BaseStore
 
 REMEMBER_TOOL = "remember"
 RECALL_TOOL = "recall"
+MEMORY_TOOLS = frozenset({REMEMBER_TOOL, RECALL_TOOL})
 MAX_FACT_CHARS = 2000
 # Recall reads the user's most recent facts and ranks them here: the store has no vector index yet.
 _RECALL_WINDOW = 200
