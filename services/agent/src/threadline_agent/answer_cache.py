@@ -109,8 +109,8 @@ async def answer_with_cache(
 
     A hit still records the turn on the thread (as written by ``final_node``, the graph's
     last), so the conversation goes on from it as from any answer; ``run`` is then never
-    called. A fresh answer is cached when it is complete: with the knowledge base consulted
-    and no approval pending.
+    called. A fresh answer is cached when it is complete: with the knowledge base consulted,
+    no approval pending, and no user's long-term memory read or written.
     """
     config = run_config(request)
     eligible = request.resume is None and not request.rollback_run_id
