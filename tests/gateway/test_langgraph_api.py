@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import httpx
+import nats
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from threadline.events import RunRequested, Topology
 from threadline_gateway import apikeys
+
+from tests.conftest import NATS_URL
 
 QUESTION = {"messages": [{"role": "user", "content": "How are runs kept durable?"}]}
 KEYS = {tenant: apikeys.generate()[1] for tenant in ("acme", "globex")}
@@ -102,6 +106,8 @@ async def test_another_tenant_s_threads_and_runs_are_not_found(acme: LangGraphCl
         ({"input": {"messages": [{"role": "assistant", "content": "hi"}]}}, 422),
         ({"input": QUESTION, "stream_mode": "events"}, 422),
         ({"input": QUESTION, "command": {"resume": "yes"}}, 422),
+        ({"command": {"goto": "agent"}}, 422),
+        ({"command": {"resume": {"action": "edit"}}}, 422),
         ({"input": QUESTION, "assistant_id": "nope"}, 404),
         ({"input": QUESTION, "multitask_strategy": "sometimes"}, 422),
     ],
@@ -112,3 +118,19 @@ async def test_bad_runs_get_a_clear_error(url: str, body: dict, status: int) -> 
         reply = await client.post(f"/threads/{thread_id}/runs", json={"assistant_id": "agent", **body})
     assert reply.status_code == status, reply.text
     assert "error" in reply.json()
+
+
+async def test_a_command_resumes_the_thread_with_the_decision(acme: LangGraphClient, nats_namespace: str) -> None:
+    thread_id = (await acme.threads.create())["thread_id"]
+    run = await acme.runs.create(thread_id, "agent", command={"resume": {"action": "reject", "reason": "not now"}})
+
+    nc = await nats.connect(NATS_URL)
+    try:
+        topology = Topology(nats_namespace)
+        info = await nc.jetstream().stream_info(topology.runs_stream)
+        stored = await nc.jetstream().get_msg(topology.runs_stream, info.state.last_seq)
+    finally:
+        await nc.close()
+    sent = RunRequested.model_validate_json(stored.data)
+    assert (sent.run_id, sent.thread_id, sent.input) == (run["run_id"], thread_id, "")
+    assert sent.resume == {"action": "reject", "reason": "not now"}

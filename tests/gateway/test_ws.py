@@ -37,9 +37,10 @@ def test_bad_messages_are_answered_and_the_connection_stays_open(gateway: TestCl
         assert reply["error"]["code"] == "validation_error"
         assert [f["field"] for f in reply["error"]["details"]["fields"]] == ["input"]
 
-        ws.send_text(json.dumps({"type": "query", "thread_id": "../x"}))
-        fields = {f["field"] for f in ws.receive_json()["error"]["details"]["fields"]}
-        assert fields == {"input", "thread_id"}
+        ws.send_text(json.dumps({"type": "query", "thread_id": "../x", "input": "hi"}))
+        assert [f["field"] for f in ws.receive_json()["error"]["details"]["fields"]] == ["thread_id"]
+        ws.send_text(json.dumps({"type": "query"}))  # no question, and no decision to resume with
+        assert [f["field"] for f in ws.receive_json()["error"]["details"]["fields"]] == ["input"]
 
         ws.send_text(json.dumps({"type": "dance"}))
         assert ws.receive_json()["error"]["code"] == "validation_error"

@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -141,13 +141,19 @@ class RunBus:
             return earlier if active else None
         raise _thread_busy(record.thread_id)
 
-    async def thread_busy(self, tenant_id: str, thread_id: str) -> bool:
-        """Whether the thread's latest run is still pending or running."""
+    async def thread_status(self, tenant_id: str, thread_id: str) -> Literal["idle", "busy", "interrupted"]:
+        """``busy`` while the thread's latest run is pending or running, ``interrupted`` while it waits
+        for a person's decision, else ``idle``."""
         try:
             entry = await self.runs.get(_thread_key(tenant_id, thread_id))
         except KeyNotFoundError:
-            return False
-        return bool(entry.value) and await self.status(entry.value.decode()) in ("pending", "running")
+            return "idle"
+        if not entry.value:
+            return "idle"
+        status = await self.status(entry.value.decode())
+        if status in ("pending", "running"):
+            return "busy"
+        return "interrupted" if status == "interrupted" else "idle"
 
     async def lookup(self, run_id: str, tenant_id: str) -> RunRecord | None:
         """The run if it exists and belongs to ``tenant_id``; another tenant's run is as absent as an unknown one."""
@@ -170,7 +176,7 @@ class RunBus:
             return "pending"
         event = RunEvent.model_validate_json(msg.data)
         if event.kind == "end":
-            return "success"
+            return "interrupted" if event.data.get("status") == "interrupted" else "success"
         if event.kind == "error":
             return "cancelled" if event.data.get("code") == "cancelled" else "error"
         return "running"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # Tenants name collections and appear in logs and keys: a narrower alphabet than other ids.
@@ -27,12 +27,37 @@ def strip_blank(text: str) -> str:
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
 
 
+class ToolDecision(BaseModel):
+    """A person's decision on the tool call an interrupted run waits on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["approve", "reject", "edit"]
+    reason: str | None = Field(default=None, max_length=2000, description="With reject: told to the model.")
+    args: dict[str, Any] | None = Field(default=None, description="With edit: the arguments to run the tool with.")
+
+    @model_validator(mode="after")
+    def _edit_has_args(self) -> ToolDecision:
+        if self.action == "edit" and self.args is None:
+            raise ValueError("edit needs args")
+        return self
+
+
 class QueryRequest(BaseModel):
     """A question; without ``thread_id`` it starts a new conversation."""
 
     model_config = ConfigDict(extra="forbid")
 
-    input: str = Field(min_length=1, description="The question.", examples=["How are runs kept durable?"])
+    input: str = Field(
+        default="",
+        description="The question; may be empty when the request carries `resume`.",
+        examples=["How are runs kept durable?"],
+    )
+    resume: ToolDecision | None = Field(
+        default=None,
+        description="Continue the thread's interrupted run (status `interrupted`) with this decision on the "
+        "tool call it waits on; needs `thread_id`.",
+    )
     thread_id: str | None = Field(
         default=None,
         pattern=ID_PATTERN,
@@ -62,9 +87,19 @@ class QueryResponse(BaseModel):
     citations: list[Citation]
     model: str | None = None
     usage: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["success", "interrupted"] = Field(
+        default="success", description="interrupted: a tool call awaits approval (see interrupts); send `resume`."
+    )
+    interrupts: list[dict[str, Any]] = Field(
+        default_factory=list, description="The tool calls awaiting a decision: id, name, args, allowed actions."
+    )
+    knowledge_base_unavailable: bool = Field(
+        default=False, description="The knowledge base could not be consulted; the answer says so."
+    )
+    cached: bool = Field(default=False, description="The answer came from the answer cache.")
 
 
-RunStatus = Literal["pending", "running", "success", "error", "cancelled"]
+RunStatus = Literal["pending", "running", "success", "interrupted", "error", "cancelled"]
 
 
 class RunInfo(BaseModel):
@@ -232,7 +267,9 @@ class ThreadInfo(BaseModel):
     created_at: str
     updated_at: str
     metadata: dict[str, Any] = Field(default_factory=dict)
-    status: Literal["idle", "busy"]
+    status: Literal["idle", "busy", "interrupted"] = Field(
+        description="busy: a run is on it; interrupted: its last run awaits a decision (send `resume`)."
+    )
 
 
 class ThreadPage(BaseModel):

@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection
 from threadline.events import RunEvent, RunRequested
 
 from threadline_gateway.auth import caller
-from threadline_gateway.errors import ApiError
+from threadline_gateway.errors import ApiError, invalid_field
 from threadline_gateway.runs import RunRecord
 from threadline_gateway.schemas import QueryRequest, QueryResponse, strip_blank
 from threadline_gateway.settings import GatewaySettings
@@ -20,7 +20,13 @@ from threadline_gateway.settings import GatewaySettings
 log = structlog.get_logger("threadline.gateway")
 
 # Agent error codes that are the caller's fault get a 4xx; any other failed run is a bad gateway.
-_ERROR_STATUS = {"invalid_input": 422, "input_blocked": 422, "assistant_not_found": 404, "cancelled": 409}
+_ERROR_STATUS = {
+    "invalid_input": 422,
+    "input_blocked": 422,
+    "assistant_not_found": 404,
+    "cancelled": 409,
+    "nothing_to_resume": 409,
+}
 
 
 def caller_tenant(connection: HTTPConnection) -> str:
@@ -43,7 +49,12 @@ def input_errors(text: str, settings: GatewaySettings) -> list[dict[str, str]]:
 def new_run(body: QueryRequest, settings: GatewaySettings, tenant_id: str) -> RunRequested:
     """A run for ``body``, or a 422 naming the field; a new conversation gets a new thread id."""
     text = strip_blank(body.input)
-    if errors := input_errors(text, settings):
+    if body.resume is not None:
+        if not body.thread_id:
+            raise invalid_field("thread_id", "is required with resume: the thread whose run waits")
+        if len(text) > settings.max_input_chars:
+            raise invalid_field("input", f"at most {settings.max_input_chars} characters")
+    elif errors := input_errors(text, settings):
         raise ApiError(422, "validation_error", "The request is not valid.", fields=errors)
     return RunRequested(
         run_id=str(uuid.uuid4()),
@@ -51,6 +62,7 @@ def new_run(body: QueryRequest, settings: GatewaySettings, tenant_id: str) -> Ru
         tenant_id=tenant_id,
         assistant_id=body.assistant_id,
         input=text,
+        resume=body.resume.model_dump(exclude_none=True) if body.resume else None,
     )
 
 
@@ -92,6 +104,10 @@ def final_response(record: RunRecord, final: RunEvent) -> QueryResponse:
         citations=data.get("citations", []),
         model=data.get("model"),
         usage=data.get("usage") or {},
+        status="interrupted" if data.get("status") == "interrupted" else "success",
+        interrupts=data.get("interrupts") or [],
+        knowledge_base_unavailable=bool(data.get("knowledge_base_unavailable")),
+        cached=bool(data.get("cached")),
     )
 
 

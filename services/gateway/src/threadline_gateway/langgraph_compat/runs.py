@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from threadline.events import RunEvent, RunRequested
 
 from threadline_gateway import memory
@@ -23,7 +24,7 @@ from threadline_gateway.errors import ApiError, invalid_field
 from threadline_gateway.langgraph_compat.frames import error_body, stream_part
 from threadline_gateway.langgraph_compat.schemas import Run, RunCreate, RunStatus, StreamMode
 from threadline_gateway.runs import RunBus, RunRecord
-from threadline_gateway.schemas import ID_PATTERN, error_responses, strip_blank
+from threadline_gateway.schemas import ID_PATTERN, ToolDecision, error_responses, strip_blank
 from threadline_gateway.settings import GatewaySettings
 from threadline_gateway.streaming import resume_point, sse_response
 from threadline_gateway.submit import input_errors, nats_errors_as_503, run_timeout
@@ -38,8 +39,6 @@ _STATUS: dict[str, RunStatus] = {"cancelled": "interrupted"}
 
 def _question(body: RunCreate, settings: GatewaySettings) -> str:
     """The text of the input's last user message, or a 422 naming the field."""
-    if body.command is not None:
-        raise ApiError(422, "unsupported", "Resuming a run with a command is not supported; send new input.")
     messages = (body.input or {}).get("messages")
     if isinstance(messages, str | dict):
         messages = [messages]
@@ -54,7 +53,27 @@ def _question(body: RunCreate, settings: GatewaySettings) -> str:
         if errors := input_errors(text, settings):
             raise ApiError(422, "validation_error", "The request is not valid.", fields=errors)
         return text
+    if body.command is not None:
+        return ""  # a resume: the decision is the input
     raise invalid_field("input.messages", "must hold a user message")
+
+
+def _resume(body: RunCreate) -> dict[str, Any] | None:
+    """``command.resume``: the decision on the tool call the thread's interrupted run waits on."""
+    if body.command is None:
+        return None
+    if set(body.command) != {"resume"}:
+        raise ApiError(
+            422, "unsupported", "Only command.resume is supported: a decision on the tool call the run waits on."
+        )
+    try:
+        decision = ToolDecision.model_validate(body.command["resume"])
+    except ValidationError as exc:
+        raise invalid_field(
+            "command.resume",
+            '{"action": "approve"}, {"action": "reject", "reason": ...} or {"action": "edit", "args": {...}}',
+        ) from exc
+    return decision.model_dump(exclude_none=True)
 
 
 def _text(content: Any) -> str:
@@ -72,6 +91,7 @@ async def _start(request: Request, body: RunCreate, thread_id: str | None) -> Ru
     if body.assistant_id not in settings.assistant_ids():
         raise ApiError(404, "not_found", f"No assistant {body.assistant_id!r}.")
     text = _question(body, settings)
+    resume = _resume(body)
     store: memory.Memory = request.app.state.memory
     if thread_id is None:
         thread_id = str(uuid.uuid4())
@@ -88,6 +108,7 @@ async def _start(request: Request, body: RunCreate, thread_id: str | None) -> Ru
         input=text,
         metadata=body.metadata,
         state_events=[m for m in ("values", "updates") if m in modes],
+        resume=resume,
     )
     bus: RunBus = request.app.state.bus
     with nats_errors_as_503():
@@ -147,6 +168,8 @@ async def _outcome(request: Request, record: RunRecord) -> JSONResponse:
     else:
         latest = await request.app.state.memory.latest(record.tenant_id, record.thread_id)
         content = latest.values if latest else {}
+        if waiting := final.data.get("interrupts"):
+            content = content | {"__interrupt__": [{"value": w, "id": w.get("id")} for w in waiting]}
     return JSONResponse(content, headers=_locations(request, record))
 
 

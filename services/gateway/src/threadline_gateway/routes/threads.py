@@ -52,12 +52,11 @@ def _state(checkpoint: Checkpoint) -> ThreadState:
     )
 
 
-async def thread_status(request: Request, thread_id: str) -> Literal["idle", "busy"]:
-    """``busy`` while the thread's latest run is pending or running."""
+async def thread_status(request: Request, thread_id: str) -> Literal["idle", "busy", "interrupted"]:
+    """``busy`` while the thread's latest run is pending or running, ``interrupted`` while it awaits a decision."""
     bus: RunBus = request.app.state.bus
     with nats_errors_as_503():
-        busy = await bus.thread_busy(caller(request).tenant_id, thread_id)
-    return "busy" if busy else "idle"
+        return await bus.thread_status(caller(request).tenant_id, thread_id)
 
 
 async def _info(request: Request, thread: Thread) -> ThreadInfo:
