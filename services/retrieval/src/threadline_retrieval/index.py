@@ -98,7 +98,8 @@ class VectorIndex:
         if self.kind == "ivfpq":
             pq = faiss.downcast_index(self._ivf).pq
             return f"IndexIVFPQ nlist={self._ivf.nlist} m={pq.M} nbits={pq.nbits} nprobe={self._params.ivf_nprobe}"
-        return f"IndexHNSWFlat M={self._params.hnsw_m} efSearch={self._params.hnsw_ef_search}"
+        # M as built (a saved index outlives a change of the setting until its next rebuild).
+        return f"IndexHNSWFlat M={self._hnsw.hnsw.nb_neighbors(1)} efSearch={self._params.hnsw_ef_search}"
 
     @property
     def size(self) -> int:
