@@ -222,6 +222,24 @@ def test_an_unreadable_index_file_is_rebuilt_from_the_collection(tmp_path: Path)
     reopened.close()
 
 
+def test_a_failed_build_leaves_the_exact_index_serving_and_is_not_retried_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object) -> None:
+        raise MemoryError("no room for the index")
+
+    collection = open_collection(tmp_path, exact_max_chunks=100)
+    monkeypatch.setattr(VectorIndex, "save", fail)
+    vectors = clustered(400)
+    ingest(collection, vectors[:200])
+    assert collection.wait_for_index(60) and collection.index_kind == "flat"
+    builder = collection._builder
+    ingest(collection, vectors[200:], start=200)
+    assert collection._builder is builder  # no second attempt within the back-off
+    assert documents(collection, collection.dense(vectors[7], 1)) == ["doc-7"]
+    collection.close()
+
+
 def test_a_collection_opened_with_another_index_setting_rebuilds(tmp_path: Path) -> None:
     collection = open_collection(tmp_path, exact_max_chunks=100)
     ingest(collection, clustered(400))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from threadline_retrieval.keyword import KeywordIndex
 log = structlog.get_logger("threadline_retrieval")
 # Rows fetched per SQLite query when an index catches up with rows it was built without.
 _FETCH_BATCH = 500
+# A failed index build (disk full, out of memory) is retried after this long, not on every write.
+_RETRY_BUILD_S = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -93,6 +96,7 @@ class Collection:
         self._index: VectorIndex
         self._builder: threading.Thread | None = None
         self._building: vector_index.Kind | None = None
+        self._retry_build_at = 0.0
         self._closed = False
         self._keywords = KeywordIndex()
         self._chunks: dict[int, StoredChunk] = {}
@@ -171,6 +175,8 @@ class Collection:
         """Start the background build when the collection has outgrown its index; cheap, runs on every update."""
         if self._closed or (self._builder is not None and self._builder.is_alive()):
             return
+        if time.monotonic() < self._retry_build_at:
+            return
         wanted = vector_index.choose(self._params, len(self._chunks))
         if wanted == "flat":
             return  # never back to exact by itself: the approximate index still serves a shrunk collection
@@ -208,6 +214,7 @@ class Collection:
                 self._index = built
             log.info("index built", collection=str(self.path), index=built.description, chunks=built.size)
         except Exception:
+            self._retry_build_at = time.monotonic() + _RETRY_BUILD_S
             log.exception("index build failed; the current index keeps serving", collection=str(self.path))
         finally:
             db.close()
