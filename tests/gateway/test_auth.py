@@ -19,6 +19,7 @@ from threadline_gateway.settings import GatewaySettings
 from tests.conftest import free_port
 from tests.gateway import auth_helpers as creds
 from tests.gateway.conftest import RUN_EVENTS, publish_events
+from tests.gateway.test_multitask import _submitted
 
 PRIVATE_KEY, PUBLIC_PEM = creds.rsa_pair()
 OTHER_PRIVATE_KEY, _ = creds.rsa_pair()
@@ -255,3 +256,21 @@ def test_with_auth_off_credentials_are_ignored_and_the_default_tenant_is_used(ga
     run = start_run(gateway, creds.bearer(creds.unsigned(tenant="acme")))
     assert gateway.get(f"/api/v1/runs/{run['run_id']}").status_code == 200
     assert uuid.UUID(run["run_id"])
+
+
+def test_a_token_s_subject_is_the_run_s_user_and_an_api_key_names_its_own(
+    make_gateway: Callable[..., TestClient], nats_namespace: str
+) -> None:
+    key = apikeys.generate()[1]
+    gateway = make_gateway(
+        GATEWAY_AUTH="required", GATEWAY_JWT_SECRET=creds.SECRET, GATEWAY_API_KEYS=f"acme:{apikeys.digest(key).hex()}"
+    )
+    body = {"input": "Who am I?", "user_id": "mallory"}
+    as_ada = gateway.post("/api/v1/runs", json=body, headers=creds.bearer(creds.hs256(sub="ada")))
+    as_service = gateway.post("/api/v1/runs", json=body, headers={"X-API-Key": key})
+    anonymous_user = gateway.post("/api/v1/runs", json={"input": "Who am I?"}, headers={"X-API-Key": key})
+
+    sent = _submitted(nats_namespace)
+    assert sent[as_ada.json()["run_id"]].metadata == {"user_id": "ada"}  # the token, not the body, says who
+    assert sent[as_service.json()["run_id"]].metadata == {"user_id": "mallory"}
+    assert sent[anonymous_user.json()["run_id"]].metadata == {}

@@ -23,7 +23,7 @@ from threadline_gateway.ingests import IngestBus
 from threadline_gateway.memory import Memory
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.ratelimit import make_limiter, rate_limited
-from threadline_gateway.routes import chat, documents, feedback, health, openai, query, runs, threads, ws
+from threadline_gateway.routes import chat, documents, erasure, feedback, health, openai, query, runs, threads, ws
 from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import error_responses
 from threadline_gateway.security import SecurityHeadersMiddleware, add_cors
@@ -124,6 +124,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(feedback.router, **protected)
     app.include_router(documents.router, **protected)
     app.include_router(threads.router, **protected)
+    app.include_router(erasure.router, **protected)
     app.include_router(langgraph_compat.router, **protected)
     app.include_router(ws.router)
     app.include_router(health.router)

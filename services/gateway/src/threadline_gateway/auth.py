@@ -43,6 +43,7 @@ class Principal:
     subject: str
     kind: Literal["anonymous", "jwt", "api_key"]
     roles: tuple[str, ...] = ()
+    user_id: str | None = None  # a JWT's subject: the person, where an API key names only a service
 
 
 class Unauthenticated(ApiError):
@@ -131,7 +132,9 @@ class Authenticator:
             raise Unauthenticated(f"The token names no valid tenant in {claim!r}.", invalid=True)
         roles = claims.get("roles")
         roles = tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else ()
-        return Principal(tenant, f"jwt:{claims.get('sub', '')}", "jwt", roles)
+        subject = claims.get("sub")
+        user_id = subject if isinstance(subject, str) and subject else None
+        return Principal(tenant, f"jwt:{subject or ''}", "jwt", roles, user_id)
 
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT (HS256 or RS256), or an API key (`tl_...`).")

@@ -24,6 +24,8 @@ from threadline_gateway.errors import ApiError
 
 log = structlog.get_logger("threadline.gateway")
 TIMEOUT_S = 10.0
+# An erasure walks every thread of a tenant, a step per thread; it may take a while, and is safe to repeat.
+ERASE_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,15 @@ class Memory:
         async with memory_errors():
             reply = await self._threads.ListThreads(request, timeout=TIMEOUT_S)
         return [_thread(t) for t in reply.threads]
+
+    async def erase(self, tenant_id: str, user_id: str | None) -> tuple[int, int]:
+        """Erase a user's (or, without one, the whole tenant's) threads and long-term memories:
+        (threads, store items) erased. The memory service announces it on NATS for the others."""
+        async with memory_errors():
+            reply = await self._threads.Erase(
+                pb.EraseRequest(tenant_id=tenant_id, user_id=user_id or ""), timeout=ERASE_TIMEOUT_S
+            )
+        return reply.threads, reply.store_items
 
     def _decode(self, thread_id: str, item: pb.CheckpointTuple) -> Checkpoint:
         checkpoint = json.loads(item.checkpoint_json)

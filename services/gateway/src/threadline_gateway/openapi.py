@@ -17,14 +17,26 @@ _REF = "#/components/schemas/ErrorResponse"
 
 
 def add_input_limits(schema: dict[str, Any], max_input_chars: int) -> dict[str, Any]:
-    """A question must hold a non-blank character and at most GATEWAY_MAX_INPUT_CHARS: say so in the schema.
+    """A question must hold a non-blank character, unless the request resumes a thread with a decision, and
+    at most GATEWAY_MAX_INPUT_CHARS: say so in the schema.
 
     Checked by the gateway itself (one clear message), so the models do not carry it; the document does.
     """
     for name in ("QueryRequest", "WsQuery"):
-        field = schema.get("components", {}).get("schemas", {}).get(name, {}).get("properties", {}).get("input")
-        if field is not None:
-            field.update(pattern=NOT_BLANK_PATTERN, maxLength=max_input_chars)
+        model = schema.get("components", {}).get("schemas", {}).get(name)
+        if model is None:
+            continue
+        model["properties"]["input"]["maxLength"] = max_input_chars
+        model["anyOf"] = [
+            {
+                "required": ["input"],
+                "properties": {"input": {"pattern": NOT_BLANK_PATTERN}, "resume": {"type": "null"}},
+            },
+            {
+                "required": ["resume", "thread_id"],
+                "properties": {"resume": {"type": "object"}, "thread_id": {"type": "string"}},
+            },
+        ]
     return schema
 
 

@@ -30,7 +30,15 @@ MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
 class ToolDecision(BaseModel):
     """A person's decision on the tool call an interrupted run waits on."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"action": {"enum": ["approve", "reject"]}}},
+                {"required": ["args"], "properties": {"action": {"const": "edit"}, "args": {"type": "object"}}},
+            ]
+        },
+    )
 
     action: Literal["approve", "reject", "edit"]
     reason: str | None = Field(default=None, max_length=2000, description="With reject: told to the model.")
@@ -57,6 +65,13 @@ class QueryRequest(BaseModel):
         default=None,
         description="Continue the thread's interrupted run (status `interrupted`) with this decision on the "
         "tool call it waits on; needs `thread_id`.",
+    )
+    user_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The person asking, for their long-term memory and for erasing their data; with a JWT "
+        "the token's subject is used instead.",
     )
     thread_id: str | None = Field(
         default=None,
@@ -275,6 +290,23 @@ class ThreadInfo(BaseModel):
 class ThreadPage(BaseModel):
     threads: list[ThreadInfo]
     next_offset: int | None = Field(description="The offset of the next page; null on the last one.")
+
+
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Whose data; absent: the caller's own (a JWT's subject) or, for an admin, the whole tenant.",
+    )
+
+
+class Erasure(BaseModel):
+    user_id: str | None = Field(description="Whose data was erased; null: the whole tenant's.")
+    threads: int = Field(description="Threads erased, with every checkpoint and pending write.")
+    store_items: int = Field(description="Long-term memories erased.")
 
 
 class ThreadState(BaseModel):

@@ -11,7 +11,7 @@ from nats.errors import Error as NatsError
 from starlette.requests import HTTPConnection
 from threadline.events import RunEvent, RunRequested
 
-from threadline_gateway.auth import caller
+from threadline_gateway.auth import Principal, caller
 from threadline_gateway.errors import ApiError, invalid_field
 from threadline_gateway.runs import RunRecord
 from threadline_gateway.schemas import QueryRequest, QueryResponse, strip_blank
@@ -46,7 +46,7 @@ def input_errors(text: str, settings: GatewaySettings) -> list[dict[str, str]]:
     return []
 
 
-def new_run(body: QueryRequest, settings: GatewaySettings, tenant_id: str) -> RunRequested:
+def new_run(body: QueryRequest, settings: GatewaySettings, principal: Principal) -> RunRequested:
     """A run for ``body``, or a 422 naming the field; a new conversation gets a new thread id."""
     text = strip_blank(body.input)
     if body.resume is not None:
@@ -59,11 +59,18 @@ def new_run(body: QueryRequest, settings: GatewaySettings, tenant_id: str) -> Ru
     return RunRequested(
         run_id=str(uuid.uuid4()),
         thread_id=body.thread_id or str(uuid.uuid4()),
-        tenant_id=tenant_id,
+        tenant_id=principal.tenant_id,
         assistant_id=body.assistant_id,
         input=text,
+        metadata=user_metadata(principal, body.user_id),
         resume=body.resume.model_dump(exclude_none=True) if body.resume else None,
     )
+
+
+def user_metadata(principal: Principal, claimed: object) -> dict[str, str]:
+    """The run's ``user_id`` label: a token's subject, else what the (API-key) caller says."""
+    user_id = principal.user_id or (claimed if isinstance(claimed, str) else None)
+    return {"user_id": user_id} if user_id else {}
 
 
 def unavailable() -> ApiError:

@@ -27,7 +27,7 @@ from threadline_gateway.runs import RunBus, RunRecord
 from threadline_gateway.schemas import ID_PATTERN, ToolDecision, error_responses, strip_blank
 from threadline_gateway.settings import GatewaySettings
 from threadline_gateway.streaming import resume_point, sse_response
-from threadline_gateway.submit import input_errors, nats_errors_as_503, run_timeout
+from threadline_gateway.submit import input_errors, nats_errors_as_503, run_timeout, user_metadata
 
 router = APIRouter()
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -106,7 +106,7 @@ async def _start(request: Request, body: RunCreate, thread_id: str | None) -> Ru
         tenant_id=tenant_id,
         assistant_id=body.assistant_id,
         input=text,
-        metadata=body.metadata,
+        metadata=body.metadata | user_metadata(caller(request), body.metadata.get("user_id")),
         state_events=[m for m in ("values", "updates") if m in modes],
         resume=resume,
     )

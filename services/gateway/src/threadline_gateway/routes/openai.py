@@ -119,8 +119,10 @@ async def chat_completions(
     try:
         with nats_errors_as_503():
             thread_id = await _thread_of(threads, body, x_thread_id, tenant, turns)
-            query = QueryRequest(input=strip_blank(turns[-1][1]), thread_id=thread_id, assistant_id=body.model)
-            run = new_run(query, settings, tenant)
+            query = QueryRequest(
+                input=strip_blank(turns[-1][1]), thread_id=thread_id, assistant_id=body.model, user_id=body.user or None
+            )
+            run = new_run(query, settings, caller(request))
             record = RunRecord.of(run)
             await bus.start(run)
             events = await stack.enter_async_context(bus.follow(run.run_id))

@@ -7,11 +7,11 @@ import asyncio
 import structlog
 from fastapi import APIRouter, Request
 
+from threadline_gateway.auth import caller
 from threadline_gateway.runs import RunBus, RunRecord
 from threadline_gateway.schemas import QueryRequest, QueryResponse
 from threadline_gateway.settings import GatewaySettings
 from threadline_gateway.submit import (
-    caller_tenant,
     final_response,
     nats_errors_as_503,
     new_run,
@@ -36,7 +36,7 @@ async def query(body: QueryRequest, request: Request) -> QueryResponse:
     settings: GatewaySettings = request.app.state.settings
     bus: RunBus = request.app.state.bus
     metrics = request.app.state.metrics
-    run = new_run(body, settings, caller_tenant(request))
+    run = new_run(body, settings, caller(request))
     record = RunRecord.of(run)
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     try:

@@ -13,6 +13,7 @@ import structlog
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from threadline_gateway.auth import caller
 from threadline_gateway.errors import ApiError
 from threadline_gateway.runs import RunBus, RunRecord
 from threadline_gateway.schemas import QueryRequest, QueryResponse, RunCreated, RunInfo
@@ -64,7 +65,7 @@ async def _owned(request: Request, run_id: str) -> RunRecord:
 async def create_run(body: QueryRequest, request: Request) -> JSONResponse:
     """Start a run in the background; poll ``Location`` or join it with ``/wait``."""
     bus: RunBus = request.app.state.bus
-    run = new_run(body, request.app.state.settings, caller_tenant(request))
+    run = new_run(body, request.app.state.settings, caller(request))
     record = RunRecord.of(run, body.multitask_strategy)
     with nats_errors_as_503():
         await bus.start(run, body.multitask_strategy)
@@ -147,7 +148,7 @@ async def wait_run(run_id: str, request: Request) -> QueryResponse:
 async def stream_new_run(body: QueryRequest, request: Request) -> StreamingResponse:
     """Start a run and stream its events; ``Content-Location`` names the run for a reconnect."""
     bus: RunBus = request.app.state.bus
-    run = new_run(body, request.app.state.settings, caller_tenant(request))
+    run = new_run(body, request.app.state.settings, caller(request))
     record = RunRecord.of(run, body.multitask_strategy)
     stack = AsyncExitStack()
     try:

@@ -132,7 +132,7 @@ class _Connection:
             await self.refuse(ref, exc.code, exc.message, **exc.details)
 
     async def _start(self, message: WsQuery) -> None:
-        run = new_run(message, self.settings, self.tenant)
+        run = new_run(message, self.settings, self.principal)
         record = RunRecord.of(run, message.multitask_strategy)
         await self.bus.start(run, message.multitask_strategy)
         # The subscription replays the run's stream from its start, so no event can slip past it.
