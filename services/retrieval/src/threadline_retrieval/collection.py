@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import structlog
@@ -50,6 +51,18 @@ CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (document_id);
 """
 
 
+# Who made a collection's vectors: the service (it can re-embed the stored text with a new model) or the caller.
+EmbeddedBy = Literal["service", "caller"]
+
+
+def embedded_by(recorded: str | None, version: str) -> EmbeddedBy:
+    """Who made the vectors, as recorded; a collection from before this was recorded was the service's if it
+    records a model version (only the service's local model reports one), else it is taken for the caller's."""
+    if recorded in ("service", "caller"):
+        return recorded  # type: ignore[return-value]
+    return "service" if version else "caller"
+
+
 class EmbeddingMismatch(Exception):
     """The collection was built with another embedding model; its vectors are not comparable."""
 
@@ -77,6 +90,7 @@ class Collection:
         dimension: int,
         embedding_version: str = "",
         index: IndexParams | None = None,
+        embedded_by: EmbeddedBy = "service",
     ) -> None:
         """Open (creating if needed) and load the collection at ``path``; blocking, call off the loop."""
         self.path = path
@@ -85,6 +99,7 @@ class Collection:
         self.embedding_model = embedding_model
         self.dimension = dimension
         self.embedding_version = embedding_version
+        self.embedded_by: EmbeddedBy = embedded_by
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -107,6 +122,8 @@ class Collection:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         # The version made this collection's vectors; a collection from before versions were kept has none.
         self.embedding_version = meta.pop("embedding_model_version", "" if meta else self.embedding_version)
+        if meta:
+            self.embedded_by = embedded_by(meta.pop("embedded_by", None), self.embedding_version)
         if not meta:
             self._db.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -114,6 +131,7 @@ class Collection:
                     ("embedding_model", self.embedding_model),
                     ("dimension", str(self.dimension)),
                     ("embedding_model_version", self.embedding_version),
+                    ("embedded_by", self.embedded_by),
                 ],
             )
         elif meta != {"embedding_model": self.embedding_model, "dimension": str(self.dimension)}:
@@ -322,6 +340,11 @@ class Collection:
 
     def keyword(self, query: str, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         return self._keywords.search(query, k, allowed)
+
+    @property
+    def closed(self) -> bool:
+        """Closed by a delete or a re-embedding swap: a writer holding it must look the collection up again."""
+        return self._closed
 
     def close(self) -> None:
         # A build still running finishes into its file but is never swapped in; the file is reconciled at open.

@@ -14,6 +14,7 @@ from threadline.retrieval.v1 import retrieval_pb2_grpc
 
 from threadline_retrieval.catalog import Catalog
 from threadline_retrieval.embeddings import Embedder, open_embedder
+from threadline_retrieval.erasure_events import ErasureConsumer
 from threadline_retrieval.ingest_events import IngestConsumer
 from threadline_retrieval.service import SERVICE_NAME, RetrievalServicer
 from threadline_retrieval.settings import RetrievalSettings
@@ -46,9 +47,12 @@ async def serve(settings: RetrievalSettings, embedder: Embedder | None = None) -
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     await server.start()
     ingest_events = IngestConsumer(settings, servicer.ingest) if settings.ingest_events else None
+    erasures = ErasureConsumer(settings, servicer.erase) if settings.ingest_events else None
     try:
         if ingest_events is not None:
             await ingest_events.start()
+        if erasures is not None:
+            await erasures.start()
         await set_serving(health, [SERVICE_NAME], True)
         log.info("retrieval ready", host=settings.host, port=port, embedding_model=embedder.model_name)
         yield port
@@ -57,6 +61,8 @@ async def serve(settings: RetrievalSettings, embedder: Embedder | None = None) -
         # The consumer first: an ingest in flight finishes (or goes back to the queue) while the catalog is open.
         if ingest_events is not None:
             await ingest_events.stop()
+        if erasures is not None:
+            await erasures.stop()
         await server.stop(_GRACE_S)
         catalog.close()
         log.info("retrieval stopped")

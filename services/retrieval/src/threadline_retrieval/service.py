@@ -152,11 +152,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     NewDocument(i, [Chunk(d.text, _base_metadata(d))], vector.reshape(1, -1))
                     for (i, d), vector in zip(part, given[start : start + size], strict=True)
                 ]
-            if collection is None:  # opened once the first batch is embedded: a failed embed creates nothing
-                collection = await self._catalog.get(tenant, name, create=True, embedding=(model, dimension))
-                assert collection is not None
-                _require_model(collection, model, dimension)
             async with self._catalog.write_lock(tenant, name):
+                # Opened once the first batch is embedded (a failed embed creates nothing), and again when it
+                # was deleted meanwhile: an ingest after a delete makes the collection anew.
+                if collection is None or collection.closed:
+                    collection = await self._catalog.get(
+                        tenant, name, create=True, embedding=(model, dimension), caller_vectors=given is not None
+                    )
+                    assert collection is not None
+                    _require_model(collection, model, dimension)
                 added = await asyncio.to_thread(collection.write, new)
                 collection.apply([d.document_id for d in new], added)
             ingested += [
@@ -274,19 +278,48 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             name = _name(request.collection, "collection", DEFAULT_COLLECTION)
             if bool(request.document_ids) == bool(request.filter):
                 raise BadRequest("give either document_ids or filter")
+            ids = list(dict.fromkeys(request.document_ids))
+            deleted = await self.delete_documents(tenant, name, ids, dict(request.filter))
+        return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted)
+
+    async def delete_documents(self, tenant: str, name: str, ids: list[str], metadata_filter: dict[str, str]) -> int:
+        """Delete the documents with these ids, or else those matching the filter; returns how many existed."""
+        async with self._catalog.write_lock(tenant, name):
+            # Looked up and resolved under the lock, so a concurrent ingest cannot slip a match past the delete
+            # and a collection deleted meanwhile is not written to.
             collection = await self._catalog.get(tenant, name, create=False)
             if collection is None:
-                return retrieval_pb2.DeleteDocumentsResponse(deleted=0)
-            async with self._catalog.write_lock(tenant, name):
-                # Resolved under the lock so a concurrent ingest cannot slip a match past the delete.
-                ids = (
-                    collection.documents_matching(dict(request.filter))
-                    if request.filter
-                    else list(dict.fromkeys(request.document_ids))
-                )
-                deleted = await asyncio.to_thread(collection.delete, ids)
-                collection.forget(ids)
-        return retrieval_pb2.DeleteDocumentsResponse(deleted=deleted)
+                return 0
+            if metadata_filter:
+                ids = collection.documents_matching(metadata_filter)
+            deleted = await asyncio.to_thread(collection.delete, ids)
+            collection.forget(ids)
+        return deleted
+
+    async def DeleteCollection(
+        self, request: retrieval_pb2.DeleteCollectionRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        async with _status(context):
+            tenant = _name(request.tenant_id, "tenant_id")
+            name = _name(request.collection, "collection")
+            deleted = await self.delete_collection(tenant, name)
+        return retrieval_pb2.DeleteCollectionResponse(deleted=deleted)
+
+    async def delete_collection(self, tenant: str, name: str) -> bool:
+        """Delete one collection of the tenant with all its files; False when there was none."""
+        return await self._catalog.drop(tenant, name)
+
+    async def erase(self, tenant: str, user: str | None) -> int:
+        """Act on a DataErased event: a whole tenant's collections go; for one user, the documents whose
+        metadata names that ``user_id``. Returns the collections or documents deleted. Idempotent."""
+        if not NAME.fullmatch(tenant):
+            return 0  # a name the API refuses has no collections, and must not become a path
+        if user is None:
+            return len(await self._catalog.drop_tenant(tenant))
+        deleted = 0
+        for name in await self._catalog.names(tenant):
+            deleted += await self.delete_documents(tenant, name, [], {"user_id": user})
+        return deleted
 
     async def ListCollections(
         self, request: retrieval_pb2.ListCollectionsRequest, context: grpc.aio.ServicerContext

@@ -106,7 +106,7 @@ class RetrievalSettings(ServiceSettings):
 
     @property
     def ingest_events(self) -> bool:
-        """Consume ingest events only where NATS is configured: a lone gRPC service needs no NATS server."""
+        """Consume ingest and erasure events only where NATS is configured: a lone gRPC service needs no NATS."""
         return "nats_url" in self.model_fields_set
 
     @model_validator(mode="after")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'threadline/retrieval/v1/retrieval.proto\x12\x17threadline.retrieval.v1\"\xbe\x01\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x41\n\x08metadata\x18\x04 \x03(\x0b\x32/.threadline.retrieval.v1.Document.MetadataEntry\x12\x0e\n\x06vector\x18\x05 \x03(\x02\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x01\n\rIngestRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x34\n\tdocuments\x18\x03 \x03(\x0b\x32!.threadline.retrieval.v1.Document\x12\x17\n\x0f\x65mbedding_model\x18\x04 \x01(\t\"<\n\x10IngestedDocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\"N\n\x0eIngestResponse\x12<\n\tdocuments\x18\x01 \x03(\x0b\x32).threadline.retrieval.v1.IngestedDocument\"\xac\x02\n\rSearchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x31\n\x04mode\x18\x05 \x01(\x0e\x32#.threadline.retrieval.v1.SearchMode\x12\x42\n\x06\x66ilter\x18\x06 \x03(\x0b\x32\x32.threadline.retrieval.v1.SearchRequest.FilterEntry\x12\x16\n\tmin_score\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x0e\n\x06vector\x18\x08 \x03(\x02\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_min_score\"\xc4\x01\n\tSearchHit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x42\n\x08metadata\x18\x05 \x03(\x0b\x32\x30.threadline.retrieval.v1.SearchHit.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0eSearchResponse\x12\x30\n\x04hits\x18\x01 \x03(\x0b\x32\".threadline.retrieval.v1.SearchHit\"\xd1\x01\n\x16\x44\x65leteDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\x12K\n\x06\x66ilter\x18\x04 \x03(\x0b\x32;.threadline.retrieval.v1.DeleteDocumentsRequest.FilterEntry\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x17\x44\x65leteDocumentsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"+\n\x16ListCollectionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"\xad\x01\n\x0f\x43ollectionStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x12\n\nindex_type\x18\x05 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\x12\x1f\n\x17\x65mbedding_model_version\x18\x07 \x01(\t\"X\n\x17ListCollectionsResponse\x12=\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32(.threadline.retrieval.v1.CollectionStats\"\\\n\x14ListDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"\xb6\x01\n\x0f\x44ocumentSummary\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\x12H\n\x08metadata\x18\x03 \x03(\x0b\x32\x36.threadline.retrieval.v1.DocumentSummary.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x15ListDocumentsResponse\x12;\n\tdocuments\x18\x01 \x03(\x0b\x32(.threadline.retrieval.v1.DocumentSummary\x12\r\n\x05total\x18\x02 \x01(\x03\"R\n\x13GetDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\"\xb9\x01\n\x0bStoredChunk\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x44\n\x08metadata\x18\x04 \x03(\x0b\x32\x32.threadline.retrieval.v1.StoredChunk.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x14GetDocumentsResponse\x12\x34\n\x06\x63hunks\x18\x01 \x03(\x0b\x32$.threadline.retrieval.v1.StoredChunk*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\x91\x05\n\x10RetrievalService\x12Y\n\x06Ingest\x12&.threadline.retrieval.v1.IngestRequest\x1a\'.threadline.retrieval.v1.IngestResponse\x12Y\n\x06Search\x12&.threadline.retrieval.v1.SearchRequest\x1a\'.threadline.retrieval.v1.SearchResponse\x12t\n\x0f\x44\x65leteDocuments\x12/.threadline.retrieval.v1.DeleteDocumentsRequest\x1a\x30.threadline.retrieval.v1.DeleteDocumentsResponse\x12t\n\x0fListCollections\x12/.threadline.retrieval.v1.ListCollectionsRequest\x1a\x30.threadline.retrieval.v1.ListCollectionsResponse\x12n\n\rListDocuments\x12-.threadline.retrieval.v1.ListDocumentsRequest\x1a..threadline.retrieval.v1.ListDocumentsResponse\x12k\n\x0cGetDocuments\x12,.threadline.retrieval.v1.GetDocumentsRequest\x1a-.threadline.retrieval.v1.GetDocumentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'threadline/retrieval/v1/retrieval.proto\x12\x17threadline.retrieval.v1\"\xbe\x01\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x41\n\x08metadata\x18\x04 \x03(\x0b\x32/.threadline.retrieval.v1.Document.MetadataEntry\x12\x0e\n\x06vector\x18\x05 \x03(\x02\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x01\n\rIngestRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x34\n\tdocuments\x18\x03 \x03(\x0b\x32!.threadline.retrieval.v1.Document\x12\x17\n\x0f\x65mbedding_model\x18\x04 \x01(\t\"<\n\x10IngestedDocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\"N\n\x0eIngestResponse\x12<\n\tdocuments\x18\x01 \x03(\x0b\x32).threadline.retrieval.v1.IngestedDocument\"\xac\x02\n\rSearchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x31\n\x04mode\x18\x05 \x01(\x0e\x32#.threadline.retrieval.v1.SearchMode\x12\x42\n\x06\x66ilter\x18\x06 \x03(\x0b\x32\x32.threadline.retrieval.v1.SearchRequest.FilterEntry\x12\x16\n\tmin_score\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x0e\n\x06vector\x18\x08 \x03(\x02\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_min_score\"\xc4\x01\n\tSearchHit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x42\n\x08metadata\x18\x05 \x03(\x0b\x32\x30.threadline.retrieval.v1.SearchHit.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\\\n\x0eSearchResponse\x12\x30\n\x04hits\x18\x01 \x03(\x0b\x32\".threadline.retrieval.v1.SearchHit\x12\x18\n\x10keyword_fallback\x18\x02 \x01(\x08\"\xd1\x01\n\x16\x44\x65leteDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\x12K\n\x06\x66ilter\x18\x04 \x03(\x0b\x32;.threadline.retrieval.v1.DeleteDocumentsRequest.FilterEntry\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x17\x44\x65leteDocumentsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"+\n\x16ListCollectionsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\"\x86\x02\n\x0f\x43ollectionStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x03\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x12\n\nindex_type\x18\x05 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\x12\x1f\n\x17\x65mbedding_model_version\x18\x07 \x01(\t\x12\x19\n\x11reembedding_model\x18\x08 \x01(\t\x12!\n\x19reembedding_model_version\x18\t \x01(\t\x12\x19\n\x11reembedded_chunks\x18\n \x01(\x03\"X\n\x17ListCollectionsResponse\x12=\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32(.threadline.retrieval.v1.CollectionStats\"\\\n\x14ListDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"\xb6\x01\n\x0f\x44ocumentSummary\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\x12H\n\x08metadata\x18\x03 \x03(\x0b\x32\x36.threadline.retrieval.v1.DocumentSummary.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x15ListDocumentsResponse\x12;\n\tdocuments\x18\x01 \x03(\x0b\x32(.threadline.retrieval.v1.DocumentSummary\x12\r\n\x05total\x18\x02 \x01(\x03\"R\n\x13GetDocumentsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\"\xb9\x01\n\x0bStoredChunk\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x44\n\x08metadata\x18\x04 \x03(\x0b\x32\x32.threadline.retrieval.v1.StoredChunk.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x14GetDocumentsResponse\x12\x34\n\x06\x63hunks\x18\x01 \x03(\x0b\x32$.threadline.retrieval.v1.StoredChunk\"@\n\x17\x44\x65leteCollectionRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"+\n\x18\x44\x65leteCollectionResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\x8a\x06\n\x10RetrievalService\x12Y\n\x06Ingest\x12&.threadline.retrieval.v1.IngestRequest\x1a\'.threadline.retrieval.v1.IngestResponse\x12Y\n\x06Search\x12&.threadline.retrieval.v1.SearchRequest\x1a\'.threadline.retrieval.v1.SearchResponse\x12t\n\x0f\x44\x65leteDocuments\x12/.threadline.retrieval.v1.DeleteDocumentsRequest\x1a\x30.threadline.retrieval.v1.DeleteDocumentsResponse\x12t\n\x0fListCollections\x12/.threadline.retrieval.v1.ListCollectionsRequest\x1a\x30.threadline.retrieval.v1.ListCollectionsResponse\x12n\n\rListDocuments\x12-.threadline.retrieval.v1.ListDocumentsRequest\x1a..threadline.retrieval.v1.ListDocumentsResponse\x12k\n\x0cGetDocuments\x12,.threadline.retrieval.v1.GetDocumentsRequest\x1a-.threadline.retrieval.v1.GetDocumentsResponse\x12w\n\x10\x44\x65leteCollection\x12\x30.threadline.retrieval.v1.DeleteCollectionRequest\x1a\x31.threadline.retrieval.v1.DeleteCollectionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,8 +43,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOCUMENTSUMMARY_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_STOREDCHUNK_METADATAENTRY']._loaded_options = None
   _globals['_STOREDCHUNK_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_SEARCHMODE']._serialized_start=2406
-  _globals['_SEARCHMODE']._serialized_end=2519
+  _globals['_SEARCHMODE']._serialized_start=2632
+  _globals['_SEARCHMODE']._serialized_end=2745
   _globals['_DOCUMENT']._serialized_start=69
   _globals['_DOCUMENT']._serialized_end=259
   _globals['_DOCUMENT_METADATAENTRY']._serialized_start=212
@@ -64,35 +64,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHHIT_METADATAENTRY']._serialized_start=212
   _globals['_SEARCHHIT_METADATAENTRY']._serialized_end=259
   _globals['_SEARCHRESPONSE']._serialized_start=1041
-  _globals['_SEARCHRESPONSE']._serialized_end=1107
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1110
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1319
+  _globals['_SEARCHRESPONSE']._serialized_end=1133
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1136
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1345
   _globals['_DELETEDOCUMENTSREQUEST_FILTERENTRY']._serialized_start=781
   _globals['_DELETEDOCUMENTSREQUEST_FILTERENTRY']._serialized_end=826
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1321
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1363
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1365
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1408
-  _globals['_COLLECTIONSTATS']._serialized_start=1411
-  _globals['_COLLECTIONSTATS']._serialized_end=1584
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1586
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1674
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=1676
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1768
-  _globals['_DOCUMENTSUMMARY']._serialized_start=1771
-  _globals['_DOCUMENTSUMMARY']._serialized_end=1953
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1347
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1389
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1391
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1434
+  _globals['_COLLECTIONSTATS']._serialized_start=1437
+  _globals['_COLLECTIONSTATS']._serialized_end=1699
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1701
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1789
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=1791
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=1883
+  _globals['_DOCUMENTSUMMARY']._serialized_start=1886
+  _globals['_DOCUMENTSUMMARY']._serialized_end=2068
   _globals['_DOCUMENTSUMMARY_METADATAENTRY']._serialized_start=212
   _globals['_DOCUMENTSUMMARY_METADATAENTRY']._serialized_end=259
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=1955
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=2054
-  _globals['_GETDOCUMENTSREQUEST']._serialized_start=2056
-  _globals['_GETDOCUMENTSREQUEST']._serialized_end=2138
-  _globals['_STOREDCHUNK']._serialized_start=2141
-  _globals['_STOREDCHUNK']._serialized_end=2326
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=2070
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=2169
+  _globals['_GETDOCUMENTSREQUEST']._serialized_start=2171
+  _globals['_GETDOCUMENTSREQUEST']._serialized_end=2253
+  _globals['_STOREDCHUNK']._serialized_start=2256
+  _globals['_STOREDCHUNK']._serialized_end=2441
   _globals['_STOREDCHUNK_METADATAENTRY']._serialized_start=212
   _globals['_STOREDCHUNK_METADATAENTRY']._serialized_end=259
-  _globals['_GETDOCUMENTSRESPONSE']._serialized_start=2328
-  _globals['_GETDOCUMENTSRESPONSE']._serialized_end=2404
-  _globals['_RETRIEVALSERVICE']._serialized_start=2522
-  _globals['_RETRIEVALSERVICE']._serialized_end=3179
+  _globals['_GETDOCUMENTSRESPONSE']._serialized_start=2443
+  _globals['_GETDOCUMENTSRESPONSE']._serialized_end=2519
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_start=2521
+  _globals['_DELETECOLLECTIONREQUEST']._serialized_end=2585
+  _globals['_DELETECOLLECTIONRESPONSE']._serialized_start=2587
+  _globals['_DELETECOLLECTIONRESPONSE']._serialized_end=2630
+  _globals['_RETRIEVALSERVICE']._serialized_start=2748
+  _globals['_RETRIEVALSERVICE']._serialized_end=3526
 # @@protoc_insertion_point(module_scope)

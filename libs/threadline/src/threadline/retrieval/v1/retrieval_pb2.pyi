@@ -114,10 +114,12 @@ class SearchHit(_message.Message):
     def __init__(self, document_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits",)
+    __slots__ = ("hits", "keyword_fallback")
     HITS_FIELD_NUMBER: _ClassVar[int]
+    KEYWORD_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ...) -> None: ...
+    keyword_fallback: bool
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., keyword_fallback: _Optional[bool] = ...) -> None: ...
 
 class DeleteDocumentsRequest(_message.Message):
     __slots__ = ("tenant_id", "collection", "document_ids", "filter")
@@ -151,7 +153,7 @@ class ListCollectionsRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
-    __slots__ = ("name", "document_count", "chunk_count", "dimension", "index_type", "embedding_model", "embedding_model_version")
+    __slots__ = ("name", "document_count", "chunk_count", "dimension", "index_type", "embedding_model", "embedding_model_version", "reembedding_model", "reembedding_model_version", "reembedded_chunks")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +161,9 @@ class CollectionStats(_message.Message):
     INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REEMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    REEMBEDDING_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REEMBEDDED_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     name: str
     document_count: int
     chunk_count: int
@@ -166,7 +171,10 @@ class CollectionStats(_message.Message):
     index_type: str
     embedding_model: str
     embedding_model_version: str
-    def __init__(self, name: _Optional[str] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., embedding_model: _Optional[str] = ..., embedding_model_version: _Optional[str] = ...) -> None: ...
+    reembedding_model: str
+    reembedding_model_version: str
+    reembedded_chunks: int
+    def __init__(self, name: _Optional[str] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., embedding_model: _Optional[str] = ..., embedding_model_version: _Optional[str] = ..., reembedding_model: _Optional[str] = ..., reembedding_model_version: _Optional[str] = ..., reembedded_chunks: _Optional[int] = ...) -> None: ...
 
 class ListCollectionsResponse(_message.Message):
     __slots__ = ("collections",)
@@ -245,3 +253,17 @@ class GetDocumentsResponse(_message.Message):
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     chunks: _containers.RepeatedCompositeFieldContainer[StoredChunk]
     def __init__(self, chunks: _Optional[_Iterable[_Union[StoredChunk, _Mapping]]] = ...) -> None: ...
+
+class DeleteCollectionRequest(_message.Message):
+    __slots__ = ("tenant_id", "collection")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    collection: str
+    def __init__(self, tenant_id: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+
+class DeleteCollectionResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...

@@ -64,6 +64,11 @@ class RetrievalServiceStub:
                 request_serializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsRequest.SerializeToString,
                 response_deserializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsResponse.FromString,
                 _registered_method=True)
+        self.DeleteCollection = channel.unary_unary(
+                '/threadline.retrieval.v1.RetrievalService/DeleteCollection',
+                request_serializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteCollectionRequest.SerializeToString,
+                response_deserializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteCollectionResponse.FromString,
+                _registered_method=True)
 
 
 class RetrievalServiceServicer:
@@ -109,6 +114,14 @@ class RetrievalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteCollection(self, request, context):
+        """Deletes a collection with everything it holds (chunks, vectors, index files); deleting one
+        that does not exist is not an error, so a retried call succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrievalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +154,11 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     servicer.GetDocuments,
                     request_deserializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsRequest.FromString,
                     response_serializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsResponse.SerializeToString,
+            ),
+            'DeleteCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCollection,
+                    request_deserializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteCollectionRequest.FromString,
+                    response_serializer=threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteCollectionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +323,33 @@ class RetrievalService:
             '/threadline.retrieval.v1.RetrievalService/GetDocuments',
             threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsRequest.SerializeToString,
             threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.GetDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.retrieval.v1.RetrievalService/DeleteCollection',
+            threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteCollectionRequest.SerializeToString,
+            threadline_dot_retrieval_dot_v1_dot_retrieval__pb2.DeleteCollectionResponse.FromString,
             options,
             channel_credentials,
             insecure,
