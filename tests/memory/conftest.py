@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from threadline_agent.checkpointer import RemoteCheckpointSaver
 from threadline_memory.server import serve
 from threadline_memory.settings import MemorySettings
@@ -32,3 +35,16 @@ async def saver(memory_target: str) -> AsyncIterator[RemoteCheckpointSaver]:
     saver = RemoteCheckpointSaver(target=memory_target, tenant_id="acme")
     yield saver
     await saver.close()
+
+
+def echo_graph(saver: RemoteCheckpointSaver) -> CompiledStateGraph:
+    """One node that says how many messages it has seen: enough to write real checkpoints."""
+
+    def reply(state: MessagesState) -> dict:
+        return {"messages": [AIMessage(f"seen {len(state['messages'])}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    return builder.compile(checkpointer=saver)

@@ -12,9 +12,7 @@ import grpc
 import nats
 import psycopg
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.graph.state import CompiledStateGraph
+from langchain_core.messages import HumanMessage
 from langgraph.store.base import PutOp
 from redis.asyncio import Redis
 from threadline.events import DataErased
@@ -25,22 +23,11 @@ from threadline_agent.store import RemoteStore
 from threadline_memory.server import serve
 
 from tests.conftest import NATS_URL, REDIS_URL
-from tests.memory.conftest import memory_settings
-
-
-def _graph(saver: RemoteCheckpointSaver) -> CompiledStateGraph:
-    def reply(state: MessagesState) -> dict:
-        return {"messages": [AIMessage(f"seen {len(state['messages'])}")]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("reply", reply)
-    builder.add_edge(START, "reply")
-    builder.add_edge("reply", END)
-    return builder.compile(checkpointer=saver)
+from tests.memory.conftest import echo_graph, memory_settings
 
 
 async def _converse(saver: RemoteCheckpointSaver, threads: dict[str, str]) -> None:
-    graph = _graph(saver)
+    graph = echo_graph(saver)
     for thread_id, user in threads.items():
         config = {"configurable": {"thread_id": thread_id}, "metadata": {"user_id": user}}
         for text in ("my secret is tea", "again"):

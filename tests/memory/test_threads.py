@@ -12,32 +12,19 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.graph.state import CompiledStateGraph
+from langchain_core.messages import HumanMessage
 from threadline.memory.v1 import memory_pb2 as pb
 from threadline.memory.v1.memory_pb2_grpc import ThreadServiceStub
 from threadline_agent.checkpointer import RemoteCheckpointSaver
 from threadline_memory.server import serve
 
-from tests.memory.conftest import memory_settings
+from tests.memory.conftest import echo_graph, memory_settings
 
 
 @pytest.fixture
 async def threads(memory_target: str) -> AsyncIterator[ThreadServiceStub]:
     async with grpc.aio.insecure_channel(memory_target) as channel:
         yield ThreadServiceStub(channel)
-
-
-def _echo_graph(saver: RemoteCheckpointSaver) -> CompiledStateGraph:
-    def reply(state: MessagesState) -> dict:
-        return {"messages": [AIMessage(f"seen {len(state['messages'])}")]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("reply", reply)
-    builder.add_edge(START, "reply")
-    builder.add_edge("reply", END)
-    return builder.compile(checkpointer=saver)
 
 
 async def _create(stub: ThreadServiceStub, tenant: str, thread_id: str = "", **metadata: object) -> pb.Thread:
@@ -115,7 +102,7 @@ async def test_a_run_registers_its_thread_and_a_copy_carries_the_history_on(
 ) -> None:
     saver = RemoteCheckpointSaver(target=memory_target, tenant_id="acme")
     try:
-        graph = _echo_graph(saver)
+        graph = echo_graph(saver)
         thread_id = f"run-{uuid.uuid4().hex[:8]}"
         config = {"configurable": {"thread_id": thread_id}, "metadata": {"assistant_id": "docs", "user_id": "ana"}}
         await graph.ainvoke({"messages": [HumanMessage("hello")]}, config)
@@ -141,7 +128,7 @@ async def test_erasing_a_user_removes_their_threads_and_checkpoints_only(
 ) -> None:
     saver = RemoteCheckpointSaver(target=memory_target, tenant_id="acme")
     try:
-        graph = _echo_graph(saver)
+        graph = echo_graph(saver)
         for thread_id, user in [("ana-1", "ana"), ("ana-2", "ana"), ("bo-1", "bo")]:
             config = {"configurable": {"thread_id": thread_id}, "metadata": {"user_id": user}}
             await graph.ainvoke({"messages": [HumanMessage("hi")]}, config)
@@ -163,7 +150,7 @@ async def test_threads_written_before_the_registry_are_registered_by_the_migrati
     settings = memory_settings(database_url=database, sqlite_path=tmp_path / "unused.sqlite")
     async with serve(settings) as port:
         saver = RemoteCheckpointSaver(target=f"127.0.0.1:{port}", tenant_id="acme")
-        await _echo_graph(saver).ainvoke({"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": "old"}})
+        await echo_graph(saver).ainvoke({"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": "old"}})
         await saver.close()
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("DROP TABLE threadline_threads")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -34,11 +33,9 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from opentelemetry.instrumentation.grpc import client_interceptor
-from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
-from threadline.grpc import traced_channel
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
 
+from threadline_agent.channels import LazyStubs
 from threadline_agent.resilience import Guarded, transient_grpc_error
 
 T = TypeVar("T")
@@ -63,25 +60,19 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         guard: Guarded | None = None,
     ) -> None:
-        if (target is None) == (channel is None):
-            raise ValueError("RemoteCheckpointSaver needs exactly one of target or channel")
         super().__init__(serde=serde)
         self.target = target
         self.tenant_id = tenant_id
         self.timeout_s = timeout_s
         self.guard = guard
-        self._channel = channel
-        self._stub = memory_pb2_grpc.CheckpointServiceStub(channel) if channel is not None else None
-        self._sync_channel: grpc.Channel | None = None
-        self._sync_stub: memory_pb2_grpc.CheckpointServiceStub | None = None
-        self._sync_lock = threading.Lock()
+        self._stubs = LazyStubs(memory_pb2_grpc.CheckpointServiceStub, target, channel)
 
     # --- async -------------------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         tenant = self._tenant(config)
         request = self._get_request(tenant, config)
-        reply = await self._call(lambda: self._async_stub().GetTuple(request, timeout=self.timeout_s))
+        reply = await self._call(lambda: self._stubs.aio().GetTuple(request, timeout=self.timeout_s))
         return self._tuple(tenant, reply.tuple) if reply.HasField("tuple") else None
 
     async def alist(
@@ -97,9 +88,7 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         breaker = self.guard.breaker if self.guard is not None else None
         if breaker is not None:
             breaker.before_call()
-        call = self._async_stub().List(
-            self._list_request(tenant, config, filter, before, limit), timeout=self.timeout_s
-        )
+        call = self._stubs.aio().List(self._list_request(tenant, config, filter, before, limit), timeout=self.timeout_s)
         try:
             async for item in call:
                 yield self._tuple(tenant, item)
@@ -125,7 +114,7 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         tenant = self._tenant(config)
         request = self._put_request(tenant, config, checkpoint, metadata, new_versions)
-        reply = await self._call(lambda: self._async_stub().Put(request, timeout=self.timeout_s))
+        reply = await self._call(lambda: self._stubs.aio().Put(request, timeout=self.timeout_s))
         return self._config(tenant, reply.config)
 
     async def aput_writes(
@@ -136,27 +125,21 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         request = self._put_writes_request(self._tenant(config), config, writes, task_id, task_path)
-        await self._call(lambda: self._async_stub().PutWrites(request, timeout=self.timeout_s))
+        await self._call(lambda: self._stubs.aio().PutWrites(request, timeout=self.timeout_s))
 
     async def adelete_thread(self, thread_id: str, *, tenant_id: str | None = None) -> None:
         request = memory_pb2.DeleteThreadRequest(tenant_id=tenant_id or self.tenant_id, thread_id=str(thread_id))
-        await self._call(lambda: self._async_stub().DeleteThread(request, timeout=self.timeout_s))
+        await self._call(lambda: self._stubs.aio().DeleteThread(request, timeout=self.timeout_s))
 
     async def close(self) -> None:
         """Close the channels this saver opened (not one it was given)."""
-        if self._channel is not None and self.target is not None:
-            await self._channel.close()
-            self._channel = self._stub = None
-        with self._sync_lock:
-            if self._sync_channel is not None:
-                self._sync_channel.close()
-                self._sync_channel = self._sync_stub = None
+        await self._stubs.close()
 
     # --- sync (a blocking channel to the same target) ----------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         tenant = self._tenant(config)
-        reply = self._blocking_stub().GetTuple(self._get_request(tenant, config), timeout=self.timeout_s)
+        reply = self._stubs.blocking().GetTuple(self._get_request(tenant, config), timeout=self.timeout_s)
         return self._tuple(tenant, reply.tuple) if reply.HasField("tuple") else None
 
     def list(
@@ -168,7 +151,7 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         tenant = self._tenant(config)
-        call = self._blocking_stub().List(
+        call = self._stubs.blocking().List(
             self._list_request(tenant, config, filter, before, limit), timeout=self.timeout_s
         )
         for item in call:
@@ -183,7 +166,7 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         tenant = self._tenant(config)
         request = self._put_request(tenant, config, checkpoint, metadata, new_versions)
-        return self._config(tenant, self._blocking_stub().Put(request, timeout=self.timeout_s).config)
+        return self._config(tenant, self._stubs.blocking().Put(request, timeout=self.timeout_s).config)
 
     def put_writes(
         self,
@@ -193,11 +176,11 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         request = self._put_writes_request(self._tenant(config), config, writes, task_id, task_path)
-        self._blocking_stub().PutWrites(request, timeout=self.timeout_s)
+        self._stubs.blocking().PutWrites(request, timeout=self.timeout_s)
 
     def delete_thread(self, thread_id: str, *, tenant_id: str | None = None) -> None:
         request = memory_pb2.DeleteThreadRequest(tenant_id=tenant_id or self.tenant_id, thread_id=str(thread_id))
-        self._blocking_stub().DeleteThread(request, timeout=self.timeout_s)
+        self._stubs.blocking().DeleteThread(request, timeout=self.timeout_s)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """The versions of InMemorySaver and PostgresSaver: a zero-padded counter, then a random tie-breaker."""
@@ -213,22 +196,6 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         return await (call() if self.guard is None else self.guard.call(call))
-
-    def _async_stub(self) -> memory_pb2_grpc.CheckpointServiceStub:
-        if self._stub is None:
-            # Opened here, inside the running event loop the channel will belong to.
-            self._channel = traced_channel(self.target)  # type: ignore[arg-type]
-            self._stub = memory_pb2_grpc.CheckpointServiceStub(self._channel)
-        return self._stub
-
-    def _blocking_stub(self) -> memory_pb2_grpc.CheckpointServiceStub:
-        if self.target is None:
-            raise NotImplementedError("the sync methods need a target; this saver was given only a grpc.aio channel")
-        with self._sync_lock:
-            if self._sync_stub is None:
-                self._sync_channel = intercept_channel(grpc.insecure_channel(self.target), client_interceptor())
-                self._sync_stub = memory_pb2_grpc.CheckpointServiceStub(self._sync_channel)
-            return self._sync_stub
 
     def _tenant(self, config: RunnableConfig | None) -> str:
         return str((config or {}).get("configurable", {}).get("tenant_id") or self.tenant_id)

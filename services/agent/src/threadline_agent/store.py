@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -33,10 +32,9 @@ from langgraph.store.base import (
     SearchItem,
     SearchOp,
 )
-from opentelemetry.instrumentation.grpc import client_interceptor
-from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
-from threadline.grpc import traced_channel
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
+
+from threadline_agent.channels import LazyStubs
 
 _RETRIED = (grpc.StatusCode.UNAVAILABLE,)
 _BACKOFF_S = (0.1, 0.4, 1.0)
@@ -61,16 +59,10 @@ class RemoteStore(BaseStore):
         tenant_id: str = "default",
         timeout_s: float = 10.0,
     ) -> None:
-        if (target is None) == (channel is None):
-            raise ValueError("RemoteStore needs exactly one of target or channel")
         self.target = target
         self.tenant_id = tenant_id
         self.timeout_s = timeout_s
-        self._channel = channel
-        self._stub = memory_pb2_grpc.StoreServiceStub(channel) if channel is not None else None
-        self._sync_channel: grpc.Channel | None = None
-        self._sync_stub: memory_pb2_grpc.StoreServiceStub | None = None
-        self._sync_lock = threading.Lock()
+        self._stubs = LazyStubs(memory_pb2_grpc.StoreServiceStub, target, channel)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         ops = list(ops)
@@ -78,7 +70,7 @@ class RemoteStore(BaseStore):
         deadline = time.monotonic() + self.timeout_s
         for attempt in range(len(_BACKOFF_S) + 1):
             try:
-                reply = await self._async_stub().Batch(request, timeout=max(0.01, deadline - time.monotonic()))
+                reply = await self._stubs.aio().Batch(request, timeout=max(0.01, deadline - time.monotonic()))
                 return _results(ops, reply)
             except grpc.aio.AioRpcError as exc:
                 pause = _pause(exc, attempt, deadline)
@@ -93,7 +85,7 @@ class RemoteStore(BaseStore):
         deadline = time.monotonic() + self.timeout_s
         for attempt in range(len(_BACKOFF_S) + 1):
             try:
-                reply = self._blocking_stub().Batch(request, timeout=max(0.01, deadline - time.monotonic()))
+                reply = self._stubs.blocking().Batch(request, timeout=max(0.01, deadline - time.monotonic()))
                 return _results(ops, reply)
             except grpc.RpcError as exc:
                 pause = _pause(exc, attempt, deadline)  # type: ignore[arg-type]
@@ -104,13 +96,7 @@ class RemoteStore(BaseStore):
 
     async def close(self) -> None:
         """Close the channels this store opened (not one it was given)."""
-        if self._channel is not None and self.target is not None:
-            await self._channel.close()
-            self._channel = self._stub = None
-        with self._sync_lock:
-            if self._sync_channel is not None:
-                self._sync_channel.close()
-                self._sync_channel = self._sync_stub = None
+        await self._stubs.close()
 
     def _tenant(self) -> str:
         try:
@@ -121,22 +107,6 @@ class RemoteStore(BaseStore):
 
     def _request(self, ops: list[Op]) -> memory_pb2.StoreBatchRequest:
         return memory_pb2.StoreBatchRequest(tenant_id=self._tenant(), ops=[_op_out(op) for op in ops])
-
-    def _async_stub(self) -> memory_pb2_grpc.StoreServiceStub:
-        if self._stub is None:
-            # Opened here, inside the running event loop the channel will belong to.
-            self._channel = traced_channel(self.target)  # type: ignore[arg-type]
-            self._stub = memory_pb2_grpc.StoreServiceStub(self._channel)
-        return self._stub
-
-    def _blocking_stub(self) -> memory_pb2_grpc.StoreServiceStub:
-        if self.target is None:
-            raise NotImplementedError("the sync methods need a target; this store was given only a grpc.aio channel")
-        with self._sync_lock:
-            if self._sync_stub is None:
-                self._sync_channel = intercept_channel(grpc.insecure_channel(self.target), client_interceptor())
-                self._sync_stub = memory_pb2_grpc.StoreServiceStub(self._sync_channel)
-            return self._sync_stub
 
 
 def _pause(exc: grpc.RpcError, attempt: int, deadline: float) -> float | None:
