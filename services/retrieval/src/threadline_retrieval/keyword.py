@@ -2,6 +2,11 @@
 
 Exact terms (error codes, identifiers, names) are where dense embeddings are weak;
 BM25 over the same chunks catches them. Rebuilt from the collection's SQLite file at start.
+
+Written here rather than taken from bm25s or rank_bm25: both build a static index, so every
+ingest or delete would re-index the whole collection, while this one adds and removes a chunk
+in place. It is textbook Okapi BM25; on SciFact it scores nDCG@10 0.662 against BEIR's 0.665
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
