@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import nats
 import pytest
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.types import interrupt
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from threadline.events import RunRequested, Topology
+from threadline_agent.checkpointer import RemoteCheckpointSaver
 from threadline_gateway import apikeys
 
 from tests.conftest import NATS_URL
@@ -134,3 +137,25 @@ async def test_a_command_resumes_the_thread_with_the_decision(acme: LangGraphCli
     sent = RunRequested.model_validate_json(stored.data)
     assert (sent.run_id, sent.thread_id, sent.input) == (run["run_id"], thread_id, "")
     assert sent.resume == {"action": "reject", "reason": "not now"}
+
+
+async def test_a_paused_thread_shows_what_it_waits_on(acme: LangGraphClient, memory_target: str) -> None:
+    thread_id = (await acme.threads.create())["thread_id"]
+
+    def ask(state: MessagesState) -> dict:
+        interrupt({"name": "calculator", "args": {"expression": "6*7"}})
+        return {}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", END)
+    saver = RemoteCheckpointSaver(target=memory_target, tenant_id="acme")
+    try:
+        await builder.compile(checkpointer=saver).ainvoke({"messages": []}, {"configurable": {"thread_id": thread_id}})
+    finally:
+        await saver.close()
+
+    state = await acme.threads.get_state(thread_id)
+    assert [i["value"] for i in state["interrupts"]] == [{"name": "calculator", "args": {"expression": "6*7"}}]
+    assert state["interrupts"][0]["id"]

@@ -24,6 +24,8 @@ from threadline_gateway.errors import ApiError
 
 log = structlog.get_logger("threadline.gateway")
 TIMEOUT_S = 10.0
+# The pending-write channel where LangGraph keeps what interrupt() waits on (private in LangGraph 1.x).
+INTERRUPT = "__interrupt__"
 # An erasure walks every thread of a tenant, a step per thread; it may take a while, and is safe to repeat.
 ERASE_TIMEOUT_S = 300.0
 
@@ -38,6 +40,7 @@ class Checkpoint:
     created_at: str | None
     metadata: dict[str, Any]
     values: dict[str, Any]
+    interrupts: list[dict[str, Any]] = field(default_factory=list)  # what a paused run waits on: value and id
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,12 @@ class Memory:
             created_at=checkpoint.get("ts"),
             metadata=json.loads(item.metadata_json) if item.metadata_json else {},
             values=jsonable_encoder(values),
+            interrupts=[
+                jsonable_encoder(interrupt)
+                for write in item.pending_writes
+                if write.channel == INTERRUPT
+                for interrupt in self._serde.loads_typed((write.value.type, write.value.data))
+            ],
         )
 
 

@@ -318,3 +318,6 @@ class ThreadState(BaseModel):
     created_at: str | None = Field(default=None, description="When the checkpoint was written (ISO 8601).")
     metadata: dict[str, Any] = Field(default_factory=dict, description="The step, its source and the run that made it.")
     values: dict[str, Any] = Field(default_factory=dict)
+    interrupts: list[dict[str, Any]] = Field(
+        default_factory=list, description="What a paused run waits on (value and id); resume it with a decision."
+    )

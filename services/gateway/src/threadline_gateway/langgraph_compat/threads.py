@@ -47,6 +47,7 @@ def state_of(thread_id: str, checkpoint: memory.Checkpoint | None) -> ThreadStat
         metadata=checkpoint.metadata,
         created_at=checkpoint.created_at,
         parent_checkpoint=CheckpointRef(thread_id=thread_id, checkpoint_id=parent) if parent else None,
+        interrupts=checkpoint.interrupts,
     )
 
 

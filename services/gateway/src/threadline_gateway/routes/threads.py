@@ -49,6 +49,7 @@ def _state(checkpoint: Checkpoint) -> ThreadState:
         created_at=checkpoint.created_at,
         metadata=checkpoint.metadata,
         values=checkpoint.values,
+        interrupts=checkpoint.interrupts,
     )
 
 
