@@ -102,7 +102,25 @@ class AnswerView {
     if (data.answer) this.text.textContent = data.answer; // the final answer is authoritative
     if (data.citations && !this.citations.children.length) this.cite(data.citations);
     this.status.textContent = "";
-    this.node.dataset.state = "done";
+    this.node.dataset.state = data.status === "interrupted" ? "waiting" : "done";
+    if (data.status === "interrupted") this.askApproval(data.interrupts || []);
+  }
+  // A tool that needs a person's approval: the run has paused; the decision continues the thread.
+  askApproval(interrupts) {
+    for (const waiting of interrupts) {
+      const box = element("div", "approval");
+      const approve = element("button", "approve", "Approve");
+      const reject = element("button", "reject", "Reject");
+      const decide = (action) => {
+        approve.disabled = reject.disabled = true;
+        this.node.dataset.state = "done";
+        resume(action);
+      };
+      approve.addEventListener("click", () => decide("approve"));
+      reject.addEventListener("click", () => decide("reject"));
+      box.append(element("span", "", `Run ${waiting.name} with ${JSON.stringify(waiting.args)}?`), approve, reject);
+      this.node.append(box);
+    }
   }
   fail(message) {
     this.status.textContent = message;
@@ -149,13 +167,22 @@ async function follow(view, response) {
   view.fail("The connection was lost before the answer was complete.");
 }
 
-async function ask(question) {
+function ask(question) {
+  $("log").append(element("div", "message user", question));
+  return run({ input: question });
+}
+
+function resume(action) {
+  $("log").append(element("div", "message user decision", action === "approve" ? "Approved." : "Rejected."));
+  return run({ resume: { action } });
+}
+
+async function run(request) {
   state.busy = true;
   $("send").disabled = true;
-  $("log").append(element("div", "message user", question));
   const view = new AnswerView();
   try {
-    const body = { input: question, assistant_id: $("assistant").value || "agent" };
+    const body = { ...request, assistant_id: $("assistant").value || "agent" };
     if (state.threadId) body.thread_id = state.threadId;
     const response = await fetch("/api/v1/runs/stream", {
       method: "POST",
