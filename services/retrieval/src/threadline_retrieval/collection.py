@@ -37,7 +37,7 @@ _FETCH_BATCH = 500
 # A failed index build (disk full, out of memory) is retried after this long, not on every write.
 _RETRY_BUILD_S = 60.0
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
     row INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -104,7 +104,7 @@ class Collection:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         self._check_embedding()
         # Guards the swap of the vector index by the background builder against searches and updates.
         self._lock = threading.Lock()
@@ -125,14 +125,8 @@ class Collection:
         if meta:
             self.embedded_by = embedded_by(meta.pop("embedded_by", None), self.embedding_version)
         if not meta:
-            self._db.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("embedding_model", self.embedding_model),
-                    ("dimension", str(self.dimension)),
-                    ("embedding_model_version", self.embedding_version),
-                    ("embedded_by", self.embedded_by),
-                ],
+            self.record_embedding(
+                self._db, self.embedding_model, self.dimension, self.embedding_version, self.embedded_by
             )
         elif meta != {"embedding_model": self.embedding_model, "dimension": str(self.dimension)}:
             raise EmbeddingMismatch(
@@ -140,6 +134,21 @@ class Collection:
                 f"({meta.get('dimension')} dimensions), not {self.embedding_model} ({self.dimension}); "
                 "re-ingest it into a new collection"
             )
+
+    @staticmethod
+    def record_embedding(
+        db: sqlite3.Connection, model: str, dimension: int, version: str, made_by: EmbeddedBy = "service"
+    ) -> None:
+        """Write what makes a new collection file's vectors (its ``meta``), once."""
+        db.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [
+                ("embedding_model", model),
+                ("dimension", str(dimension)),
+                ("embedding_model_version", version),
+                ("embedded_by", made_by),
+            ],
+        )
 
     def _load(self) -> None:
         rows, vectors = [], []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import faiss
@@ -16,6 +16,7 @@ from threadline_retrieval.catalog import Catalog
 from threadline_retrieval.embeddings import Embedder, open_embedder
 from threadline_retrieval.erasure_events import ErasureConsumer
 from threadline_retrieval.ingest_events import IngestConsumer
+from threadline_retrieval.reembed import EmbedderPool, Reembedder
 from threadline_retrieval.service import SERVICE_NAME, RetrievalServicer
 from threadline_retrieval.settings import RetrievalSettings
 
@@ -24,10 +25,13 @@ _GRACE_S = 5.0
 
 
 @asynccontextmanager
-async def serve(settings: RetrievalSettings, embedder: Embedder | None = None) -> AsyncIterator[int]:
+async def serve(
+    settings: RetrievalSettings, embedder: Embedder | None = None, previous_embedders: Sequence[Embedder] = ()
+) -> AsyncIterator[int]:
     """Serve until the block exits; yields the bound port (``RETRIEVAL_PORT=0`` picks a free one).
 
-    ``embedder`` lets tests share one loaded model between servers.
+    ``embedder`` lets tests share one loaded model between servers; ``previous_embedders`` are models
+    that collections made before a change of model may have been embedded with (others are made on demand).
     """
     # One OpenMP thread is faster than two for single-query flat search, and leaves a core to gRPC.
     faiss.omp_set_num_threads(1)
@@ -41,7 +45,9 @@ async def serve(settings: RetrievalSettings, embedder: Embedder | None = None) -
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     server = traced_server(metrics)
-    servicer = RetrievalServicer(settings, catalog, embedder)
+    pool = EmbedderPool(settings, embedder, previous_embedders)
+    reembedder = Reembedder(catalog, pool, settings.reembed_batch)
+    servicer = RetrievalServicer(settings, catalog, embedder, pool, reembedder)
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
@@ -53,6 +59,8 @@ async def serve(settings: RetrievalSettings, embedder: Embedder | None = None) -
             await ingest_events.start()
         if erasures is not None:
             await erasures.start()
+        # In the background: stale collections keep serving as they were until each is swapped.
+        await reembedder.start()
         await set_serving(health, [SERVICE_NAME], True)
         log.info("retrieval ready", host=settings.host, port=port, embedding_model=embedder.model_name)
         yield port
@@ -63,6 +71,7 @@ async def serve(settings: RetrievalSettings, embedder: Embedder | None = None) -
             await ingest_events.stop()
         if erasures is not None:
             await erasures.stop()
+        await reembedder.stop()
         await server.stop(_GRACE_S)
         catalog.close()
         log.info("retrieval stopped")

@@ -22,6 +22,7 @@ from threadline_retrieval.catalog import DEFAULT_COLLECTION, NAME, Catalog
 from threadline_retrieval.chunking import CONTENT_TYPES, Chunk, Chunker
 from threadline_retrieval.collection import Collection, EmbeddingMismatch, NewDocument
 from threadline_retrieval.embeddings import Embedder, EmbeddingUnavailable
+from threadline_retrieval.reembed import EmbedderPool, Reembedder
 from threadline_retrieval.search import hybrid
 from threadline_retrieval.settings import RetrievalSettings
 
@@ -39,6 +40,8 @@ log = structlog.get_logger("threadline_retrieval")
 # Told (documents stored, documents in the request) after each stored batch of a batched ingest.
 Progress = Callable[[int, int], Awaitable[None]]
 _tracer = trace.get_tracer("threadline_retrieval")
+# What embeds an ingest's chunks, and their dimension; no embedder: zero placeholders (see RetrievalServicer._writer).
+Writer = tuple[Embedder | None, int]
 
 
 class BadRequest(Exception):
@@ -112,10 +115,19 @@ def _document_id(document: retrieval_pb2.Document) -> str:
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(self, settings: RetrievalSettings, catalog: Catalog, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        settings: RetrievalSettings,
+        catalog: Catalog,
+        embedder: Embedder,
+        pool: EmbedderPool | None = None,
+        reembedder: Reembedder | None = None,
+    ) -> None:
         self._settings = settings
         self._catalog = catalog
         self._embedder = embedder
+        self._pool = pool or EmbedderPool(settings, embedder)
+        self._reembedder = reembedder
         self._chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
         self._default_mode = _MODES[settings.search_default_mode]
 
@@ -146,7 +158,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         for start in range(0, len(documents), size):
             part = documents[start : start + size]
             if given is None:
-                new = await self._chunk_and_embed(part)
+                if collection is None or collection.closed:
+                    collection = await self._catalog.get(tenant, name, create=False)
+                writer = await self._writer(collection)
+                new = await self._chunk_and_embed(part, writer)
             else:
                 new = [
                     NewDocument(i, [Chunk(d.text, _base_metadata(d))], vector.reshape(1, -1))
@@ -160,7 +175,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                         tenant, name, create=True, embedding=(model, dimension), caller_vectors=given is not None
                     )
                     assert collection is not None
+                if given is not None or collection.embedded_by == "caller":
                     _require_model(collection, model, dimension)
+                elif (swapped := await self._writer(collection)) != writer:
+                    # Re-embedded and swapped (or deleted) since this batch was embedded: embed it again, for the
+                    # collection as it is now; rare, and short, so under the lock.
+                    writer = swapped
+                    new = await self._embed_chunks(new, writer)
                 added = await asyncio.to_thread(collection.write, new)
                 collection.apply([d.document_id for d in new], added)
             ingested += [
@@ -172,18 +193,41 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         log.info("ingested", tenant=tenant, collection=name, documents=len(ingested), chunks=chunks)
         return retrieval_pb2.IngestResponse(documents=ingested)
 
-    async def _chunk_and_embed(self, documents: list[tuple[str, retrieval_pb2.Document]]) -> list[NewDocument]:
+    async def _writer(self, collection: Collection | None) -> Writer:
+        """What embeds the chunks written to ``collection``: the service's model, or for a stale collection (its
+        vectors the service's old model's) that old model, or else nothing: placeholder vectors, searched by
+        nobody, since dense search of it falls back to keyword until the re-embedding replaces them."""
+        current = (self._embedder, self._embedder.dimension)
+        if collection is None or collection.embedded_by == "caller":
+            return current
+        model, version, dimension = collection.embedding_model, collection.embedding_version, collection.dimension
+        if self._pool.is_current(model, version, dimension):
+            return current
+        return await self._pool.for_vectors(model, version, dimension), dimension
+
+    async def _chunk_and_embed(
+        self, documents: list[tuple[str, retrieval_pb2.Document]], writer: Writer
+    ) -> list[NewDocument]:
         chunked = await asyncio.to_thread(
             lambda: [(i, self._chunker.split(d.text, d.content_type or "text/plain"), d) for i, d in documents]
         )
-        texts = [chunk.text for _, chunks, _ in chunked for chunk in chunks]
-        vectors = await self._embedder.embed(texts)
-        new, offset = [], 0
+        new = []
         for document_id, chunks, document in chunked:
             base = _base_metadata(document)
             chunks = [Chunk(chunk.text, {**base, **chunk.metadata}) for chunk in chunks]
-            new.append(NewDocument(document_id, chunks, vectors[offset : offset + len(chunks)]))
-            offset += len(chunks)
+            new.append(NewDocument(document_id, chunks, np.empty((0, 0), dtype=np.float32)))
+        return await self._embed_chunks(new, writer)
+
+    @staticmethod
+    async def _embed_chunks(documents: list[NewDocument], writer: Writer) -> list[NewDocument]:
+        texts = [chunk.text for document in documents for chunk in document.chunks]
+        embedder, dimension = writer
+        vectors = await embedder.embed(texts) if embedder else np.zeros((len(texts), dimension), dtype=np.float32)
+        new, offset = [], 0
+        for document in documents:
+            count = len(document.chunks)
+            new.append(NewDocument(document.document_id, document.chunks, vectors[offset : offset + count]))
+            offset += count
         return new
 
     def _validate_documents(self, documents: Any) -> list[tuple[str, retrieval_pb2.Document]]:
@@ -230,18 +274,24 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 if request.collection:
                     await context.abort(grpc.StatusCode.NOT_FOUND, f"tenant {tenant!r} has no collection {name!r}")
                 return retrieval_pb2.SearchResponse()
+            keyword_fallback = False
             allowed = collection.matching(dict(request.filter)) if request.filter else None
             if request.vector:
                 vector = _query_vector(request.vector, collection.dimension)
             elif mode != retrieval_pb2.SEARCH_MODE_KEYWORD:
-                if collection.embedding_model != self._embedder.model_name:
+                embedder = await self._query_embedder(collection)
+                if embedder is None and collection.embedded_by == "caller":
                     raise EmbeddingMismatch(
                         f"collection {name!r} holds vectors of {collection.embedding_model}, which this service "
                         "cannot embed a query with: search it by vector or in keyword mode"
                     )
-                model = {"embedding.model": collection.embedding_model}
-                with _tracer.start_as_current_span("embed query", attributes=model):
-                    vector = (await self._embedder.embed([query]))[0]
+                if embedder is None:
+                    # Being re-embedded, and its old model is gone: keyword search answers, and says so.
+                    mode, keyword_fallback = retrieval_pb2.SEARCH_MODE_KEYWORD, True
+                else:
+                    model = {"embedding.model": embedder.model_name}
+                    with _tracer.start_as_current_span("embed query", attributes=model):
+                        vector = (await embedder.embed([query]))[0]
             attributes = {
                 "retrieval.mode": _MODE_NAMES[mode],
                 "retrieval.k": k,
@@ -268,7 +318,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     metadata=chunk.metadata,
                 )
             )
-        return retrieval_pb2.SearchResponse(hits=hits)
+        return retrieval_pb2.SearchResponse(hits=hits, keyword_fallback=keyword_fallback)
+
+    async def _query_embedder(self, collection: Collection) -> Embedder | None:
+        """The embedder whose query vectors compare with the collection's, or None when there is none here."""
+        if collection.embedded_by == "caller":
+            # The caller named the model; the service can embed a query only if it runs a model of that name.
+            return self._embedder if collection.embedding_model == self._embedder.model_name else None
+        writer, _ = await self._writer(collection)
+        return writer
 
     async def DeleteDocuments(
         self, request: retrieval_pb2.DeleteDocumentsRequest, context: grpc.aio.ServicerContext
@@ -307,6 +365,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
 
     async def delete_collection(self, tenant: str, name: str) -> bool:
         """Delete one collection of the tenant with all its files; False when there was none."""
+        if self._reembedder is not None:
+            await self._reembedder.forget(tenant, name)
         return await self._catalog.drop(tenant, name)
 
     async def erase(self, tenant: str, user: str | None) -> int:
@@ -315,6 +375,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if not NAME.fullmatch(tenant):
             return 0  # a name the API refuses has no collections, and must not become a path
         if user is None:
+            if self._reembedder is not None:
+                await self._reembedder.forget(tenant)
             return len(await self._catalog.drop_tenant(tenant))
         deleted = 0
         for name in await self._catalog.names(tenant):
@@ -340,9 +402,20 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                         index_type=collection.index_type,
                         embedding_model=collection.embedding_model,
                         embedding_model_version=collection.embedding_version,
+                        **self._reembedding(tenant, name, collection),
                     )
                 )
         return retrieval_pb2.ListCollectionsResponse(collections=stats)
+
+    def _reembedding(self, tenant: str, name: str, collection: Collection) -> dict[str, Any]:
+        done = self._reembedder.progress(tenant, name) if self._reembedder is not None else None
+        if done is None or collection.closed:
+            return {}
+        return {
+            "reembedding_model": self._embedder.model_name,
+            "reembedding_model_version": self._embedder.model_version,
+            "reembedded_chunks": done,
+        }
 
     async def ListDocuments(
         self, request: retrieval_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext

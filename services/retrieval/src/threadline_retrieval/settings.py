@@ -79,6 +79,12 @@ class RetrievalSettings(ServiceSettings):
         description="A larger document is refused with INVALID_ARGUMENT.",
     )
 
+    reembed_batch: int = Field(
+        default=64,
+        ge=1,
+        validation_alias=AliasChoices("RETRIEVAL_REEMBED_BATCH"),
+        description="Chunks embedded and stored per step when a change of embedding model re-embeds a collection.",
+    )
     ingest_batch_documents: int = Field(
         default=32,
         ge=1,
