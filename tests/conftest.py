@@ -6,11 +6,13 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
+import nats
 import psycopg
 import pytest
+from nats.aio.client import Client as NatsClient
 from playwright.sync_api import Browser, sync_playwright
 
 NATS_URL = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -103,3 +105,11 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+async def nc() -> AsyncIterator[NatsClient]:
+    """A connection to the machine's NATS, drained after the test."""
+    client = await nats.connect(NATS_URL)
+    yield client
+    await client.drain()

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -19,13 +18,6 @@ from threadline_agent.settings import AgentSettings
 from threadline_agent.worker import AgentWorker
 
 from tests.conftest import NATS_URL, free_port
-
-
-@pytest.fixture
-async def nc() -> AsyncIterator[NatsClient]:
-    client = await nats.connect(NATS_URL)
-    yield client
-    await client.drain()
 
 
 class SlowAnswerer(ExtractiveAnswerer):

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
-import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
@@ -24,13 +23,6 @@ FEW = [
     pb.Document(id="ops.md", text="Restart the ingest workers after a deploy.", metadata={"user_id": "u-1"}),
     pb.Document(id="menu.md", text="The canteen serves soup on Fridays.", metadata={"user_id": "u-2"}),
 ]
-
-
-@pytest.fixture
-async def nc() -> AsyncIterator[NatsClient]:
-    client = await nats.connect(NATS_URL)
-    yield client
-    await client.drain()
 
 
 @pytest.fixture

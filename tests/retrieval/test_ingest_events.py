@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
-import nats
 import numpy as np
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -31,13 +30,6 @@ FACTS = [
     "Glaciers carve valleys into a U shape.",
     "The violin has four strings tuned in fifths.",
 ]
-
-
-@pytest.fixture
-async def nc() -> AsyncIterator[NatsClient]:
-    client = await nats.connect(NATS_URL)
-    yield client
-    await client.drain()
 
 
 @pytest.fixture

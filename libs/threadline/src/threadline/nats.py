@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Protocol
+
+import structlog
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 from nats.js.kv import KeyValue
 
 from threadline.events import Topology
+
+log = structlog.get_logger("threadline")
 
 RUN_EVENTS_MAX_AGE_S = 3600.0
 RUN_DEDUPE_WINDOW_S = 120.0
@@ -90,3 +97,18 @@ async def cancelled_runs(js: JetStreamContext, topology: Topology) -> KeyValue:
         return await js.create_key_value(config)
     except BadRequestError:  # made by another process first
         return await js.key_value(config.bucket)
+
+
+class InProgress(Protocol):
+    async def in_progress(self) -> None: ...
+
+
+async def keep_alive(msg: InProgress, every_s: float) -> None:
+    """Tell JetStream every ``every_s`` that the message is still being worked on, so it is not
+    redelivered to another consumer meanwhile; runs until cancelled."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await msg.in_progress()
+        except NatsError as exc:  # reconnecting: the next beat may get through before ack_wait runs out
+            log.warning("in-progress ack failed", error=str(exc))

@@ -27,7 +27,6 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from nats.aio.client import Client as NatsClient
 from nats.aio.subscription import Subscription
-from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy as ConsumerAckPolicy
 from nats.js.api import ConsumerConfig
 from nats.js.errors import KeyNotFoundError, NotFoundError
@@ -36,7 +35,7 @@ from opentelemetry import trace
 from pydantic import ValidationError
 from threadline.events import RunEvent, RunEventKind, RunRequested, Topology
 from threadline.grpc import traced_channel
-from threadline.nats import cancelled_runs, ensure_streams
+from threadline.nats import cancelled_runs, ensure_streams, keep_alive
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline.telemetry import extract_context, inject_headers
 
@@ -320,7 +319,7 @@ class AgentWorker:
             span.set_attribute("threadline.thread_id", request.thread_id)
             span.set_attribute("threadline.assistant_id", request.assistant_id)
             span.set_attribute("messaging.destination.name", self.topology.runs_requested)
-            keep_alive = asyncio.create_task(_keep_alive(msg))
+            beating = asyncio.create_task(keep_alive(msg, IN_PROGRESS_EVERY_S))
             self.metrics.in_flight.inc()
             try:
                 with self.metrics.run_seconds.labels(request.assistant_id).time():
@@ -330,7 +329,7 @@ class AgentWorker:
                 await asyncio.shield(msg.nack())
                 raise
             finally:
-                keep_alive.cancel()
+                beating.cancel()
                 self.metrics.in_flight.dec()
 
     async def _unless_cancelled(self, run_id: str, run: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
@@ -495,13 +494,3 @@ def _redact_texts(value: Any, redact: Callable[[str], str]) -> Any:
     if isinstance(value, list):
         return [_redact_texts(v, redact) for v in value]
     return value
-
-
-async def _keep_alive(msg: NatsMessage) -> None:
-    """Tell JetStream the run is still being worked on, so it is not redelivered to another worker meanwhile."""
-    while True:
-        await asyncio.sleep(IN_PROGRESS_EVERY_S)
-        try:
-            await msg.in_progress()
-        except NatsError as exc:  # reconnecting: the next beat may get through before ack_wait runs out
-            log.warning("in-progress ack failed", error=str(exc))

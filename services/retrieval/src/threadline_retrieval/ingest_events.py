@@ -20,7 +20,6 @@ from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from nats.aio.client import Client as NatsClient
-from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy as ConsumerAckPolicy
 from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
@@ -37,7 +36,7 @@ from threadline.events import (
     IngestRequested,
     parse_ingest_event,
 )
-from threadline.nats import ensure_streams, ingest_stream_configs
+from threadline.nats import ensure_streams, ingest_stream_configs, keep_alive
 from threadline.retrieval.v1 import retrieval_pb2
 from threadline.telemetry import extract_context, inject_headers
 
@@ -112,7 +111,7 @@ class IngestConsumer:
             tracer.start_as_current_span("ingest", context=extract_context(msg.headers), kind=trace.SpanKind.CONSUMER),
             structlog.contextvars.bound_contextvars(ingest_id=request.ingest_id, tenant_id=request.tenant_id),
         ):
-            keep_alive = asyncio.create_task(_keep_alive(msg))
+            beating = asyncio.create_task(keep_alive(msg, IN_PROGRESS_EVERY_S))
             try:
                 await self._work(request, msg)
             except asyncio.CancelledError:
@@ -120,7 +119,7 @@ class IngestConsumer:
                 await asyncio.shield(msg.nack())
                 raise
             finally:
-                keep_alive.cancel()
+                beating.cancel()
 
     async def _work(self, request: IngestRequested, msg: NatsMessage) -> None:
         collection = request.collection or DEFAULT_COLLECTION
@@ -233,13 +232,3 @@ def _salvaged_id(body: bytes, headers: dict[str, str]) -> str:
 
 def _short(exc: Exception) -> str:
     return str(exc)[:MAX_MESSAGE_CHARS]
-
-
-async def _keep_alive(msg: NatsMessage) -> None:
-    """Tell JetStream the ingest is still being worked on, so it is not redelivered to another replica meanwhile."""
-    while True:
-        await asyncio.sleep(IN_PROGRESS_EVERY_S)
-        try:
-            await msg.in_progress()
-        except NatsError as exc:  # reconnecting: the next beat may get through before ack_wait runs out
-            log.warning("in-progress ack failed", error=str(exc))
