@@ -58,13 +58,15 @@ async def _measure(saver: BaseCheckpointSaver, rounds: int) -> dict[str, Any]:
         {"configurable": {"thread_id": f"bench-{uuid.uuid4().hex[:8]}", "checkpoint_ns": ""}} for _ in range(THREADS)
     ]
     for thread in threads:  # warm-up: connections, schema, cache
-        await saver.aput(thread, _checkpoint(1), {"step": 0}, {"messages": "1"})
+        await saver.aput(thread, _checkpoint(1), {"source": "input", "step": -1}, {"messages": "1"})
         await saver.aget_tuple(thread)
     puts, gets = [], []
     for n in range(rounds):
         thread = threads[n % THREADS]
         checkpoint = _checkpoint(2 + n // THREADS)
-        puts.append(lambda t=thread, c=checkpoint, s=n: saver.aput(t, c, {"step": s}, c["channel_versions"]))
+        # A run's steps: the service registers the thread once per run (its "input" checkpoint), not here.
+        step = {"source": "loop", "step": n}
+        puts.append(lambda t=thread, c=checkpoint, m=step: saver.aput(t, c, m, c["channel_versions"]))
         gets.append(lambda t=thread: saver.aget_tuple(t))
     put = await _time(puts)
     # Read after the writes, the way a run reads a thread it did not just write.

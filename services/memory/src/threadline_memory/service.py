@@ -102,7 +102,10 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
 
             async def put(saver: BaseCheckpointSaver) -> RunnableConfig:
                 saved = await saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[arg-type]
-                await self._storage.threads.touch(tenant, request.config.thread_id, metadata)
+                # Once per run (its "input" checkpoint, or an update or fork), not on every step of it:
+                # that registers the thread and dates its last activity at one write per run.
+                if metadata.get("source") != "loop":
+                    await self._storage.threads.touch(tenant, request.config.thread_id, metadata)
                 return saved
 
             saved = await self._storage.run("put", put)
