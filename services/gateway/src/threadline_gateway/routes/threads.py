@@ -8,6 +8,7 @@ simply not found.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 import structlog
@@ -107,7 +108,7 @@ async def _page(request: Request, search: ThreadSearch) -> ThreadPage:
         sort_by=search.sort_by,
         sort_order=search.sort_order,
     )
-    threads = [await _info(request, t) for t in found[: search.limit]]
+    threads = list(await asyncio.gather(*(_info(request, t) for t in found[: search.limit])))
     more = len(found) > search.limit
     return ThreadPage(threads=threads, next_offset=search.offset + search.limit if more else None)
 
