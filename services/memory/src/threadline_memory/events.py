@@ -11,10 +11,8 @@ import asyncio
 import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.js.api import StreamConfig
-from nats.js.errors import BadRequestError
 from threadline.events import DataErased, Topology
-from threadline.nats import erasure_stream_config
+from threadline.nats import ensure_streams, erasure_stream_config
 
 _PUBLISH_TIMEOUT_S = 5.0
 
@@ -47,7 +45,7 @@ class ErasureEvents:
                     self._url, name="threadline-memory", connect_timeout=2, max_reconnect_attempts=-1
                 )
                 try:
-                    await _ensure_stream(nc, erasure_stream_config(self._topology))
+                    await ensure_streams(nc.jetstream(), self._topology, [erasure_stream_config(self._topology)])
                 except BaseException:
                     await nc.close()
                     raise
@@ -58,11 +56,3 @@ class ErasureEvents:
         if self._nc is not None:
             await self._nc.drain()
             self._nc = None
-
-
-async def _ensure_stream(nc: Client, config: StreamConfig) -> None:
-    js = nc.jetstream()
-    try:
-        await js.add_stream(config)
-    except BadRequestError:  # made by another replica first, maybe with older settings
-        await js.update_stream(config)
