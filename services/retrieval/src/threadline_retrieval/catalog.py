@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from threadline_retrieval.collection import Collection, EmbeddedBy, embedded_by
+from threadline_retrieval.files import fsync_dir
 from threadline_retrieval.index import IndexParams
 
 log = structlog.get_logger("threadline_retrieval")
@@ -197,13 +198,13 @@ def _remove_collection_files(path: Path, next_generation: Path) -> None:
         path.with_suffix(suffix).unlink(missing_ok=True)
     _remove(next_generation)
     for folder in (path.parent, next_generation.parent):
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
 
 def _remove_tree(folder: Path) -> None:
     if folder.exists():
         shutil.rmtree(folder)
-        _fsync_dir(folder.parent)
+        fsync_dir(folder.parent)
 
 
 def _move_in(new_generation: Path, path: Path) -> None:
@@ -214,19 +215,8 @@ def _move_in(new_generation: Path, path: Path) -> None:
     for companion in _COMPANIONS:
         path.with_name(path.name + companion).unlink(missing_ok=True)
     os.replace(new_generation, path)
-    _fsync_dir(path.parent)
-    _fsync_dir(new_generation.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink in ``folder`` durable."""
-    if not folder.is_dir():
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
+    fsync_dir(new_generation.parent)
 
 
 def stored_embedding(path: Path) -> StoredEmbedding | None:

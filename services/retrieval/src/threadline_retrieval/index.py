@@ -28,6 +28,8 @@ from typing import Literal
 import faiss
 import numpy as np
 
+from threadline_retrieval.files import fsync_dir
+
 Kind = Literal["flat", "ivf", "hnsw", "ivfpq"]
 Choice = Literal["auto", "flat", "ivf", "hnsw", "ivfpq"]
 
@@ -231,11 +233,7 @@ class VectorIndex:
         with open(partial, "rb") as written:
             os.fsync(written.fileno())
         os.replace(partial, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_dir(path.parent)
 
 
 def _selector(ids: Iterable[int]) -> faiss.IDSelector:
