@@ -23,13 +23,14 @@ from typing import Any
 import grpc
 import nats
 from langgraph.checkpoint.memory import InMemorySaver
-from threadline.events import RunEvent, RunRequested, Topology
+from threadline.events import RunRequested, StateEventKind, Topology
 from threadline.retrieval.v1 import retrieval_pb2_grpc
-from threadline_agent.answerer import ExtractiveAnswerer
-from threadline_agent.calculator import make_calculator_tool
-from threadline_agent.graph import build_graph
-from threadline_agent.runs import execute_run
-from threadline_agent.tools import make_knowledge_base_tool
+from threadline.run_events import RunEvent, StateChunk
+from threadline_agent.graphs.answerer import ExtractiveAnswerer
+from threadline_agent.graphs.assistants import build_graph
+from threadline_agent.graphs.calculator import make_calculator_tool
+from threadline_agent.graphs.knowledge_base import make_knowledge_base_tool
+from threadline_agent.worker.execution import Progress, execute_run
 
 from bench.mesh import ROOT, RunningMesh, running_mesh
 from bench.query_latency import QUESTIONS
@@ -109,11 +110,14 @@ async def _in_process(mesh: RunningMesh, total: int) -> dict[str, Any]:
         for n in range(total):
             started, first = time.perf_counter(), None
 
-            async def emit(kind: str, data: dict[str, Any]) -> None:
+            async def emit(payload: Progress) -> None:
                 nonlocal first
                 first = first or time.perf_counter()
 
-            await execute_run(graph, _request(n), emit, model="extractive-answerer", timeout_s=60)
+            async def emit_state(mode: StateEventKind, chunk: StateChunk) -> None:
+                pass  # the benchmark's runs ask for no state events
+
+            await execute_run(graph, _request(n), emit, emit_state, model="extractive-answerer", timeout_s=60)
             finals.append((time.perf_counter() - started) * 1000)
             firsts.append(((first or time.perf_counter()) - started) * 1000)
         elapsed = time.perf_counter() - started_all

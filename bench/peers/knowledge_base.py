@@ -14,8 +14,7 @@ from typing import Any
 import faiss
 import numpy as np
 from langchain_core.tools import BaseTool, StructuredTool
-from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
-from threadline_agent.tools import format_passages
+from threadline_agent.graphs.knowledge_base import KNOWLEDGE_BASE_TOOL, format_passages
 from threadline_retrieval.embeddings import LocalEmbedder
 
 K = 4

@@ -7,8 +7,8 @@ from functools import cache
 from pathlib import Path
 
 from langgraph.graph.state import CompiledStateGraph
-from threadline_agent.answerer import ExtractiveAnswerer
-from threadline_agent.graph import build_graph
+from threadline_agent.graphs.answerer import ExtractiveAnswerer
+from threadline_agent.graphs.assistants import build_graph
 
 from bench.peers.knowledge_base import KnowledgeBase, load
 

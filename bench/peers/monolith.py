@@ -20,8 +20,8 @@ from fastapi.responses import StreamingResponse
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from pydantic import BaseModel
-from threadline_agent.answerer import ExtractiveAnswerer
-from threadline_agent.graph import build_graph
+from threadline_agent.graphs.answerer import ExtractiveAnswerer
+from threadline_agent.graphs.assistants import build_graph
 
 from bench.peers.knowledge_base import load
 

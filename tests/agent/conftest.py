@@ -1,4 +1,4 @@
-"""A connection to the machine's real NATS for the agent's tests, and a worker whose model is slow."""
+"""Workers on the machine's real NATS for the agent's tests (one whose model is slow), and a memory service."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from nats.aio.client import Client as NatsClient
-from threadline_agent.answerer import ExtractiveAnswerer
+from threadline_agent.graphs.answerer import ExtractiveAnswerer
 from threadline_agent.settings import AgentSettings
-from threadline_agent.worker import AgentWorker
+from threadline_agent.worker.agent_worker import AgentWorker
+from threadline_memory.server import serve as serve_memory
 
 from tests.conftest import NATS_URL, free_port
+from tests.memory.conftest import memory_settings
 
 
 class SlowAnswerer(ExtractiveAnswerer):
@@ -70,3 +72,10 @@ async def worker(nats_namespace: str, nc: NatsClient, tmp_path: Path) -> AsyncIt
 async def slow_worker(nats_namespace: str, nc: NatsClient, tmp_path: Path) -> AsyncIterator[AgentWorker]:
     async with running_worker(nats_namespace, nc, tmp_path, SlowAnswerer()) as worker:
         yield worker
+
+
+@pytest.fixture
+async def memory_target(database: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The memory service on its own PostgreSQL database."""
+    async with serve_memory(memory_settings(database_url=database, sqlite_path=tmp_path / "unused.sqlite")) as port:
+        yield f"127.0.0.1:{port}"

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 from nats.aio.client import Client as NatsClient
 from redis.asyncio import Redis
-from threadline.events import DataErased, IngestCompleted, RunEvent, RunRequested
+from threadline.events import DataErased, IngestCompleted, RunRequested
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
-from threadline_agent.answer_cache import AnswerCache, normalize_question
-from threadline_agent.answerer import ExtractiveAnswerer
-from threadline_agent.worker import AgentWorker
+from threadline.run_events import RunEvent
+from threadline_agent.graphs.answerer import ExtractiveAnswerer
+from threadline_agent.worker.agent_worker import AgentWorker
+from threadline_agent.worker.answer_cache import AnswerCache, CachedAnswer, normalize_question
 from threadline_retrieval.server import serve as serve_retrieval
 from threadline_retrieval.settings import RetrievalSettings
 
@@ -108,15 +109,29 @@ async def test_a_first_question_asked_again_is_answered_from_the_cache(
 
 async def test_redis_down_only_turns_the_cache_off() -> None:
     cache = AnswerCache(f"redis://127.0.0.1:{free_port()}/0", "t", 60)
-    data: dict[str, Any] = {"answer": "a", "citations": [], "model": "m"}
+    data = CachedAnswer(answer="a", citations=[], model="m")
     await cache.put("acme", "agent", QUESTION, data)
     assert await cache.get("acme", "agent", QUESTION) is None
     await cache.close()
 
 
+async def test_answers_cached_before_the_payloads_were_typed_still_load(redis_keys: str) -> None:
+    cache = AnswerCache(REDIS_URL, redis_keys, 60)
+    passage = {"document_id": "d", "chunk_id": "d#0", "text": "t", "score": 0.5, "metadata": {}}
+    stored = json.dumps({"answer": "a", "citations": [passage], "model": "m"})  # as written before
+    redis = Redis.from_url(REDIS_URL)
+    await redis.set(cache.key("acme", "agent", QUESTION), stored)
+    await redis.set(cache.key("acme", "agent", "unreadable?"), '{"answer": 1}')
+    await redis.aclose()
+    hit = await cache.get("acme", "agent", QUESTION)
+    assert hit is not None and (hit.answer, hit.citations[0].document_id, hit.model) == ("a", "d", "m")
+    assert await cache.get("acme", "agent", "unreadable?") is None  # answered afresh, not a crash
+    await cache.close()
+
+
 async def test_a_tenants_answers_can_be_dropped(redis_keys: str) -> None:
     cache = AnswerCache(REDIS_URL, redis_keys, 60)
-    data: dict[str, Any] = {"answer": "a", "citations": [], "model": "m"}
+    data = CachedAnswer(answer="a", citations=[], model="m")
     await cache.put("acme", "agent", QUESTION, data)
     await cache.put("globex", "agent", QUESTION, data)
     assert await cache.drop_tenant("acme") == 1
@@ -137,7 +152,7 @@ async def until_gone(cache: AnswerCache, tenant: str) -> None:
 async def test_erasing_a_tenant_or_ingesting_into_it_drops_its_answers(
     nats_namespace: str, nc: NatsClient, tmp_path: Path, redis_keys: str
 ) -> None:
-    data: dict[str, Any] = {"answer": "a", "citations": [], "model": "m"}
+    data = CachedAnswer(answer="a", citations=[], model="m")
     cache = AnswerCache(REDIS_URL, redis_keys, 60)
     async with running_worker(
         nats_namespace, nc, tmp_path, ExtractiveAnswerer(), AGENT_ANSWER_CACHE_URL=REDIS_URL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
-from threadline_agent.answerer import (
+from threadline_agent.graphs.answerer import (
     MODEL_NAME,
     NOTHING_RELEVANT,
     ExtractiveAnswerer,

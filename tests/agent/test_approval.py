@@ -4,32 +4,23 @@ run carrying the decision goes on from the checkpoint the memory service kept.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
-from threadline.events import RunEvent, RunRequested
-from threadline_agent.answerer import ExtractiveAnswerer
-from threadline_agent.approval import parse_decision
-from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline.events import RunRequested
+from threadline.run_events import RunEvent
+from threadline_agent.graphs.answerer import ExtractiveAnswerer
+from threadline_agent.graphs.approval import parse_decision
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_agent.settings import AgentSettings
-from threadline_agent.worker import AgentWorker
-from threadline_memory.server import serve as serve_memory
+from threadline_agent.worker.agent_worker import AgentWorker
 
 from tests.agent.conftest import running_worker
 from tests.agent.test_worker import run_and_collect
-from tests.memory.conftest import memory_settings
 
 QUESTION = "What is 12 * 7?"
-
-
-@pytest.fixture
-async def memory_target(database: str, tmp_path: Path) -> AsyncIterator[str]:
-    """The memory service on its own PostgreSQL database."""
-    async with serve_memory(memory_settings(database_url=database, sqlite_path=tmp_path / "unused.sqlite")) as port:
-        yield f"127.0.0.1:{port}"
 
 
 def start_worker(namespace: str, nc: NatsClient, tmp_path: Path, memory_target: str, saver: RemoteCheckpointSaver):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from threadline_agent.calculator import CalculationError, evaluate, find_expression, make_calculator_tool
+from threadline_agent.graphs.calculator import CalculationError, evaluate, find_expression, make_calculator_tool
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,10 @@ import asyncio
 import uuid
 
 from nats.aio.client import Client as NatsClient
-from threadline.events import RunEvent, RunRequested, Topology
+from threadline.events import RunRequested, Topology
 from threadline.nats import cancelled_runs
-from threadline_agent.worker import AgentWorker
+from threadline.run_events import RunEvent
+from threadline_agent.worker.agent_worker import AgentWorker
 
 from tests.agent.test_worker import run_and_collect, runs_left
 

@@ -13,7 +13,7 @@ from nats.aio.client import Client as NatsClient
 from threadline.events import RunRequested
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
-from threadline_agent.models import chat_model
+from threadline_agent.graphs.chat_models import chat_model
 from threadline_agent.settings import AgentSettings
 from threadline_retrieval.server import serve as serve_retrieval
 from threadline_retrieval.settings import RetrievalSettings

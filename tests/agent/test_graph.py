@@ -8,12 +8,13 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.checkpoint.memory import InMemorySaver
-from threadline.events import RunRequested
-from threadline_agent.answerer import ExtractiveAnswerer
-from threadline_agent.calculator import make_calculator_tool
-from threadline_agent.graph import ASSISTANTS, build_graph
-from threadline_agent.runs import execute_run, run_config
-from threadline_agent.tools import format_passages
+from threadline.events import RunRequested, StateEventKind
+from threadline.run_events import Citations, StateChunk, Token, ToolCall, ToolResult
+from threadline_agent.graphs.answerer import ExtractiveAnswerer
+from threadline_agent.graphs.assistants import ASSISTANTS, build_graph
+from threadline_agent.graphs.calculator import make_calculator_tool
+from threadline_agent.graphs.knowledge_base import format_passages
+from threadline_agent.worker.execution import Progress, execute_run, run_config
 
 from tests.agent.test_answerer import PASSAGES
 
@@ -32,6 +33,14 @@ def fixed_passages_tool(queries: list[str]) -> BaseTool:
 
 def request(thread_id: str, text: str) -> RunRequested:
     return RunRequested(run_id=uuid.uuid4().hex, thread_id=thread_id, tenant_id="acme", input=text)
+
+
+async def _no_events(payload: Progress) -> None:
+    pass
+
+
+async def _no_state(mode: StateEventKind, chunk: StateChunk) -> None:
+    pass
 
 
 async def test_the_agent_searches_then_answers_with_citations() -> None:
@@ -61,34 +70,25 @@ async def test_earlier_turns_of_the_thread_shape_a_follow_up() -> None:
 async def test_a_run_emits_events_in_order_and_returns_the_end_data() -> None:
     graph = ASSISTANTS["agent"].build(ExtractiveAnswerer(), [fixed_passages_tool([])], InMemorySaver())
     run = request("t3", "How are runs kept durable?")
-    events: list[tuple[str, dict]] = []
+    events: list[Progress] = []
 
-    async def emit(kind: str, data: dict) -> None:
-        events.append((kind, data))
+    async def emit(payload: Progress) -> None:
+        events.append(payload)
 
-    end = await execute_run(graph, run, emit, model="extractive-answerer", timeout_s=30)
-    kinds = [k for k, _ in events]
-    assert kinds[0] == "tool_call" and kinds[1] == "tool_result" and kinds[-1] == "citations"
-    assert set(kinds[2:-1]) == {"token"}
-    assert events[0][1]["name"] == "search_knowledge_base"
-    assert events[0][1]["args"] == {"query": "How are runs kept durable?"}
-    assert events[1][1] == {
-        "name": "search_knowledge_base",
-        "tool_call_id": events[0][1]["id"],
-        "status": "success",
-        "citations": 2,
-    }
-    assert "".join(d["text"] for k, d in events if k == "token") == end["answer"]
-    assert end["citations"] == events[-1][1]["citations"]
-    assert end["citations"][0]["document_id"] == "durability.md"
-    assert end["model"] == "extractive-answerer"
-    assert end["usage"]["approximate"] is True
-    assert end["usage"]["output_tokens"] == len(end["answer"].split())
-    assert (end["run_id"], end["thread_id"], end["assistant_id"]) == (run.run_id, "t3", "agent")
-
-
-async def _no_events(kind: str, data: dict) -> None:
-    pass
+    end = await execute_run(graph, run, emit, _no_state, model="extractive-answerer", timeout_s=30)
+    call, result, *tokens, citations = events
+    assert isinstance(call, ToolCall) and isinstance(result, ToolResult) and isinstance(citations, Citations)
+    assert tokens and all(isinstance(t, Token) for t in tokens)
+    assert call.name == "search_knowledge_base"
+    assert call.args == {"query": "How are runs kept durable?"}
+    assert result == ToolResult(name="search_knowledge_base", tool_call_id=call.id, status="success", citations=2)
+    assert "".join(t.text for t in tokens if isinstance(t, Token)) == end.answer
+    assert end.citations == citations.citations
+    assert end.citations[0].document_id == "durability.md"
+    assert end.model == "extractive-answerer"
+    assert end.usage.approximate is True
+    assert end.usage.output_tokens == len(end.answer.split())
+    assert (end.run_id, end.thread_id, end.assistant_id) == (run.run_id, "t3", "agent")
 
 
 async def test_a_redelivered_run_goes_on_from_its_checkpoint_instead_of_starting_over() -> None:
@@ -100,25 +100,25 @@ async def test_a_redelivered_run_goes_on_from_its_checkpoint_instead_of_starting
         break
     assert (await graph.aget_state(run_config(run))).next
 
-    end = await execute_run(graph, run, _no_events, model="m", timeout_s=30, resume=True)
+    end = await execute_run(graph, run, _no_events, _no_state, model="m", timeout_s=30, resume=True)
 
     messages = (await graph.aget_state(run_config(run))).values["messages"]
     assert [type(m) for m in messages] == [HumanMessage, AIMessage, ToolMessage, AIMessage]
     assert queries == ["How are runs kept durable?"]
-    assert "[1]" in end["answer"] and end["citations"]
+    assert "[1]" in end.answer and end.citations
 
 
 async def test_a_redelivered_run_that_had_finished_answers_from_its_checkpoint_without_a_step() -> None:
     queries: list[str] = []
     graph = build_graph(ExtractiveAnswerer(), [fixed_passages_tool(queries)], InMemorySaver())
     run = request("t-done", "How are runs kept durable?")
-    first = await execute_run(graph, run, _no_events, model="m", timeout_s=30)
+    first = await execute_run(graph, run, _no_events, _no_state, model="m", timeout_s=30)
 
-    again = await execute_run(graph, run, _no_events, model="m", timeout_s=30, resume=True)
+    again = await execute_run(graph, run, _no_events, _no_state, model="m", timeout_s=30, resume=True)
 
     assert len((await graph.aget_state(run_config(run))).values["messages"]) == 4
     assert queries == ["How are runs kept durable?"]
-    assert (again["answer"], again["citations"]) == (first["answer"], first["citations"])
+    assert (again.answer, again.citations) == (first.answer, first.citations)
 
 
 async def test_arithmetic_goes_to_the_calculator_not_the_knowledge_base() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from threadline_agent.guardrails import Guardrails, RedactingStream, redact_pii
-from threadline_agent.runs import RunFailed
+from threadline.run_events import Citation, Citations, RunResult, StateChunk, ToolCall
+from threadline_agent.worker.failures import RunFailed
+from threadline_agent.worker.guardrails import Guardrails, RedactingStream, redact_pii
 
 
 @pytest.mark.parametrize(
@@ -66,3 +67,22 @@ def test_a_pattern_split_across_tokens_is_still_redacted() -> None:
     released = "".join(stream.feed(piece) for piece in pieces) + stream.flush()
     assert released == "Pay with [card] or mail [email] " + "soon. " * 12
     assert "4111" not in released and "john" not in released
+
+
+def test_what_a_person_reads_is_redacted_in_the_typed_payloads() -> None:
+    guardrails = Guardrails()
+    passage = Citation(document_id="d", chunk_id="c", text="mail jane@example.com", score=1.0)
+    result = RunResult(run_id="r", thread_id="t", assistant_id="agent", answer="SSN 123-45-6789", citations=[passage])
+    redacted = guardrails.redacted(result)
+    assert isinstance(redacted, RunResult)
+    assert (redacted.answer, redacted.citations[0].text) == ("SSN [ssn]", "mail [email]")
+    assert result.answer == "SSN 123-45-6789"  # the run's own result is left as it was
+    cited = guardrails.redacted(Citations(citations=[passage]))
+    assert isinstance(cited, Citations) and cited.citations[0].text == "mail [email]"
+    state = StateChunk({"messages": [{"type": "human", "content": "I am jane@example.com", "id": "jane@example.com"}]})
+    assert guardrails.redacted(state).model_dump() == {
+        "messages": [{"type": "human", "content": "I am [email]", "id": "jane@example.com"}]
+    }
+    call = ToolCall(name="remember", args={"fact": "jane@example.com"})
+    assert guardrails.redacted(call) == call  # what a tool was asked is not an answer
+    assert Guardrails(redact_pii=False).redacted(result) == result

@@ -15,19 +15,18 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from nats.aio.client import Client as NatsClient
-from threadline.events import RunEvent, RunRequested
+from threadline.events import RunRequested
 from threadline.memory.v1 import memory_pb2 as pb
 from threadline.memory.v1.memory_pb2_grpc import ThreadServiceStub
-from threadline_agent.checkpointer import RemoteCheckpointSaver
-from threadline_agent.memory_tools import RECALL_TOOL, REMEMBER_TOOL, memory_namespace
+from threadline.run_events import RunEvent
+from threadline_agent.graphs.memory_tools import RECALL_TOOL, REMEMBER_TOOL, memory_namespace
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.store import RemoteStore
 from threadline_agent.settings import AgentSettings
-from threadline_agent.store import RemoteStore
-from threadline_agent.worker import AgentWorker
-from threadline_memory.server import serve as serve_memory
+from threadline_agent.worker.agent_worker import AgentWorker
 
 from tests.agent.test_worker import run_and_collect
 from tests.conftest import NATS_URL, REDIS_URL, free_port
-from tests.memory.conftest import memory_settings
 
 
 class ScriptedModel(BaseChatModel):
@@ -56,12 +55,6 @@ class ScriptedModel(BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "scripted"
-
-
-@pytest.fixture
-async def memory_target(database: str, tmp_path: Path) -> AsyncIterator[str]:
-    async with serve_memory(memory_settings(database_url=database, sqlite_path=tmp_path / "unused.sqlite")) as port:
-        yield f"127.0.0.1:{port}"
 
 
 @pytest.fixture(params=["no answer cache", "answer cache"])

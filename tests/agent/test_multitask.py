@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 from langchain_core.messages import HumanMessage
 from nats.aio.client import Client as NatsClient
-from threadline.events import RunEvent, RunRequested
-from threadline_agent.worker import AgentWorker
+from threadline.events import RunRequested
+from threadline.run_events import RunEvent
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
+from threadline_agent.worker.agent_worker import AgentWorker
 
+from tests.agent.conftest import SlowAnswerer, running_worker
 from tests.agent.test_cancel import cancel
 from tests.agent.test_worker import run_and_collect
 
 
-def _run(thread_id: str, text: str, **kwargs: str) -> RunRequested:
-    return RunRequested(run_id=uuid.uuid4().hex, thread_id=thread_id, tenant_id="acme", input=text, **kwargs)
+def _run(thread_id: str, text: str, tenant: str = "acme", **kwargs: str) -> RunRequested:
+    return RunRequested(run_id=uuid.uuid4().hex, thread_id=thread_id, tenant_id=tenant, input=text, **kwargs)
 
 
-async def _questions(worker: AgentWorker, thread_id: str) -> list[str]:
-    state = await worker.graphs["agent"].aget_state({"configurable": {"thread_id": thread_id, "tenant_id": "acme"}})
-    return [m.text for m in state.values["messages"] if isinstance(m, HumanMessage)]
+async def _questions(worker: AgentWorker, thread_id: str, tenant: str = "acme") -> list[str]:
+    state = await worker.graphs["agent"].aget_state({"configurable": {"thread_id": thread_id, "tenant_id": tenant}})
+    return [m.text for m in state.values.get("messages", []) if isinstance(m, HumanMessage)]
 
 
 async def _first_token(nc: NatsClient, worker: AgentWorker, run_id: str) -> asyncio.Event:
@@ -111,3 +115,27 @@ async def test_rollback_of_a_thread_s_only_run_starts_the_thread_afresh(
 
     await busy_events
     assert await _questions(slow_worker, "t-rollback-new") == [after.input]
+
+
+async def test_rollback_in_the_memory_service_deletes_only_the_runs_tenants_thread(
+    nats_namespace: str, nc: NatsClient, tmp_path: Path, memory_target: str
+) -> None:
+    """The thread's checkpoints go in the run's tenant; another tenant's thread of the same id stays whole."""
+    saver = RemoteCheckpointSaver(target=memory_target)  # bound to no tenant, as the worker's is
+    async with running_worker(nats_namespace, nc, tmp_path, SlowAnswerer(), checkpointer=saver) as worker:
+        elsewhere = _run("t-shared", "How are runs kept?", tenant="globex")
+        await run_and_collect(nc, worker.topology, elsewhere)
+        busy = _run("t-shared", "What is a thread?")
+        answering = await _first_token(nc, worker, busy.run_id)
+        busy_events = asyncio.create_task(run_and_collect(nc, worker.topology, busy))
+        await asyncio.wait_for(answering.wait(), 30)
+
+        await cancel(nc, worker.topology, busy.run_id)
+        after = _run("t-shared", "How are runs cancelled?", after_run_id=busy.run_id, rollback_run_id=busy.run_id)
+        events = [e for e, _ in await run_and_collect(nc, worker.topology, after)]
+
+        assert (await busy_events)[-1][0].data["code"] == "cancelled"
+        assert events[-1].kind == "end"
+        assert await _questions(worker, "t-shared") == [after.input]
+        assert await _questions(worker, "t-shared", tenant="globex") == [elsewhere.input]
+    await saver.close()

@@ -15,13 +15,13 @@ from threadline.events import RunRequested
 from threadline.grpc import traced_channel
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
-from threadline_agent.answerer import NOTHING_RELEVANT, ExtractiveAnswerer
-from threadline_agent.checkpointer import RemoteCheckpointSaver
-from threadline_agent.models import chat_model
+from threadline_agent.graphs.answerer import NOTHING_RELEVANT, ExtractiveAnswerer
+from threadline_agent.graphs.chat_models import chat_model
+from threadline_agent.graphs.knowledge_base import make_knowledge_base_tool
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_agent.resilience import CircuitBreaker, CircuitOpen, Guarded, RetryPolicy
-from threadline_agent.runs import KNOWLEDGE_BASE_NOTICE
 from threadline_agent.settings import AgentSettings
-from threadline_agent.tools import make_knowledge_base_tool
+from threadline_agent.worker.execution import KNOWLEDGE_BASE_NOTICE
 from threadline_retrieval.server import serve as serve_retrieval
 from threadline_retrieval.settings import RetrievalSettings
 

@@ -8,10 +8,20 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
-from threadline.events import RunEvent, Topology
+from threadline.events import Topology
 from threadline.nats import ensure_streams
-from threadline_agent.guardrails import Guardrails
-from threadline_agent.worker import RunEvents
+from threadline.run_events import (
+    Citation,
+    Citations,
+    RunEvent,
+    RunResult,
+    RunStarted,
+    StateChunk,
+    Token,
+    ToolCall,
+)
+from threadline_agent.worker.guardrails import Guardrails
+from threadline_agent.worker.publisher import RunEventPublisher
 
 from tests.conftest import NATS_URL
 
@@ -36,15 +46,15 @@ async def _published(nc: NatsClient, topology: Topology, run_id: str, coalesce_s
         received.append(RunEvent.model_validate_json(msg.data))
 
     sub = await nc.subscribe(topology.run_events(run_id), cb=on_event)
-    events = RunEvents(nc, topology, run_id, coalesce_s)
-    await events.emit("metadata", {"run_id": run_id})
+    events = RunEventPublisher(nc, topology, run_id, coalesce_s=coalesce_s)
+    await events.emit(RunStarted(run_id=run_id, thread_id="t", assistant_id="agent"))
     for word in WORDS:
-        await events.emit("token", {"text": word})
-    await events.emit("tool_call", {"name": "search_knowledge_base"})
-    await events.emit("token", {"text": "after"})
+        await events.emit(Token(text=word))
+    await events.emit(ToolCall(name="search_knowledge_base"))
+    await events.emit(Token(text="after"))
     await asyncio.sleep(coalesce_s * 3)  # a pause longer than the window: the token goes out on its own
-    await events.emit("token", {"text": " the end"})
-    await events.finish("end", {"answer": "done"})
+    await events.emit(Token(text=" the end"))
+    await events.finish(RunResult(run_id=run_id, thread_id="t", assistant_id="agent", answer="done"))
     await nc.flush()
     await asyncio.sleep(0.2)
     await sub.unsubscribe()
@@ -77,12 +87,16 @@ async def test_redaction_covers_split_tokens_the_answer_and_citations(nc: NatsCl
         received.append(RunEvent.model_validate_json(msg.data))
 
     sub = await nc.subscribe(topology.run_events("run-redacted"), cb=on_event)
+    passage = Citation(document_id="d", chunk_id="d#0", text="ssn 123-45-6789", score=0.5)
+    state = StateChunk({"messages": [{"type": "human", "content": "I am john@example.com"}]})
     for coalesce_s in (0.0, 0.05):
-        events = RunEvents(nc, topology, "run-redacted", coalesce_s, Guardrails())
+        events = RunEventPublisher(nc, topology, "run-redacted", coalesce_s=coalesce_s, guardrails=Guardrails())
         for piece in ["Mail ", "jo", "hn@exa", "mple.com", " or call 555 ", "123 4567", " now."]:
-            await events.emit("token", {"text": piece})
-        await events.emit("citations", {"citations": [{"document_id": "d", "text": "ssn 123-45-6789"}]})
-        await events.finish("end", {"answer": "Mail john@example.com or call 555 123 4567 now.", "citations": []})
+            await events.emit(Token(text=piece))
+        await events.emit(Citations(citations=[passage]))
+        await events.emit_state("values", state)
+        answer = "Mail john@example.com or call 555 123 4567 now."
+        await events.finish(RunResult(run_id="run-redacted", thread_id="t", assistant_id="agent", answer=answer))
     await nc.flush()
     await asyncio.sleep(0.2)
     await sub.unsubscribe()
@@ -94,3 +108,43 @@ async def test_redaction_covers_split_tokens_the_answer_and_citations(nc: NatsCl
         tokens = "".join(e.data["text"] for e in run if e.kind == "token")
         assert tokens == "Mail [email] or call [phone] now."
         assert next(e for e in run if e.kind == "end").data["answer"] == tokens
+        assert next(e for e in run if e.kind == "citations").data["citations"][0]["text"] == "ssn [ssn]"
+        assert next(e for e in run if e.kind == "values").data == {
+            "messages": [{"type": "human", "content": "I am [email]"}]
+        }
+
+
+async def test_the_events_on_the_wire_keep_their_keys(nc: NatsClient, nats_namespace: str) -> None:
+    """Clients read the same JSON as before the payloads were typed: only defaulted fields were added."""
+    topology = Topology(nats_namespace)
+    received: list[RunEvent] = []
+
+    async def on_event(msg) -> None:
+        received.append(RunEvent.model_validate_json(msg.data))
+
+    sub = await nc.subscribe(topology.run_events("run-keys"), cb=on_event)
+    events = RunEventPublisher(nc, topology, "run-keys")
+    await events.emit(Token(text="hi", message_id="m1", node="agent"))
+    await events.emit_state("updates", StateChunk({"agent": {"messages": []}}))
+    await events.finish(RunResult(run_id="run-keys", thread_id="t", assistant_id="agent", answer="hi"))
+    await nc.flush()
+    await asyncio.sleep(0.2)
+    await sub.unsubscribe()
+
+    token, update, end = received
+    assert (token.kind, token.data) == ("token", {"text": "hi", "message_id": "m1", "node": "agent"})
+    assert (update.kind, update.data) == ("updates", {"agent": {"messages": []}})
+    assert end.kind == "end" and end.result().answer == "hi"
+    assert set(end.data) >= {
+        "run_id",
+        "thread_id",
+        "assistant_id",
+        "status",
+        "answer",
+        "citations",
+        "model",
+        "usage",
+        "knowledge_base_unavailable",
+        "cached",
+    }
+    assert set(end.data["usage"]) == {"input_tokens", "output_tokens", "total_tokens", "approximate", "cost_usd"}

@@ -6,7 +6,7 @@ import uuid
 
 from nats.aio.client import Client as NatsClient
 from threadline.events import RunRequested
-from threadline_agent.worker import AgentWorker
+from threadline_agent.worker.agent_worker import AgentWorker
 
 from tests.agent.test_worker import run_and_collect
 

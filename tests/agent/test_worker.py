@@ -14,9 +14,10 @@ import uuid
 import httpx
 from nats.aio.client import Client as NatsClient
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from threadline.events import RunEvent, RunRequested, Topology
+from threadline.events import RunRequested, Topology
+from threadline.run_events import RunEvent
 from threadline_agent.liveness import fresh
-from threadline_agent.worker import AgentWorker
+from threadline_agent.worker.agent_worker import AgentWorker
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -75,6 +76,7 @@ async def test_a_run_without_retrieval_still_ends_with_an_answer(worker: AgentWo
         "tool_call_id": tool_call["id"],
         "status": "error",
         "citations": 0,
+        "rejected": False,
     }
     end = events[-1][0].data
     assert "could not consult the knowledge base" in end["answer"]

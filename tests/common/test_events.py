@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from threadline.events import RunEvent, RunRequested, Topology
+from threadline.events import RunRequested, Topology
+from threadline.run_events import RunEvent, RunResult, Token
 
 
 def test_subjects_and_streams_live_under_the_namespace() -> None:
@@ -27,6 +28,6 @@ def test_events_round_trip_and_carry_their_schema_version() -> None:
     assert again == run
     assert again.schema_version == RunRequested.SCHEMA_VERSION == 1
 
-    end = RunEvent(run_id="r", seq=3, kind="end", data={"answer": "a"})
+    end = RunEvent.of("r", 3, RunResult(run_id="r", thread_id="t", assistant_id="agent", answer="a"))
     assert RunEvent.from_bytes(end.to_bytes()).is_final
-    assert not RunEvent(run_id="r", seq=1, kind="token").is_final
+    assert not RunEvent.of("r", 1, Token(text="a")).is_final

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
-from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 
 from tests.e2e.conftest import Mesh
 

@@ -19,10 +19,12 @@ import nats
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from threadline.events import RunEvent, Topology
+from threadline.events import Topology
 from threadline.grpc import check_health
+from threadline.run_events import RunEvent
 from threadline_gateway.app import create_app
-from threadline_gateway.runs import RunRecord
+from threadline_gateway.run_bus import RunRecord
+from threadline_gateway.services import Services
 from threadline_gateway.settings import GatewaySettings
 
 from tests.conftest import NATS_URL, free_port
@@ -83,9 +85,15 @@ def gateway(make_gateway: Callable[..., TestClient]) -> TestClient:
     return make_gateway()
 
 
+def services(client: TestClient) -> Services:
+    """What the app's lifespan opened: its real bus, limiter and clients."""
+    opened: Services = client.app.state.services
+    return opened
+
+
 def remember(client: TestClient, record: RunRecord) -> None:
     """Store a run's owner through the app's own bus (on the app's event loop)."""
-    client.portal.call(client.app.state.bus.remember, record)
+    client.portal.call(services(client).bus.remember, record)
 
 
 def publish_events(namespace: str, run_id: str, events: list[tuple[int, str, dict[str, Any]]]) -> None:
@@ -107,18 +115,21 @@ def publish_events(namespace: str, run_id: str, events: list[tuple[int, str, dic
 
 ANSWER = {
     "answer": "Runs are durable [1].",
-    "citations": [{"document_id": "d", "chunk_id": "c", "text": "t", "score": 1.0}],
+    "citations": [{"document_id": "d", "chunk_id": "c", "text": "t", "score": 1.0, "metadata": {"filename": "d"}}],
 }
 
-# A whole run as an agent publishes it, with seq 2 published twice, as a redelivered run may do.
-RUN_EVENTS: list[tuple[int, str, dict[str, Any]]] = [
-    (0, "metadata", {"assistant_id": "agent"}),
-    (1, "token", {"text": "Runs "}),
-    (2, "token", {"text": "are durable [1]."}),
-    (2, "token", {"text": "are durable [1]."}),
-    (3, "citations", {"citations": ANSWER["citations"]}),
-    (4, "end", {**ANSWER, "model": "extractive", "usage": {"total_tokens": 5}}),
-]
+
+def run_events(run_id: str, thread_id: str) -> list[tuple[int, str, dict[str, Any]]]:
+    """A whole run as an agent publishes it, with seq 2 published twice, as a redelivered run may do."""
+    run = {"run_id": run_id, "thread_id": thread_id, "assistant_id": "agent"}
+    return [
+        (0, "metadata", run),
+        (1, "token", {"text": "Runs "}),
+        (2, "token", {"text": "are durable [1]."}),
+        (2, "token", {"text": "are durable [1]."}),
+        (3, "citations", {"citations": ANSWER["citations"]}),
+        (4, "end", {**run, **ANSWER, "model": "extractive", "usage": {"total_tokens": 5}}),
+    ]
 
 
 @contextmanager

@@ -44,13 +44,14 @@ def test_a_malformed_decision_is_a_422_naming_the_field(gateway: TestClient) -> 
 def test_an_interrupted_run_says_what_waits_for_a_decision(gateway: TestClient, nats_namespace: str) -> None:
     started = gateway.post("/api/v1/runs", json={"input": "What is 6 * 7?"}).json()
     run_id = started["run_id"]
+    run = {"run_id": run_id, "thread_id": started["thread_id"], "assistant_id": "agent"}
     publish_events(
         nats_namespace,
         run_id,
         [
-            (0, "metadata", {"assistant_id": "agent"}),
+            (0, "metadata", run),
             (1, "interrupt", {"interrupts": [WAITING]}),
-            (2, "end", {"answer": "", "citations": [], "status": "interrupted", "interrupts": [WAITING]}),
+            (2, "end", {**run, "answer": "", "citations": [], "status": "interrupted", "interrupts": [WAITING]}),
         ],
     )
 

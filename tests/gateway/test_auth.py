@@ -18,7 +18,7 @@ from threadline_gateway.settings import GatewaySettings
 
 from tests.conftest import free_port
 from tests.gateway import auth_helpers as creds
-from tests.gateway.conftest import RUN_EVENTS, publish_events
+from tests.gateway.conftest import publish_events, run_events
 from tests.gateway.test_multitask import _submitted
 
 PRIVATE_KEY, PUBLIC_PEM = creds.rsa_pair()
@@ -83,7 +83,7 @@ def test_a_token_without_exp_is_refused(secured: TestClient) -> None:
 def test_valid_tokens_act_for_their_tenant_only(secured: TestClient, nats_namespace: str, token: str) -> None:
     # A tenant header is not a credential: it must not move the run to another tenant.
     run = start_run(secured, {**creds.bearer(token), "X-Tenant-ID": "globex"})
-    publish_events(nats_namespace, run["run_id"], RUN_EVENTS)
+    publish_events(nats_namespace, run["run_id"], run_events(run["run_id"], run["thread_id"]))
 
     assert secured.get(f"/api/v1/runs/{run['run_id']}", headers=creds.bearer(token)).status_code == 200
     joined = secured.get(f"/api/v1/runs/{run['run_id']}/wait", headers=creds.bearer(creds.hs256(tenant="acme")))

@@ -47,9 +47,9 @@ def test_a_paused_run_is_approved_from_the_page(
         page.fill("#question", "What is 6 * 7?")
         page.press("#question", "Enter")
         first = _next_run(nats_namespace, seen)
-        paused = {"answer": "", "citations": [], "status": "interrupted", "interrupts": [WAITING]}
-        start = (0, "metadata", {"run_id": first.run_id, "thread_id": first.thread_id, "assistant_id": "agent"})
-        _off_loop(publish_events, nats_namespace, first.run_id, [start, (1, "end", paused)])
+        run = {"run_id": first.run_id, "thread_id": first.thread_id, "assistant_id": "agent"}
+        paused = {**run, "answer": "", "citations": [], "status": "interrupted", "interrupts": [WAITING]}
+        _off_loop(publish_events, nats_namespace, first.run_id, [(0, "metadata", run), (1, "end", paused)])
 
         waiting = page.locator(".message.assistant").first
         expect(waiting).to_have_attribute("data-state", "waiting")
@@ -58,9 +58,9 @@ def test_a_paused_run_is_approved_from_the_page(
 
         second = _next_run(nats_namespace, seen)
         assert (second.thread_id, second.resume, second.input) == (first.thread_id, {"action": "approve"}, "")
-        answered = {"answer": "6 * 7 = 42", "citations": [], "status": "success"}
-        start = (0, "metadata", {"run_id": second.run_id, "thread_id": second.thread_id, "assistant_id": "agent"})
-        events = [start, (1, "token", {"text": "6 * 7 = 42"}), (2, "end", answered)]
+        run = {"run_id": second.run_id, "thread_id": second.thread_id, "assistant_id": "agent"}
+        answered = {**run, "answer": "6 * 7 = 42", "citations": [], "status": "success"}
+        events = [(0, "metadata", run), (1, "token", {"text": "6 * 7 = 42"}), (2, "end", answered)]
         _off_loop(publish_events, nats_namespace, second.run_id, events)
 
         answer = page.locator(".message.assistant").last

@@ -9,11 +9,11 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from threadline_gateway.runs import RunRecord
+from threadline_gateway.run_bus import RunRecord
 
 from tests.conftest import free_port
 from tests.gateway import auth_helpers as creds
-from tests.gateway.conftest import RUN_EVENTS, publish_events, remember
+from tests.gateway.conftest import publish_events, remember, run_events
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def gateway(make_gateway: Callable[..., TestClient], database: str) -> TestClien
 def finished_run(gateway: TestClient, namespace: str, tenant: str = "default") -> RunRecord:
     record = RunRecord(run_id=str(uuid.uuid4()), thread_id="th-9", tenant_id=tenant, assistant_id="agent")
     remember(gateway, record)
-    publish_events(namespace, record.run_id, RUN_EVENTS)
+    publish_events(namespace, record.run_id, run_events(record.run_id, record.thread_id))
     return record
 
 

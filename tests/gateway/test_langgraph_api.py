@@ -16,7 +16,7 @@ from langgraph.types import interrupt
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from threadline.events import RunRequested, Topology
-from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_gateway import apikeys
 
 from tests.conftest import NATS_URL

@@ -26,6 +26,8 @@ def _submitted(namespace: str) -> dict[str, RunRequested]:
         try:
             js, topology = nc.jetstream(), Topology(namespace)
             info = await js.stream_info(topology.runs_stream)
+            if not info.state.messages:  # nothing sent yet: an empty stream's first_seq is 0, which get_msg refuses
+                return {}
             runs = [
                 RunRequested.model_validate_json((await js.get_msg(topology.runs_stream, seq)).data)
                 for seq in range(info.state.first_seq, info.state.last_seq + 1)

@@ -8,11 +8,13 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.gateway.conftest import services
+
 
 @pytest.fixture
 def cut_off(gateway: TestClient) -> TestClient:
     # The app's real connection, closed: what a gateway sees when NATS is gone and not yet back.
-    gateway.portal.call(gateway.app.state.bus.nc.close)
+    gateway.portal.call(services(gateway).bus.nc.close)
     return gateway
 
 

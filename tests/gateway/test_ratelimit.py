@@ -14,6 +14,7 @@ from threadline_gateway import apikeys
 from threadline_gateway.ratelimit import Limit, LocalLimiter, RedisLimiter
 
 from tests.conftest import REDIS_URL, free_port
+from tests.gateway.conftest import services
 
 UNKNOWN_RUN = "/api/v1/runs/no-such-run"  # cheap: authenticated, counted, then a 404
 
@@ -109,7 +110,7 @@ def test_the_window_slides(make_gateway: Callable[..., TestClient]) -> None:
 
 def test_without_redis_the_limit_holds_in_process(make_gateway: Callable[..., TestClient]) -> None:
     gateway = make_gateway(GATEWAY_RATE_LIMIT_TENANT=2)
-    assert isinstance(gateway.app.state.limiter, LocalLimiter)
+    assert isinstance(services(gateway).limiter, LocalLimiter)
     assert [gateway.get(UNKNOWN_RUN).status_code for _ in range(3)] == [404, 404, 429]
     # Health and metrics are never limited.
     assert gateway.get("/healthz").status_code == 200 and gateway.get("/metrics").status_code == 200

@@ -11,17 +11,17 @@ import pytest
 from fastapi.testclient import TestClient
 from threadline.events import Topology
 from threadline.nats import cancelled_runs
-from threadline_gateway.runs import RunRecord
+from threadline_gateway.run_bus import RunRecord
 
 from tests.conftest import NATS_URL
-from tests.gateway.conftest import ANSWER, RUN_EVENTS, publish_events, remember
+from tests.gateway.conftest import ANSWER, publish_events, remember, run_events
 from tests.gateway.sse_client import parse
 
 
 def _finished_run(gateway: TestClient, namespace: str, tenant: str = "default") -> RunRecord:
     record = RunRecord(run_id=str(uuid.uuid4()), thread_id="t1", tenant_id=tenant, assistant_id="agent")
     remember(gateway, record)
-    publish_events(namespace, record.run_id, RUN_EVENTS)
+    publish_events(namespace, record.run_id, run_events(record.run_id, record.thread_id))
     return record
 
 
@@ -211,5 +211,5 @@ def test_a_thread_takes_one_run_at_a_time(gateway: TestClient, nats_namespace: s
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "thread_busy", refused.text
     assert gateway.post("/api/v1/runs", json={"input": "elsewhere"}).status_code == 202  # other threads go on
 
-    publish_events(nats_namespace, first.json()["run_id"], RUN_EVENTS)  # the first run ends
+    publish_events(nats_namespace, first.json()["run_id"], run_events(first.json()["run_id"], thread))  # it ends
     assert gateway.post("/api/v1/runs", json={"input": "third", "thread_id": thread}).status_code == 202

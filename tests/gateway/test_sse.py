@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from threadline.events import RunEvent
+from threadline.run_events import RunEvent
 from threadline_gateway import sse
 
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
-from threadline_gateway.runs import RunRecord
+from threadline_gateway.run_bus import RunRecord
 
-from tests.gateway.conftest import ANSWER, RUN_EVENTS, publish_events, remember
+from tests.gateway.conftest import ANSWER, publish_events, remember, run_events
 
 
 def test_an_oversized_message_closes_with_1009(make_gateway: Callable[..., TestClient]) -> None:
@@ -53,7 +53,7 @@ def test_bad_messages_are_answered_and_the_connection_stays_open(gateway: TestCl
 def test_resume_relays_the_rest_of_a_run_tagged_with_its_id(gateway: TestClient, nats_namespace: str) -> None:
     record = RunRecord(run_id=str(uuid.uuid4()), thread_id="t", tenant_id="default", assistant_id="agent")
     remember(gateway, record)
-    publish_events(nats_namespace, record.run_id, RUN_EVENTS)
+    publish_events(nats_namespace, record.run_id, run_events(record.run_id, record.thread_id))
 
     with gateway.websocket_connect("/api/v1/ws") as ws:
         ws.send_text(json.dumps({"type": "resume", "run_id": record.run_id, "after_seq": 1}))
@@ -70,7 +70,7 @@ def test_resume_relays_the_rest_of_a_run_tagged_with_its_id(gateway: TestClient,
 def test_another_tenants_run_cannot_be_resumed(gateway: TestClient, nats_namespace: str) -> None:
     record = RunRecord(run_id=str(uuid.uuid4()), thread_id="t", tenant_id="other", assistant_id="agent")
     remember(gateway, record)
-    publish_events(nats_namespace, record.run_id, RUN_EVENTS)
+    publish_events(nats_namespace, record.run_id, run_events(record.run_id, record.thread_id))
     with gateway.websocket_connect("/api/v1/ws") as ws:
         ws.send_text(json.dumps({"type": "resume", "run_id": record.run_id, "ref": "x"}))
         reply = ws.receive_json()

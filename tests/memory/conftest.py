@@ -9,7 +9,7 @@ import pytest
 from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_memory.server import serve
 from threadline_memory.settings import MemorySettings
 

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from langchain_core.messages import HumanMessage
 from prometheus_client import CollectorRegistry
-from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_memory.cache import LatestCheckpointCache
 from threadline_memory.server import serve
 

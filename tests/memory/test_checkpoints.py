@@ -18,7 +18,9 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline.memory.v1 import memory_pb2 as pb
+from threadline.memory.v1.memory_pb2_grpc import CheckpointServiceStub, StoreServiceStub, ThreadServiceStub
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_memory.server import serve
 
 from tests.conftest import free_port
@@ -181,11 +183,31 @@ async def test_a_malformed_tenant_is_invalid_argument(memory_target: str) -> Non
         await saver.close()
 
 
+async def test_every_memory_service_refuses_the_tenants_the_gateway_refuses(memory_target: str) -> None:
+    """One rule for every service (threadline.ids), the gateway's: a leading '-' or '_' is refused too."""
+    async with grpc.aio.insecure_channel(memory_target) as channel:
+        checkpoints, threads, store = (
+            CheckpointServiceStub(channel),
+            ThreadServiceStub(channel),
+            StoreServiceStub(channel),
+        )
+        for tenant in ["-x", "_x", "acme\n", "x" * 65, ""]:
+            for call, request in [
+                (checkpoints.GetTuple, pb.GetTupleRequest(tenant_id=tenant, config=pb.CheckpointConfig(thread_id="t"))),
+                (threads.ListThreads, pb.ListThreadsRequest(tenant_id=tenant)),
+                (store.Batch, pb.StoreBatchRequest(tenant_id=tenant)),
+            ]:
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await call(request)
+                assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, tenant
+                assert "tenant_id must be" in (refused.value.details() or "")
+
+
 async def test_an_unreachable_database_is_unavailable_quickly(tmp_path: Path) -> None:
     closed = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     settings = memory_settings(database_url=closed, sqlite_path=tmp_path / "unused.sqlite", MEMORY_DB_TIMEOUT_S=1.0)
     async with serve(settings) as port:
-        saver = RemoteCheckpointSaver(target=f"127.0.0.1:{port}")
+        saver = RemoteCheckpointSaver(target=f"127.0.0.1:{port}", tenant_id="acme")
         try:
             started = time.monotonic()
             with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -199,7 +221,7 @@ async def test_an_unreachable_database_is_unavailable_quickly(tmp_path: Path) ->
 
 async def test_killed_database_connections_are_replaced(database: str, tmp_path: Path) -> None:
     async with serve(memory_settings(database_url=database, sqlite_path=tmp_path / "unused.sqlite")) as port:
-        saver = RemoteCheckpointSaver(target=f"127.0.0.1:{port}")
+        saver = RemoteCheckpointSaver(target=f"127.0.0.1:{port}", tenant_id="acme")
         try:
             config = _thread()
             await _graph(saver).ainvoke({"messages": [HumanMessage("hello")]}, config)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import BASE_CAPABILITIES
-from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_memory.server import serve
 
 from tests.memory.conftest import memory_settings

@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 from threadline.events import DataErased
 from threadline.memory.v1 import memory_pb2 as pb
 from threadline.memory.v1.memory_pb2_grpc import ThreadServiceStub
-from threadline_agent.checkpointer import RemoteCheckpointSaver
-from threadline_agent.store import RemoteStore
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.store import RemoteStore
 from threadline_memory.server import serve
 
 from tests.conftest import NATS_URL, REDIS_URL

@@ -15,9 +15,9 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from threadline.memory.v1 import memory_pb2 as pb
 from threadline.memory.v1.memory_pb2_grpc import ThreadServiceStub
-from threadline_agent.checkpointer import RemoteCheckpointSaver
-from threadline_agent.memory_tools import RECALL_TOOL, REMEMBER_TOOL, make_memory_tools, user_of
-from threadline_agent.store import RemoteStore
+from threadline_agent.graphs.memory_tools import RECALL_TOOL, REMEMBER_TOOL, make_memory_tools, user_of
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.store import RemoteStore
 
 from tests.conftest import free_port
 
@@ -84,7 +84,7 @@ async def test_an_erased_user_is_forgotten(memory_target: str, agent: CompiledSt
 
 
 async def test_memory_down_is_an_error_the_model_reads() -> None:
-    store = RemoteStore(target=f"127.0.0.1:{free_port()}", timeout_s=1.0)
+    store = RemoteStore(target=f"127.0.0.1:{free_port()}", tenant_id="acme", timeout_s=1.0)
     remember, _ = make_memory_tools(store)
     call = {"name": REMEMBER_TOOL, "args": {"fact": "x"}, "id": "c1", "type": "tool_call"}
     try:

@@ -15,7 +15,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from threadline.memory.v1 import memory_pb2 as pb
 from threadline.memory.v1.memory_pb2_grpc import ThreadServiceStub
-from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_memory.server import serve
 
 from tests.memory.conftest import echo_graph, memory_settings

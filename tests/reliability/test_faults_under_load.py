@@ -21,7 +21,8 @@ import httpx
 import nats
 import pytest
 from nats.errors import Error as NatsError
-from threadline.events import RunEvent, RunRequested, Topology
+from threadline.events import RunRequested, Topology
+from threadline.run_events import RunEvent
 
 from bench.stats import machine
 from tests.cluster import ROOT, Cluster

@@ -191,6 +191,10 @@ async def test_collections_are_separate(retrieval) -> None:
         (pb.SearchRequest(tenant_id="acme", query=" "), "query must not be empty"),
         (pb.SearchRequest(tenant_id="acme", query="x", k=1000), "k must be between 1 and 100"),
         (pb.SearchRequest(tenant_id="", query="x"), "tenant_id must be"),
+        # The gateway's rule for tenants, shared (threadline.ids): no leading '-' or '_', unlike a collection.
+        (pb.IngestRequest(tenant_id="-x", documents=DOCS), "tenant_id must be"),
+        (pb.SearchRequest(tenant_id="_x", query="x"), "tenant_id must be"),
+        (pb.SearchRequest(tenant_id="acme", collection="_drafts", query="x", k=1000), "k must be between 1 and 100"),
     ],
 )
 async def test_bad_requests_are_invalid_argument(retrieval, request_, message) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from threadline.ids import INGEST_ID_PATTERN
+
 NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-# An ingest id is a subject token (its events travel on a subject named after it).
-INGEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 def _now() -> datetime:
@@ -33,7 +33,7 @@ class Event(BaseModel):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Event:
+    def from_bytes(cls, data: bytes) -> Self:
         return cls.model_validate_json(data)
 
 
@@ -67,24 +67,6 @@ class RunRequested(Event):
         '{"action": "approve"}, {"action": "reject", "reason": "..."} or {"action": "edit", "args": {...}}; '
         "input may then be empty.",
     )
-
-
-RunEventKind = Literal[
-    "metadata", "token", "tool_call", "tool_result", "citations", "interrupt", "values", "updates", "end", "error"
-]
-
-
-class RunEvent(Event):
-    """One step of a run as the client sees it; ``seq`` orders them and lets a client resume."""
-
-    run_id: str
-    seq: int
-    kind: RunEventKind
-    data: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def is_final(self) -> bool:
-        return self.kind in ("end", "error")
 
 
 class DataErased(Event):

@@ -1,6 +1,11 @@
-"""gRPC plumbing every service and client shares: traced channels and servers, health."""
+"""gRPC plumbing every service and client shares: traced channels and servers, health, and the
+exceptions a servicer raises to answer with a status code."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,6 +21,39 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]
+
+
+class ServiceError(Exception):
+    """A failure the caller can act on: answered with ``code`` and the message, never a traceback."""
+
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNKNOWN
+
+
+class BadRequest(ServiceError):
+    """The request is malformed; the message says how (the caller must not retry it as it is)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class FailedPrecondition(ServiceError):
+    """The request is well formed but the state it meets refuses it (e.g. another embedding model)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Unavailable(ServiceError):
+    """A dependency (a database, an embedding endpoint) did not answer; the caller may retry later."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+@asynccontextmanager
+async def abort_on_error(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """Wrap a handler's work: a :class:`ServiceError` raised inside ends the call with its code and message."""
+    try:
+        yield
+    except ServiceError as exc:
+        await context.abort(exc.code, str(exc))
 
 
 def traced_channel(target: str) -> grpc.aio.Channel:
@@ -46,8 +84,12 @@ async def set_serving(servicer: health.aio.HealthServicer, service_names: list[s
 async def check_health(target: str, timeout: float = 2.0) -> bool:
     """True when the server at ``target`` reports SERVING."""
     async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            # The stubs leave out the methods that the generated constructor sets.
+            reply: health_pb2.HealthCheckResponse = await stub.Check(  # type: ignore[attr-defined]
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
         except grpc.aio.AioRpcError:
             return False
     return reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -6,11 +6,12 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from threadline.telemetry import current_trace_ids
 
 
-def _add_trace_ids(_logger: object, _method: str, event: dict) -> dict:
+def _add_trace_ids(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
     ids = current_trace_ids()
     if ids:
         event["trace_id"], event["span_id"] = ids
@@ -20,7 +21,7 @@ def _add_trace_ids(_logger: object, _method: str, event: dict) -> dict:
 def setup_logging(service_name: str, level: str = "INFO", fmt: str = "json") -> None:
     """Route structlog and the standard library through one JSON (or console) renderer on stderr."""
     renderer = structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
 # gRPC calls here range from a sub-millisecond cache hit to a multi-second ingest.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# grpc's stubs type a handler's behaviour as the synchronous server's; under grpc.aio it is a
+# coroutine function (unary replies) or an async generator function (streamed replies).
+_Context = grpc.aio.ServicerContext[Any, Any]
+_UnaryBehaviour = Callable[[Any, _Context], Awaitable[Any]]
+_StreamBehaviour = Callable[[Any, _Context], AsyncIterator[Any]]
 
 
 class RpcMetrics:
@@ -38,7 +43,7 @@ class RpcMetrics:
         return _RpcMetricsInterceptor(self.handling_seconds)
 
 
-def _code(context: grpc.aio.ServicerContext, failed: bool) -> str:
+def _code(context: _Context, failed: bool) -> str:
     code = context.code()
     if code is None or code == grpc.StatusCode.OK:
         return "UNKNOWN" if failed else "OK"
@@ -51,9 +56,9 @@ class _RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_streaming:
             return handler
@@ -65,9 +70,9 @@ class _RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
         }
 
         if handler.unary_unary:
-            unary = handler.unary_unary
+            unary = cast(_UnaryBehaviour, handler.unary_unary)
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary_unary(request: Any, context: _Context) -> Any:
                 started, failed = time.perf_counter(), True
                 try:
                     reply = await unary(request, context)
@@ -78,9 +83,9 @@ class _RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_unary_rpc_method_handler(unary_unary, **codec)
 
-        streaming = handler.unary_stream
+        streaming = cast(_StreamBehaviour, handler.unary_stream)
 
-        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def unary_stream(request: Any, context: _Context) -> AsyncIterator[Any]:
             started, failed = time.perf_counter(), True
             try:
                 async for reply in streaming(request, context):

@@ -7,16 +7,17 @@ import asyncio
 from threadline.logging import setup_logging
 from threadline.telemetry import setup_tracing, shutdown_tracing
 
-from threadline_agent.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.store import RemoteStore
 from threadline_agent.settings import AgentSettings
-from threadline_agent.store import RemoteStore
-from threadline_agent.worker import AgentWorker
+from threadline_agent.worker.agent_worker import AgentWorker
 
 
 def main() -> None:
     settings = AgentSettings()
     setup_logging("agent", settings.log_level, settings.log_format)
     provider = setup_tracing("agent")
+    # Bound to no tenant: each call works in the tenant its run names.
     checkpointer = RemoteCheckpointSaver(
         target=settings.memory_target, timeout_s=settings.memory_timeout_s, guard=settings.guard("memory")
     )

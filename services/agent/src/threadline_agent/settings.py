@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
+from threadline.run_events import Usage
 from threadline.settings import ServiceSettings
 
-from threadline_agent.answerer import MODEL_NAME
-from threadline_agent.guardrails import Guardrails
+from threadline_agent.graphs.answerer import MODEL_NAME
 from threadline_agent.resilience import CircuitBreaker, Guarded, RetryPolicy
+from threadline_agent.worker.guardrails import Guardrails
 
 
 class AgentSettings(ServiceSettings):
@@ -54,6 +55,12 @@ class AgentSettings(ServiceSettings):
         ge=1,
         validation_alias=AliasChoices("AGENT_MAX_ATTEMPTS"),
         description="Deliveries of a run that keeps failing transiently before it ends with an error event.",
+    )
+    fetch_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("AGENT_FETCH_TIMEOUT_S"),
+        description="How long an idle worker's pull request for runs waits before it is made again.",
     )
     heartbeat_file: Path = Field(
         default=Path("/tmp/threadline-agent-alive"),
@@ -174,12 +181,14 @@ class AgentSettings(ServiceSettings):
             return frozenset(name.strip() for name in value.split(",") if name.strip())
         return value
 
-    def cost_usd(self, model: str, usage: dict[str, Any]) -> float | None:
+    def cost_usd(self, model: str | None, usage: Usage) -> float | None:
         """The run's estimated cost, or None for a model without a price (the offline answerer costs nothing)."""
+        if model is None:
+            return None
         price = self.model_prices.get(model, (0.0, 0.0) if model == MODEL_NAME else None)
         if price is None:
             return None
-        return round((usage.get("input_tokens", 0) * price[0] + usage.get("output_tokens", 0) * price[1]) / 1e6, 8)
+        return round((usage.input_tokens * price[0] + usage.output_tokens * price[1]) / 1e6, 8)
 
     def guard(self, dependency: str) -> Guarded:
         """Retries and a fresh breaker for one dependency; one per dependency per worker, shared by its runs."""

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
+from threadline.ids import is_tenant_id
 
 from threadline_gateway.db import Database
 from threadline_gateway.errors import ApiError
-from threadline_gateway.schemas import TENANT_PATTERN
 
 PREFIX = "tl_"
 _KEY_RE = re.compile(r"^tl_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
@@ -62,7 +62,7 @@ def parse_static(spec: str) -> dict[bytes, ApiKey]:
     keys: dict[bytes, ApiKey] = {}
     for entry in filter(None, (part.strip() for part in spec.split(","))):
         tenant, _, hex_digest = entry.partition(":")
-        if not re.match(TENANT_PATTERN, tenant) or not re.fullmatch(r"[0-9a-f]{64}", hex_digest):
+        if not is_tenant_id(tenant) or not re.fullmatch(r"[0-9a-f]{64}", hex_digest):
             raise ValueError(f"GATEWAY_API_KEYS entry {entry[:24]!r}... is not tenant:sha256-hex")
         keys[bytes.fromhex(hex_digest)] = ApiKey(id="static-" + hex_digest[:12], tenant_id=tenant)
     return keys
@@ -87,7 +87,7 @@ class ApiKeyStore:
         return ApiKey(id=row[0], tenant_id=row[1], name=row[2], roles=tuple(row[3])) if row else None
 
     async def create(self, tenant_id: str, name: str = "", roles: tuple[str, ...] = ()) -> tuple[ApiKey, str]:
-        if not re.match(TENANT_PATTERN, tenant_id):
+        if not is_tenant_id(tenant_id):
             raise ValueError(f"tenant {tenant_id!r} is not a valid tenant id")
         key_id, key = generate()
         async with self.db.connection() as conn:
@@ -96,8 +96,9 @@ class ApiKeyStore:
                 " RETURNING created_at",
                 (key_id, digest(key), tenant_id, name, list(roles)),
             )
-            (created_at,) = await cur.fetchone()
-        return ApiKey(key_id, tenant_id, name, roles, created_at), key
+            row = await cur.fetchone()
+        assert row is not None  # INSERT ... RETURNING yields the row it inserted
+        return ApiKey(key_id, tenant_id, name, roles, row[0]), key
 
     async def revoke(self, key_id: str) -> bool:
         async with self.db.connection() as conn:
@@ -134,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace, database_url: str | None) -> int:
     if args.command == "static":
-        if not re.match(TENANT_PATTERN, args.tenant):
+        if not is_tenant_id(args.tenant):
             print(f"error: tenant {args.tenant!r} is not a valid tenant id", file=sys.stderr)
             return 2
         _, key = generate()
@@ -148,16 +149,16 @@ async def _run(args: argparse.Namespace, database_url: str | None) -> int:
     try:
         if args.command == "create":
             try:
-                key, value = await store.create(args.tenant, args.name, tuple(args.roles))
+                created, value = await store.create(args.tenant, args.name, tuple(args.roles))
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            print(f"id: {key.id}\ntenant: {key.tenant_id}\nkey: {value}")
+            print(f"id: {created.id}\ntenant: {created.tenant_id}\nkey: {value}")
             print("Keep the key now: it is stored only as a hash and cannot be shown again.", file=sys.stderr)
         elif args.command == "list":
-            for key in await store.list(args.tenant):
-                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-                print(f"{key.id}\t{key.tenant_id}\t{key.name}\t{','.join(key.roles)}\t{state}")
+            for listed in await store.list(args.tenant):
+                state = f"revoked {listed.revoked_at:%Y-%m-%d}" if listed.revoked_at else "active"
+                print(f"{listed.id}\t{listed.tenant_id}\t{listed.name}\t{','.join(listed.roles)}\t{state}")
         elif not await store.revoke(args.id):
             print(f"error: no active key {args.id!r}", file=sys.stderr)
             return 1

@@ -1,32 +1,28 @@
-"""The FastAPI application: middleware, routes and the lifespan that owns the NATS connection."""
+"""The FastAPI application: middleware, routes, and the lifespan that opens (and closes) what routes depend on."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from threadline.grpc import traced_channel
-from threadline.retrieval.v1.retrieval_pb2_grpc import RetrievalServiceStub
 
 from threadline_gateway import langgraph_compat
 from threadline_gateway import openapi as openapi_document
 from threadline_gateway.apikeys import ApiKeyStore
 from threadline_gateway.audit import AuditMiddleware
 from threadline_gateway.auth import Authenticator
-from threadline_gateway.chat_threads import ChatThreads
 from threadline_gateway.db import Database
+from threadline_gateway.deps import rate_limited
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
-from threadline_gateway.ingests import IngestBus
-from threadline_gateway.memory import Memory
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
-from threadline_gateway.ratelimit import make_limiter, rate_limited
 from threadline_gateway.routes import chat, documents, erasure, feedback, health, openai, query, runs, threads, ws
-from threadline_gateway.runs import RunBus
 from threadline_gateway.schemas import error_responses
 from threadline_gateway.security import SecurityHeadersMiddleware, add_cors
+from threadline_gateway.services import open_services
 from threadline_gateway.settings import GatewaySettings
 
 # WebSocket routes do not appear in OpenAPI, so the protocol is described here, where clients read.
@@ -64,7 +60,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     database = Database(settings.database_url, settings.db_timeout_s) if settings.database_url else None
     # Built here, not in the lifespan: a misconfigured key stops the gateway before it serves anything.
     authenticator = Authenticator(settings, ApiKeyStore(database) if database else None)
-    limiter = make_limiter(settings)
+    metrics = GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,24 +69,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 f"AUTHENTICATION IS OFF (GATEWAY_AUTH=none): every caller acts as tenant {settings.default_tenant!r}; "
                 "set GATEWAY_AUTH=required anywhere but a local machine"
             )
-        if database is not None:
-            await database.prepare()
-        app.state.bus = await RunBus.connect(settings.nats_url, settings.topology())
-        app.state.ingests = await IngestBus.create(app.state.bus.js, settings.topology(), app.state.bus.nc.max_payload)
-        retrieval_channel = traced_channel(settings.retrieval_target)
-        app.state.retrieval = RetrievalServiceStub(retrieval_channel)
-        memory_channel = traced_channel(settings.memory_target)
-        app.state.memory = Memory(memory_channel)
-        app.state.chat_threads = ChatThreads(app.state.bus.js, settings.topology(), settings.chat_thread_ttl_s)
-        try:
+        async with open_services(settings, metrics, authenticator, database) as services:
+            # Routes reach it through the typed dependencies of threadline_gateway.deps, never directly.
+            app.state.services = services
             yield
-        finally:
-            await retrieval_channel.close()
-            await memory_channel.close()
-            await app.state.bus.close()
-            await limiter.close()
-            if database is not None:
-                await database.close()
 
     app = FastAPI(
         title="Threadline",
@@ -99,11 +81,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description=API_DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.database = database
-    app.state.authenticator = authenticator
-    app.state.limiter = limiter
-    app.state.metrics = metrics = GatewayMetrics()
     install_error_handlers(app)
     # Inside the request-context middleware, so each audit line carries the request id.
     app.add_middleware(AuditMiddleware)
@@ -117,7 +94,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # Added last, so outermost: it also times the 413s the request-context middleware answers itself.
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Every API route is authenticated and rate-limited; health, metrics and the docs are not.
-    protected = {"dependencies": [Depends(rate_limited)], "responses": error_responses(401, 413, 422, 429, 503)}
+    protected: dict[str, Any] = {
+        "dependencies": [Depends(rate_limited)],
+        "responses": error_responses(401, 413, 422, 429, 503),
+    }
     app.include_router(query.router, **protected)
     app.include_router(runs.router, **protected)
     app.include_router(openai.router, **protected)

@@ -7,26 +7,19 @@ caller is ``GATEWAY_DEFAULT_TENANT``; the gateway says so loudly when it starts.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import jwt
-import structlog
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from fastapi import Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
+from threadline.ids import is_tenant_id
 
 from threadline_gateway import apikeys
 from threadline_gateway.apikeys import ApiKeyStore
 from threadline_gateway.errors import ApiError
-from threadline_gateway.schemas import TENANT_PATTERN
 from threadline_gateway.settings import GatewaySettings
-
-log = structlog.get_logger("threadline.gateway")
 
 REALM = "threadline"
 WS_BEARER_PROTOCOL = "bearer"
@@ -103,10 +96,11 @@ class Authenticator:
 
     def _jwt(self, token: str) -> Principal:
         try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
-            key = self.jwt_keys.get(algorithm) if isinstance(algorithm, str) else None
+            named = jwt.get_unverified_header(token).get("alg")
+            algorithm = named if isinstance(named, str) else ""
+            key = self.jwt_keys.get(algorithm)
             if key is None:
-                raise Unauthenticated(f"Tokens signed with {algorithm!s:.16} are not accepted.", invalid=True)
+                raise Unauthenticated(f"Tokens signed with {named!s:.16} are not accepted.", invalid=True)
             claims = jwt.decode(
                 token,
                 key,
@@ -127,7 +121,7 @@ class Authenticator:
         except jwt.PyJWTError as exc:  # bad signature, malformed, immature: nothing a client should act on in detail
             raise Unauthenticated("The token is not valid.", invalid=True) from exc
         tenant = claims.get(self.settings.jwt_tenant_claim)
-        if not isinstance(tenant, str) or not re.match(TENANT_PATTERN, tenant):
+        if not isinstance(tenant, str) or not is_tenant_id(tenant):
             claim = self.settings.jwt_tenant_claim
             raise Unauthenticated(f"The token names no valid tenant in {claim!r}.", invalid=True)
         roles = claims.get("roles")
@@ -135,23 +129,6 @@ class Authenticator:
         subject = claims.get("sub")
         user_id = subject if isinstance(subject, str) and subject else None
         return Principal(tenant, f"jwt:{subject or ''}", "jwt", roles, user_id)
-
-
-_bearer = HTTPBearer(auto_error=False, description="A JWT (HS256 or RS256), or an API key (`tl_...`).")
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`tl_...`).")
-
-
-async def authenticated(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    api_key: Annotated[str | None, Security(_api_key_header)],
-) -> Principal:
-    """The route dependency: the caller's principal, also kept on the request for :func:`caller`."""
-    authenticator: Authenticator = request.app.state.authenticator
-    principal = await authenticator.authenticate(bearer.credentials if bearer else api_key)
-    request.state.principal = principal
-    structlog.contextvars.bind_contextvars(tenant=principal.tenant_id, subject=principal.subject)
-    return principal
 
 
 def websocket_credential(websocket: WebSocket) -> tuple[str | None, str | None]:
@@ -169,11 +146,3 @@ def websocket_credential(websocket: WebSocket) -> tuple[str | None, str | None]:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip(), None
     return websocket.headers.get("x-api-key") or websocket.query_params.get("token"), None
-
-
-def caller(connection: HTTPConnection) -> Principal:
-    """The principal the auth dependency (or the WebSocket handshake) stored for this connection."""
-    principal = getattr(connection.state, "principal", None)
-    if principal is None:  # a route wired without authentication: refuse rather than guess a tenant
-        raise RuntimeError(f"{connection.url.path} is not behind authentication")
-    return principal

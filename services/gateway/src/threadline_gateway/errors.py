@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from nats.errors import Error as NatsError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +31,28 @@ class ApiError(Exception):
 def invalid_field(field: str, message: str) -> ApiError:
     """A 422 in the shape of a request validation error, for checks the schema cannot state."""
     return ApiError(422, "validation_error", "The request is not valid.", fields=[{"field": field, "message": message}])
+
+
+def _bus_unavailable() -> ApiError:
+    return ApiError(
+        503, "unavailable", "The message bus is unavailable; try again shortly.", headers={"Retry-After": "2"}
+    )
+
+
+@contextmanager
+def nats_errors_as_503() -> Iterator[None]:
+    """A NATS failure is the client's 503 with Retry-After, never a 500 or a hang."""
+    try:
+        yield
+    except TimeoutError as exc:
+        # TimeoutError is an OSError, but a run that is merely slow is the caller's 504, not a bus failure.
+        if not isinstance(exc, NatsError):
+            raise
+        log.warning("nats unavailable", error=repr(exc))
+        raise _bus_unavailable() from exc
+    except (NatsError, ConnectionError, OSError) as exc:
+        log.warning("nats unavailable", error=str(exc))
+        raise _bus_unavailable() from exc
 
 
 def error_body(request_id: str, code: str, message: str, details: Any = None) -> dict[str, Any]:

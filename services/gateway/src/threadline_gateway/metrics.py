@@ -6,6 +6,7 @@ Each app has its own registry, so several apps in one process (tests) do not col
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.requests import Request
@@ -14,6 +15,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Run-length buckets: a streamed run holds its request open until the answer is complete.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+# How a client asked for a run, and how the run ended for the client that started it.
+RunMode = Literal["query", "background", "stream", "websocket", "openai", "langgraph"]
+RunOutcomeLabel = Literal["success", "error", "timeout", "disconnected"]
 
 
 class GatewayMetrics:
@@ -28,7 +33,8 @@ class GatewayMetrics:
         )
         self.runs_started = Counter(
             "threadline_gateway_runs_started_total",
-            "Runs this gateway submitted, by how the client asked (query, stream, background, websocket).",
+            "Runs this gateway submitted, by how the client asked "
+            "(query, stream, background, websocket, openai, langgraph).",
             ["mode"],
             registry=self.registry,
         )
@@ -39,10 +45,10 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
-    def run_started(self, mode: str) -> None:
+    def run_started(self, mode: RunMode) -> None:
         self.runs_started.labels(mode).inc()
 
-    def run_finished(self, outcome: str) -> None:
+    def run_finished(self, outcome: RunOutcomeLabel) -> None:
         self.runs.labels(outcome).inc()
 
     def render(self, request: Request) -> Response:

@@ -7,11 +7,12 @@ that do not know them skip.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from threadline_gateway.schemas import ID_PATTERN, Citation
+from threadline.ids import ID_PATTERN
+from threadline.run_events import Citation
+from threadline.run_events import Usage as RunUsage
 
 
 class ContentPart(BaseModel):
@@ -76,9 +77,9 @@ class Usage(BaseModel):
     total_tokens: int = 0
 
     @classmethod
-    def of(cls, usage: dict[str, Any]) -> Usage:
-        """From the run's usage (input/output tokens, the agent's names for them)."""
-        prompt, completion = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    def of(cls, usage: RunUsage) -> Usage:
+        """From the run's usage: input and output tokens are OpenAI's prompt and completion tokens."""
+        prompt, completion = usage.input_tokens, usage.output_tokens
         return cls(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 

@@ -14,14 +14,13 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Protocol
 
 import redis.asyncio as redis
 import structlog
-from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
-from threadline_gateway.auth import Principal, authenticated
+from threadline_gateway.auth import Principal
 from threadline_gateway.errors import ApiError
 from threadline_gateway.settings import GatewaySettings
 
@@ -140,9 +139,3 @@ async def check(limiter: Limiter, principal: Principal, settings: GatewaySetting
             headers={"Retry-After": str(retry_after)},
             retry_after=retry_after,
         )
-
-
-async def rate_limited(request: Request, principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
-    """The route dependency: authenticate, then count the request against the caller's limits."""
-    await check(request.app.state.limiter, principal, request.app.state.settings)
-    return principal

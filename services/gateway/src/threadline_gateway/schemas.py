@@ -6,13 +6,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
-
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-# Tenants name collections and appear in logs and keys: a narrower alphabet than other ids.
-TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-# Collections become file names in the retrieval service; empty means the tenant's default one.
-COLLECTION_PATTERN = r"^([A-Za-z0-9_-]{1,64})?$"
-
+from threadline.ids import ID_PATTERN
+from threadline.run_events import Citation
 
 # What a blank question may consist of: the characters both JSON Schema (ECMAScript) and Python regexes
 # call whitespace, spelled out, because the two engines' \s differ (and str.strip() strips still more).
@@ -87,19 +82,12 @@ class QueryRequest(BaseModel):
     )
 
 
-class Citation(BaseModel):
-    document_id: str
-    chunk_id: str
-    text: str
-    score: float
-
-
 class QueryResponse(BaseModel):
     run_id: str
     thread_id: str
     assistant_id: str
     answer: str
-    citations: list[Citation]
+    citations: list[Citation] = Field(description="The passages the answer cites, [1] first.")
     model: str | None = None
     usage: dict[str, Any] = Field(default_factory=dict)
     status: Literal["success", "interrupted"] = Field(

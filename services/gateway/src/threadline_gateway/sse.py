@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from threadline.events import RunEvent
+from threadline.run_events import RunEvent
 
 
 def frame(event: RunEvent) -> bytes:

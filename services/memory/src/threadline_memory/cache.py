@@ -12,6 +12,7 @@ that another replica cannot find a pre-write copy in a Redis that comes back wit
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter
@@ -44,7 +45,8 @@ class LatestCheckpointCache:
         try:
             generation = int(await self._redis.get(self._generation_key(thread)) or 0)
             key = f"{self._prefix}:latest:{namespace}:{thread}:{generation}"
-            cached = await self._redis.get(key)
+            # Without decode_responses, a value comes back as the bytes stored.
+            cached = cast(bytes | None, await self._redis.get(key))
         except (RedisError, OSError) as exc:
             self._lookups.labels("error").inc()
             log.debug("checkpoint cache unavailable", error=str(exc))
@@ -65,7 +67,8 @@ class LatestCheckpointCache:
             # The counter outlives every copy made under it (a TTL each), so it may expire: a thread
             # untouched that long starts again from generation 0 with nothing cached under it.
             async with self._redis.pipeline(transaction=True) as pipe:
-                await pipe.incr(key).expire(key, max(1, round(self._ttl_s * 10))).execute()
+                # A pipeline's commands return the pipeline, whatever the client's annotations say.
+                await pipe.incr(key).expire(key, max(1, round(self._ttl_s * 10))).execute()  # type: ignore[attr-defined]
         except (RedisError, OSError) as exc:
             self._bypass_until = time.monotonic() + self._ttl_s
             log.warning("checkpoint cache not invalidated; reading around it for a while", error=str(exc))

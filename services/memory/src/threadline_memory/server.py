@@ -11,8 +11,8 @@ from threadline.memory.v1 import memory_pb2_grpc
 from threadline.metrics import RpcMetrics
 
 from threadline_memory.cache import LatestCheckpointCache
-from threadline_memory.events import ErasureEvents
-from threadline_memory.service import SERVICE_NAME, CheckpointServicer
+from threadline_memory.checkpoint_service import SERVICE_NAME, CheckpointServicer
+from threadline_memory.erasure_events import ErasureEvents
 from threadline_memory.settings import MemorySettings
 from threadline_memory.storage import StorageUnavailable, open_storage
 from threadline_memory.store_service import SERVICE_NAME as STORE_SERVICE_NAME

@@ -9,7 +9,7 @@ from threadline.settings import ServiceSettings
 
 
 class MemorySettings(ServiceSettings):
-    nats_url: str | None = Field(
+    nats_url: str | None = Field(  # type: ignore[assignment]  # optional here alone: see the description
         default=None,
         validation_alias=AliasChoices("NATS_URL"),
         description="NATS with JetStream, told of every erasure; unset, no events (a lone memory service).",

@@ -27,8 +27,9 @@ from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 from opentelemetry import trace
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
+from threadline.grpc import Unavailable
 
 from threadline_memory.serde import OpaqueSerde
 from threadline_memory.settings import MemorySettings
@@ -44,7 +45,7 @@ _TRY_SETUP_LOCK = "SELECT pg_try_advisory_lock(hashtext('threadline_memory_setup
 _STORE_TTL: TTLConfig = {"refresh_on_read": True, "omit_expired": True, "sweep_interval_minutes": 5}
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(Unavailable):
     """The database did not answer; the caller may retry later."""
 
 
@@ -122,6 +123,8 @@ async def open_storage(settings: MemorySettings) -> AsyncIterator[Storage]:
 async def _postgres(url: str, settings: MemorySettings) -> AsyncIterator[tuple[AsyncPostgresSaver, AsyncPostgresStore]]:
     pool = AsyncConnectionPool(
         url,
+        # Typed as the savers want it, rows as dicts (the row_factory below).
+        connection_class=psycopg.AsyncConnection[DictRow],
         min_size=1,
         max_size=settings.db_pool_size,
         # The saver's documented connection settings; connect_timeout bounds a dial into a black hole.

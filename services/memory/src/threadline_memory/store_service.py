@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from langgraph.store.base import (
@@ -23,11 +23,14 @@ from langgraph.store.base import (
     Op,
     PutOp,
     Result,
+    SearchItem,
     SearchOp,
 )
+from threadline.grpc import BadRequest, abort_on_error
+from threadline.ids import check_tenant_id
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
 
-from threadline_memory.service import BadRequest, grpc_status, json_object, tenant_of
+from threadline_memory.fields import json_object
 from threadline_memory.storage import Storage
 
 SERVICE_NAME = memory_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
@@ -41,8 +44,8 @@ class StoreServicer(memory_pb2_grpc.StoreServiceServicer):
         self._storage = storage
 
     async def Batch(self, request: memory_pb2.StoreBatchRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant = tenant_of(request.tenant_id)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             if len(request.ops) > _MAX_OPS:
                 raise BadRequest(f"at most {_MAX_OPS} operations in one batch")
             ops = [_op_in(tenant, op) for op in request.ops]
@@ -159,13 +162,15 @@ def _strip(tenant: str, namespace: tuple[str, ...]) -> list[str]:
 
 def _result_out(tenant: str, op: Op, result: Result) -> memory_pb2.StoreResult:
     if isinstance(op, GetOp):
-        return memory_pb2.StoreResult(item=_item_out(tenant, result)) if result else memory_pb2.StoreResult()
+        item = cast(Item | None, result)
+        return memory_pb2.StoreResult(item=_item_out(tenant, item)) if item else memory_pb2.StoreResult()
     if isinstance(op, SearchOp):
-        return memory_pb2.StoreResult(items=[_item_out(tenant, item) for item in result or []])  # type: ignore[union-attr]
+        items = cast(list[SearchItem], result)
+        return memory_pb2.StoreResult(items=[_item_out(tenant, item) for item in items])
     if isinstance(op, ListNamespacesOp):
         # A suffix pattern as long as the whole namespace could have matched the hidden tenant element.
         shortest = max((len(c.path) for c in op.match_conditions or () if c.match_type == "suffix"), default=0)
-        namespaces = [_strip(tenant, ns) for ns in result or []]  # type: ignore[union-attr]
+        namespaces = [_strip(tenant, ns) for ns in cast(list[tuple[str, ...]], result)]
         return memory_pb2.StoreResult(
             namespaces=[memory_pb2.Namespace(path=ns) for ns in namespaces if len(ns) >= shortest]
         )

@@ -14,11 +14,13 @@ from typing import Any
 import grpc
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from threadline.events import DataErased
+from threadline.grpc import BadRequest, abort_on_error
+from threadline.ids import check_tenant_id
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
 
 from threadline_memory.cache import LatestCheckpointCache
-from threadline_memory.events import ErasureEvents, EventsUnavailable
-from threadline_memory.service import BadRequest, grpc_status, json_object, scoped, tenant_of
+from threadline_memory.erasure_events import ErasureEvents, EventsUnavailable
+from threadline_memory.fields import json_object, scoped
 from threadline_memory.storage import Storage
 from threadline_memory.store_service import erase_items
 from threadline_memory.threads import SortBy, SortOrder, ThreadExists, ThreadRow
@@ -39,8 +41,8 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
         self._events = events
 
     async def CreateThread(self, request: memory_pb2.CreateThreadRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant = tenant_of(request.tenant_id)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             thread_id = _thread_id(request.thread_id) if request.thread_id else str(uuid.uuid4())
             metadata = json_object(request.metadata_json, "metadata_json") if request.metadata_json else {}
             try:
@@ -55,14 +57,14 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
         return _thread_out(created)
 
     async def GetThread(self, request: memory_pb2.GetThreadRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant, thread_id = tenant_of(request.tenant_id), _thread_id(request.thread_id)
+        async with abort_on_error(context):
+            tenant, thread_id = check_tenant_id(request.tenant_id), _thread_id(request.thread_id)
             found = await self._storage.run("get_thread", lambda _: self._threads.get(tenant, thread_id))
         return await _found(context, found, thread_id)
 
     async def UpdateThread(self, request: memory_pb2.UpdateThreadRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant, thread_id = tenant_of(request.tenant_id), _thread_id(request.thread_id)
+        async with abort_on_error(context):
+            tenant, thread_id = check_tenant_id(request.tenant_id), _thread_id(request.thread_id)
             metadata = json_object(request.metadata_json, "metadata_json") if request.metadata_json else {}
             updated = await self._storage.run(
                 "update_thread", lambda _: self._threads.merge_metadata(tenant, thread_id, metadata)
@@ -70,8 +72,8 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
         return await _found(context, updated, thread_id)
 
     async def ListThreads(self, request: memory_pb2.ListThreadsRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant = tenant_of(request.tenant_id)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             metadata = {}
             if request.metadata_filter_json:
                 metadata = json_object(request.metadata_filter_json, "metadata_filter_json")
@@ -95,8 +97,8 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
         return memory_pb2.ListThreadsResponse(threads=[_thread_out(row) for row in rows])
 
     async def CopyThread(self, request: memory_pb2.CopyThreadRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant, source = tenant_of(request.tenant_id), _thread_id(request.thread_id)
+        async with abort_on_error(context):
+            tenant, source = check_tenant_id(request.tenant_id), _thread_id(request.thread_id)
             target = _thread_id(request.new_thread_id) if request.new_thread_id else str(uuid.uuid4())
 
             async def copy(saver: BaseCheckpointSaver) -> ThreadRow | None:
@@ -117,8 +119,8 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
     async def Erase(self, request: memory_pb2.EraseRequest, context: grpc.aio.ServicerContext) -> Any:
         """Every step is idempotent, so a caller that got UNAVAILABLE (say, NATS was down
         after the data was gone) simply erases again, and the event goes out then."""
-        async with grpc_status(context):
-            tenant = tenant_of(request.tenant_id)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             user_id = request.user_id or None
             if user_id is not None and "." in user_id:
                 raise BadRequest("user_id must not contain '.'")
@@ -189,7 +191,7 @@ def _choice(value: str, allowed: tuple[str, ...], field: str) -> str:
 async def _found(context: grpc.aio.ServicerContext, row: ThreadRow | None, thread_id: str) -> memory_pb2.Thread:
     if row is None:
         await context.abort(grpc.StatusCode.NOT_FOUND, f"no thread {thread_id!r}")
-    return _thread_out(row)  # type: ignore[arg-type]
+    return _thread_out(row)
 
 
 def _thread_out(row: ThreadRow) -> memory_pb2.Thread:

@@ -18,7 +18,10 @@ from typing import Any, Literal, Protocol
 import aiosqlite
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 SortBy = Literal["created_at", "updated_at", "thread_id"]
 SortOrder = Literal["asc", "desc"]
@@ -95,7 +98,9 @@ _PG_MIGRATIONS = (
 
 class PostgresThreads:
     def __init__(self, saver: AsyncPostgresSaver) -> None:
-        self._pool = saver.conn
+        # open_storage gives the saver a pool, which this shares.
+        assert isinstance(saver.conn, AsyncConnectionPool)
+        self._pool: AsyncConnectionPool[AsyncConnection[DictRow]] = saver.conn
 
     async def setup(self) -> None:
         async with self._pool.connection() as conn, conn.transaction():
@@ -103,7 +108,9 @@ class PostgresThreads:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('threadline_memory_migrations'))")
             await conn.execute("CREATE TABLE IF NOT EXISTS threadline_memory_migrations (v integer PRIMARY KEY)")
             cursor = await conn.execute("SELECT coalesce(max(v), -1) AS v FROM threadline_memory_migrations")
-            done = (await cursor.fetchone())["v"]
+            row = await cursor.fetchone()
+            assert row is not None  # an aggregate always has its one row
+            done = row["v"]
             for version, statement in enumerate(_PG_MIGRATIONS):
                 if version > done:
                     await conn.execute(statement)
@@ -166,7 +173,7 @@ class PostgresThreads:
             f" ORDER BY {sort_by} {sort_order}, thread_id LIMIT %s OFFSET %s"
         )
         async with self._pool.connection() as conn:
-            rows = await (await conn.execute(query, (tenant, Jsonb(metadata), limit, offset))).fetchall()  # type: ignore[arg-type]
+            rows = await (await conn.execute(query, (tenant, Jsonb(metadata), limit, offset))).fetchall()
         return [_pg_row(row) for row in rows]
 
     async def delete(self, tenant: str, thread_id: str) -> None:
@@ -176,11 +183,12 @@ class PostgresThreads:
             )
 
     async def ids(self, tenant: str, user_id: str | None) -> list[str]:
-        query, params = "SELECT thread_id FROM threadline_threads WHERE tenant_id = %s", (tenant,)
+        query = "SELECT thread_id FROM threadline_threads WHERE tenant_id = %s"
+        params: tuple[str, ...] = (tenant,)
         if user_id is not None:
             query, params = query + " AND metadata ->> 'user_id' = %s", (tenant, user_id)
         async with self._pool.connection() as conn:
-            rows = await (await conn.execute(query, params)).fetchall()  # type: ignore[arg-type]
+            rows = await (await conn.execute(query, params)).fetchall()
         return [row["thread_id"] for row in rows]
 
 

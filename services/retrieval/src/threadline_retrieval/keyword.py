@@ -30,9 +30,6 @@ class KeywordIndex:
         self._lengths: dict[int, int] = {}
         self._total_length = 0
 
-    def __len__(self) -> int:
-        return len(self._lengths)
-
     def add(self, row: int, text: str) -> None:
         counts = Counter(tokenize(text))
         for term, count in counts.items():

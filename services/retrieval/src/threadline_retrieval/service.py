@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import numpy as np
 import structlog
 from opentelemetry import trace
+from threadline.grpc import BadRequest, abort_on_error
+from threadline.ids import check_name, check_tenant_id, is_name, is_tenant_id
 from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
-from threadline_retrieval.catalog import DEFAULT_COLLECTION, NAME, Catalog
+from threadline_retrieval.catalog import DEFAULT_COLLECTION, Catalog
 from threadline_retrieval.chunking import CONTENT_TYPES, Chunk, Chunker
 from threadline_retrieval.collection import Collection, EmbeddingMismatch, NewDocument
-from threadline_retrieval.embeddings import Embedder, EmbeddingUnavailable
+from threadline_retrieval.embeddings import Embedder
 from threadline_retrieval.reembed import EmbedderPool, Reembedder
 from threadline_retrieval.search import hybrid
 from threadline_retrieval.settings import RetrievalSettings
@@ -44,30 +45,6 @@ _tracer = trace.get_tracer("threadline_retrieval")
 Writer = tuple[Embedder | None, int]
 
 
-class BadRequest(Exception):
-    """The request is malformed; the message says how."""
-
-
-@asynccontextmanager
-async def _status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-    """Known failures become gRPC status codes with a readable message, never a traceback."""
-    try:
-        yield
-    except BadRequest as exc:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    except EmbeddingMismatch as exc:
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-    except EmbeddingUnavailable as exc:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-
-
-def _name(value: str, field: str, default: str | None = None) -> str:
-    value = value or default or ""
-    if not NAME.fullmatch(value):
-        raise BadRequest(f"{field} must be 1-64 letters, digits, '-' or '_' (got {value!r})")
-    return value
-
-
 def _query_vector(values: Any, dimension: int) -> np.ndarray:
     """A caller's query vector as a unit float32 vector, so dense scores stay cosine similarities."""
     if len(values) != dimension:
@@ -88,7 +65,7 @@ def _given_vectors(request: retrieval_pb2.IngestRequest) -> np.ndarray | None:
         return None
     if with_vectors != len(request.documents):
         raise BadRequest("give a vector for every document of a request or for none")
-    if not NAME.fullmatch(request.embedding_model):
+    if not is_name(request.embedding_model):
         raise BadRequest("embedding_model (1-64 letters, digits, '-' or '_') is required with vectors")
     dimension = len(request.documents[0].vector)
     return np.vstack([_query_vector(d.vector, dimension) for d in request.documents])
@@ -132,7 +109,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self._default_mode = _MODES[settings.search_default_mode]
 
     async def Ingest(self, request: retrieval_pb2.IngestRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with _status(context):
+        async with abort_on_error(context):
             return await self.ingest(request)
 
     async def ingest(
@@ -144,8 +121,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         is valid; ``progress`` hears of each stored batch before the last. Raises BadRequest,
         EmbeddingMismatch or EmbeddingUnavailable.
         """
-        tenant = _name(request.tenant_id, "tenant_id")
-        name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+        tenant = check_tenant_id(request.tenant_id)
+        name = check_name(request.collection or DEFAULT_COLLECTION, "collection")
         documents = self._validate_documents(request.documents)
         given = _given_vectors(request)
         if given is None:
@@ -251,9 +228,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return valid
 
     async def Search(self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with _status(context):
-            tenant = _name(request.tenant_id, "tenant_id")
-            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
+            name = check_name(request.collection or DEFAULT_COLLECTION, "collection")
             query = request.query.strip()
             if not query and not request.vector:
                 raise BadRequest("query must not be empty")
@@ -292,7 +269,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     model = {"embedding.model": embedder.model_name}
                     with _tracer.start_as_current_span("embed query", attributes=model):
                         vector = (await embedder.embed([query]))[0]
-            attributes = {
+            attributes: dict[str, str | int] = {
                 "retrieval.mode": _MODE_NAMES[mode],
                 "retrieval.k": k,
                 "retrieval.chunks": collection.chunk_count,
@@ -331,9 +308,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def DeleteDocuments(
         self, request: retrieval_pb2.DeleteDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> Any:
-        async with _status(context):
-            tenant = _name(request.tenant_id, "tenant_id")
-            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
+            name = check_name(request.collection or DEFAULT_COLLECTION, "collection")
             if bool(request.document_ids) == bool(request.filter):
                 raise BadRequest("give either document_ids or filter")
             ids = list(dict.fromkeys(request.document_ids))
@@ -357,9 +334,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def DeleteCollection(
         self, request: retrieval_pb2.DeleteCollectionRequest, context: grpc.aio.ServicerContext
     ) -> Any:
-        async with _status(context):
-            tenant = _name(request.tenant_id, "tenant_id")
-            name = _name(request.collection, "collection")
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
+            name = check_name(request.collection, "collection")
             deleted = await self.delete_collection(tenant, name)
         return retrieval_pb2.DeleteCollectionResponse(deleted=deleted)
 
@@ -372,7 +349,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def erase(self, tenant: str, user: str | None) -> int:
         """Act on a DataErased event: a whole tenant's collections go; for one user, the documents whose
         metadata names that ``user_id``. Returns the collections or documents deleted. Idempotent."""
-        if not NAME.fullmatch(tenant):
+        if not is_tenant_id(tenant):
             return 0  # a name the API refuses has no collections, and must not become a path
         if user is None:
             if self._reembedder is not None:
@@ -386,8 +363,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def ListCollections(
         self, request: retrieval_pb2.ListCollectionsRequest, context: grpc.aio.ServicerContext
     ) -> Any:
-        async with _status(context):
-            tenant = _name(request.tenant_id, "tenant_id")
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             stats = []
             for name in await self._catalog.names(tenant):
                 collection = await self._catalog.get(tenant, name, create=False)
@@ -420,9 +397,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def ListDocuments(
         self, request: retrieval_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> Any:
-        async with _status(context):
-            tenant = _name(request.tenant_id, "tenant_id")
-            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
+            name = check_name(request.collection or DEFAULT_COLLECTION, "collection")
             if request.limit < 0 or request.offset < 0:
                 raise BadRequest("limit and offset must not be negative")
             collection = await self._catalog.get(tenant, name, create=False)
@@ -437,20 +414,24 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         )
 
     async def GetDocuments(self, request: retrieval_pb2.GetDocumentsRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with _status(context):
-            tenant = _name(request.tenant_id, "tenant_id")
-            name = _name(request.collection, "collection", DEFAULT_COLLECTION)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
+            name = check_name(request.collection or DEFAULT_COLLECTION, "collection")
             if len(request.document_ids) > self._settings.search_max_k:
                 raise BadRequest(f"ask for at most {self._settings.search_max_k} documents at a time")
             collection = await self._catalog.get(tenant, name, create=False)
         chunks = []
-        for document_id in dict.fromkeys(request.document_ids) if collection is not None else []:
-            # Rows grow with each write, so their order is the chunks' order within a document.
-            for row in sorted(collection.matching({"document_id": document_id})):
-                chunk = collection.chunk(row)
-                chunks.append(
-                    retrieval_pb2.StoredChunk(
-                        document_id=chunk.document_id, chunk_id=chunk.chunk_id, text=chunk.text, metadata=chunk.metadata
+        if collection is not None:
+            for document_id in dict.fromkeys(request.document_ids):
+                # Rows grow with each write, so their order is the chunks' order within a document.
+                for row in sorted(collection.matching({"document_id": document_id})):
+                    chunk = collection.chunk(row)
+                    chunks.append(
+                        retrieval_pb2.StoredChunk(
+                            document_id=chunk.document_id,
+                            chunk_id=chunk.chunk_id,
+                            text=chunk.text,
+                            metadata=chunk.metadata,
+                        )
                     )
-                )
         return retrieval_pb2.GetDocumentsResponse(chunks=chunks)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from threadline_gateway.deps import Settings
 from threadline_gateway.errors import ApiError
 from threadline_gateway.langgraph_compat.schemas import Assistant, AssistantSearch
 from threadline_gateway.schemas import error_responses
@@ -33,17 +34,17 @@ def _matching(settings: GatewaySettings, body: AssistantSearch) -> list[Assistan
 
 
 @router.post("/search", response_model=list[Assistant])
-async def search_assistants(body: AssistantSearch, request: Request) -> list[Assistant]:
-    return _matching(request.app.state.settings, body)[body.offset : body.offset + body.limit]
+async def search_assistants(body: AssistantSearch, settings: Settings) -> list[Assistant]:
+    return _matching(settings, body)[body.offset : body.offset + body.limit]
 
 
 @router.post("/count", response_model=int)
-async def count_assistants(body: AssistantSearch, request: Request) -> int:
-    return len(_matching(request.app.state.settings, body))
+async def count_assistants(body: AssistantSearch, settings: Settings) -> int:
+    return len(_matching(settings, body))
 
 
 @router.get("/{assistant_id}", response_model=Assistant, responses=error_responses(404))
-async def get_assistant(assistant_id: str, request: Request) -> Assistant:
-    if assistant_id not in request.app.state.settings.assistant_ids():
+async def get_assistant(assistant_id: str, settings: Settings) -> Assistant:
+    if assistant_id not in settings.assistant_ids():
         raise ApiError(404, "not_found", f"No assistant {assistant_id!r}.")
     return _assistant(assistant_id)

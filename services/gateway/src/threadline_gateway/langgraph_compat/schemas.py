@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from threadline.ids import ID_PATTERN
 
-from threadline_gateway.schemas import ID_PATTERN, MultitaskStrategy
+from threadline_gateway.schemas import MultitaskStrategy
 
 StreamMode = Literal["values", "updates", "messages-tuple"]
 RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
@@ -118,7 +119,8 @@ class RunCreate(_Lenient):
         return {self.stream_mode} if isinstance(self.stream_mode, str) else set(self.stream_mode)
 
 
-class Run(BaseModel):
+# LangGraph names a field kwargs, which the pydantic mypy plugin's generated __init__(**kwargs) clashes with.
+class Run(BaseModel):  # type: ignore[no-redef]
     run_id: str
     thread_id: str
     assistant_id: str

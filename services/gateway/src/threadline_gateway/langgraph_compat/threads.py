@@ -7,13 +7,14 @@ A thread's status is ``busy`` while its latest run is pending or running, else `
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
+from threadline.ids import ID_PATTERN
 
-from threadline_gateway import memory
-from threadline_gateway.auth import caller
+from threadline_gateway.deps import Bus, Caller, MemoryClient
 from threadline_gateway.errors import ApiError
 from threadline_gateway.langgraph_compat.schemas import (
     CheckpointRef,
@@ -25,18 +26,60 @@ from threadline_gateway.langgraph_compat.schemas import (
     ThreadSearch,
     ThreadState,
 )
+from threadline_gateway.memory import Checkpoint, Memory
+from threadline_gateway.memory import Thread as StoredThread
 from threadline_gateway.routes.threads import thread_status
-from threadline_gateway.schemas import ID_PATTERN, error_responses
+from threadline_gateway.run_bus import RunBus
+from threadline_gateway.schemas import error_responses
 
 router = APIRouter(prefix="/threads")
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
-def _memory(request: Request) -> memory.Memory:
-    return request.app.state.memory
+@dataclass(frozen=True)
+class _Threads:
+    """The caller's threads in the memory service, with each one's status from the run bus."""
+
+    tenant_id: str
+    memory: Memory
+    bus: RunBus
+
+    async def thread(self, found: StoredThread) -> Thread:
+        status = await thread_status(self.bus, self.tenant_id, found.thread_id)
+        latest = await self.memory.latest(self.tenant_id, found.thread_id)
+        return Thread(
+            thread_id=found.thread_id,
+            created_at=found.created_at,
+            updated_at=found.updated_at,
+            metadata=found.metadata,
+            status=status,
+            values=latest.values if latest else None,
+        )
+
+    async def state(self, thread_id: str, checkpoint_id: str = "") -> ThreadState:
+        checkpoint = await self.memory.latest(self.tenant_id, thread_id, checkpoint_id)
+        if checkpoint is None:
+            await self.memory.get_thread(self.tenant_id, thread_id)  # a 404 for a thread that does not exist
+            if checkpoint_id:
+                raise ApiError(404, "not_found", f"No checkpoint {checkpoint_id!r} in thread {thread_id!r}.")
+        return _state_of(thread_id, checkpoint)
+
+    async def history(self, thread_id: str, limit: int, before: str | None) -> list[ThreadState]:
+        checkpoints = await self.memory.history(self.tenant_id, thread_id, limit=limit, before=before)
+        if not checkpoints:
+            await self.memory.get_thread(self.tenant_id, thread_id)
+        return [_state_of(thread_id, c) for c in checkpoints]
 
 
-def state_of(thread_id: str, checkpoint: memory.Checkpoint | None) -> ThreadState:
+# Async only so FastAPI calls it on the event loop rather than in a worker thread.
+async def _threads(principal: Caller, memory: MemoryClient, bus: Bus) -> _Threads:
+    return _Threads(principal.tenant_id, memory, bus)
+
+
+Threads = Annotated[_Threads, Depends(_threads)]
+
+
+def _state_of(thread_id: str, checkpoint: Checkpoint | None) -> ThreadState:
     """A checkpoint as LangGraph's thread state; a thread without one has empty values."""
     if checkpoint is None:
         return ThreadState(values={}, checkpoint=CheckpointRef(thread_id=thread_id))
@@ -51,112 +94,76 @@ def state_of(thread_id: str, checkpoint: memory.Checkpoint | None) -> ThreadStat
     )
 
 
-async def _thread(request: Request, found: memory.Thread) -> Thread:
-    status = await thread_status(request, found.thread_id)
-    latest = await _memory(request).latest(caller(request).tenant_id, found.thread_id)
-    return Thread(
-        thread_id=found.thread_id,
-        created_at=found.created_at,
-        updated_at=found.updated_at,
-        metadata=found.metadata,
-        status=status,
-        values=latest.values if latest else None,
-    )
-
-
 @router.post("", response_model=Thread, responses=error_responses(409, 503))
-async def create_thread(body: ThreadCreate, request: Request) -> Thread:
+async def create_thread(body: ThreadCreate, threads: Threads) -> Thread:
     """A new thread (a new id unless one is given); an existing id is a 409 unless ``if_exists`` is ``do_nothing``."""
-    created = await _memory(request).create_thread(
-        caller(request).tenant_id,
-        body.thread_id or "",
-        body.metadata,
-        if_exists_do_nothing=body.if_exists == "do_nothing",
+    created = await threads.memory.create_thread(
+        threads.tenant_id, body.thread_id or "", body.metadata, if_exists_do_nothing=body.if_exists == "do_nothing"
     )
-    return await _thread(request, created)
+    return await threads.thread(created)
 
 
 @router.post("/search", response_model=list[Thread], responses=error_responses(503))
-async def search_threads(body: ThreadSearch, request: Request) -> list[Thread]:
+async def search_threads(body: ThreadSearch, threads: Threads) -> list[Thread]:
     """The tenant's threads whose metadata holds every given key and value, newest first by default."""
-    found = await _memory(request).list_threads(
-        caller(request).tenant_id,
+    found = await threads.memory.list_threads(
+        threads.tenant_id,
         metadata=body.metadata or {},
         limit=body.limit,
         offset=body.offset,
         sort_by=body.sort_by,
         sort_order=body.sort_order,
     )
-    threads = await asyncio.gather(*(_thread(request, t) for t in found))
-    return [t for t in threads if body.status is None or t.status == body.status]
+    listed = await asyncio.gather(*(threads.thread(t) for t in found))
+    return [t for t in listed if body.status is None or t.status == body.status]
 
 
 @router.get("/{thread_id}", response_model=Thread, responses=error_responses(404, 503))
-async def get_thread(thread_id: ThreadId, request: Request) -> Thread:
-    return await _thread(request, await _memory(request).get_thread(caller(request).tenant_id, thread_id))
+async def get_thread(thread_id: ThreadId, threads: Threads) -> Thread:
+    return await threads.thread(await threads.memory.get_thread(threads.tenant_id, thread_id))
 
 
 @router.patch("/{thread_id}", response_model=Thread, responses=error_responses(404, 503))
-async def update_thread(thread_id: ThreadId, body: ThreadPatch, request: Request) -> Thread:
+async def update_thread(thread_id: ThreadId, body: ThreadPatch, threads: Threads) -> Thread:
     """Merge ``metadata`` into the thread's."""
-    updated = await _memory(request).update_thread(caller(request).tenant_id, thread_id, body.metadata)
-    return await _thread(request, updated)
+    return await threads.thread(await threads.memory.update_thread(threads.tenant_id, thread_id, body.metadata))
 
 
 @router.delete("/{thread_id}", status_code=204, responses=error_responses(404, 503))
-async def delete_thread(thread_id: ThreadId, request: Request) -> Response:
-    tenant_id = caller(request).tenant_id
-    await _memory(request).get_thread(tenant_id, thread_id)
-    await _memory(request).delete_thread(tenant_id, thread_id)
+async def delete_thread(thread_id: ThreadId, threads: Threads) -> Response:
+    await threads.memory.get_thread(threads.tenant_id, thread_id)
+    await threads.memory.delete_thread(threads.tenant_id, thread_id)
     return Response(status_code=204)
 
 
 @router.post("/{thread_id}/copy", response_model=Thread, responses=error_responses(404, 503))
-async def copy_thread(thread_id: ThreadId, request: Request) -> Thread:
+async def copy_thread(thread_id: ThreadId, threads: Threads) -> Thread:
     """A new thread with the same history, to branch a conversation off."""
-    return await _thread(request, await _memory(request).copy_thread(caller(request).tenant_id, thread_id))
-
-
-async def _state(request: Request, thread_id: str, checkpoint_id: str = "") -> ThreadState:
-    tenant_id = caller(request).tenant_id
-    checkpoint = await _memory(request).latest(tenant_id, thread_id, checkpoint_id)
-    if checkpoint is None:
-        await _memory(request).get_thread(tenant_id, thread_id)  # a 404 for a thread that does not exist
-        if checkpoint_id:
-            raise ApiError(404, "not_found", f"No checkpoint {checkpoint_id!r} in thread {thread_id!r}.")
-    return state_of(thread_id, checkpoint)
+    return await threads.thread(await threads.memory.copy_thread(threads.tenant_id, thread_id))
 
 
 @router.get("/{thread_id}/state", response_model=ThreadState, responses=error_responses(404, 503))
-async def get_state(thread_id: ThreadId, request: Request) -> ThreadState:
-    return await _state(request, thread_id)
+async def get_state(thread_id: ThreadId, threads: Threads) -> ThreadState:
+    return await threads.state(thread_id)
 
 
 @router.get("/{thread_id}/state/{checkpoint_id}", response_model=ThreadState, responses=error_responses(404, 503))
 async def get_state_at(
-    thread_id: ThreadId, checkpoint_id: Annotated[str, Path(pattern=ID_PATTERN)], request: Request
+    thread_id: ThreadId, checkpoint_id: Annotated[str, Path(pattern=ID_PATTERN)], threads: Threads
 ) -> ThreadState:
-    return await _state(request, thread_id, checkpoint_id)
+    return await threads.state(thread_id, checkpoint_id)
 
 
 @router.post("/{thread_id}/state/checkpoint", response_model=ThreadState, responses=error_responses(404, 503))
-async def post_state_at(thread_id: ThreadId, body: StateAtCheckpoint, request: Request) -> ThreadState:
-    return await _state(request, thread_id, body.checkpoint.checkpoint_id or "")
-
-
-async def _history(request: Request, thread_id: str, limit: int, before: str | None) -> list[ThreadState]:
-    tenant_id = caller(request).tenant_id
-    checkpoints = await _memory(request).history(tenant_id, thread_id, limit=limit, before=before)
-    if not checkpoints:
-        await _memory(request).get_thread(tenant_id, thread_id)
-    return [state_of(thread_id, c) for c in checkpoints]
+async def post_state_at(thread_id: ThreadId, body: StateAtCheckpoint, threads: Threads) -> ThreadState:
+    return await threads.state(thread_id, body.checkpoint.checkpoint_id or "")
 
 
 @router.post("/{thread_id}/history", response_model=list[ThreadState], responses=error_responses(404, 503))
-async def post_history(thread_id: ThreadId, body: HistoryRequest, request: Request) -> list[ThreadState]:
+async def post_history(thread_id: ThreadId, body: HistoryRequest, threads: Threads) -> list[ThreadState]:
     """The thread's states, newest first; ``metadata`` keeps those whose metadata holds every given key and value."""
     before = body.before if isinstance(body.before, str) or body.before is None else body.before.checkpoint_id
-    states = await _history(request, thread_id, body.limit, before)
+    states = await threads.history(thread_id, body.limit, before)
     if body.metadata:
         states = [s for s in states if all(s.metadata.get(k) == v for k, v in body.metadata.items())]
     return states
@@ -165,8 +172,8 @@ async def post_history(thread_id: ThreadId, body: HistoryRequest, request: Reque
 @router.get("/{thread_id}/history", response_model=list[ThreadState], responses=error_responses(404, 503))
 async def get_history(
     thread_id: ThreadId,
-    request: Request,
+    threads: Threads,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
     before: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> list[ThreadState]:
-    return await _history(request, thread_id, limit, before)
+    return await threads.history(thread_id, limit, before)

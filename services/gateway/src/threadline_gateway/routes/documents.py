@@ -17,15 +17,14 @@ import grpc
 import structlog
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
-from threadline.events import INGEST_ID_PATTERN, IngestCompleted, IngestDocument, IngestFailed
+from threadline.events import IngestCompleted, IngestDocument, IngestFailed
+from threadline.ids import COLLECTION_PATTERN, INGEST_ID_PATTERN
 from threadline.retrieval.v1 import retrieval_pb2 as pb
-from threadline.retrieval.v1 import retrieval_pb2_grpc
 
-from threadline_gateway.auth import caller
-from threadline_gateway.errors import ApiError
-from threadline_gateway.ingests import IngestBus, IngestStatus
+from threadline_gateway.deps import Caller, Ingests, Retrieval
+from threadline_gateway.errors import ApiError, nats_errors_as_503
+from threadline_gateway.ingests import IngestStatus
 from threadline_gateway.schemas import (
-    COLLECTION_PATTERN,
     DocumentList,
     DocumentSummary,
     IngestError,
@@ -33,7 +32,6 @@ from threadline_gateway.schemas import (
     UploadedDocuments,
     error_responses,
 )
-from threadline_gateway.submit import nats_errors_as_503
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 log = structlog.get_logger("threadline.gateway")
@@ -44,10 +42,6 @@ _BY_EXTENSION |= {".html": "text/html", ".htm": "text/html"}
 _TYPES = {"text/plain", "text/markdown", "text/html"}
 _TIMEOUT_S = 300.0
 Collection = Annotated[str, Query(pattern=COLLECTION_PATTERN, description="Empty: the tenant's default one.")]
-
-
-def _stub(request: Request) -> retrieval_pb2_grpc.RetrievalServiceStub:
-    return request.app.state.retrieval
 
 
 @asynccontextmanager
@@ -108,6 +102,9 @@ async def _document(upload: UploadFile) -> pb.Document:
 )
 async def upload_documents(
     request: Request,
+    principal: Caller,
+    retrieval: Retrieval,
+    ingests: Ingests,
     files: Annotated[
         list[UploadFile], File(min_length=1, description="Text, Markdown or HTML files (multipart/form-data).")
     ],
@@ -118,17 +115,17 @@ async def upload_documents(
 ) -> Any:
     """Add files to the knowledge base; returns once they are indexed and searchable, or at once with wait=false."""
     documents = [await _document(upload) for upload in files]
-    tenant = caller(request).tenant_id
+    tenant = principal.tenant_id
     if not wait:
         with nats_errors_as_503():
-            accepted = await _ingests(request).submit(tenant, collection, [_ingest_document(d) for d in documents])
+            accepted = await ingests.submit(tenant, collection, [_ingest_document(d) for d in documents])
         log.info("documents queued", documents=len(documents), ingest_id=accepted.ingest_id)
         status_url = str(request.url_for("ingestion_status", ingest_id=accepted.ingest_id))
         return JSONResponse(
             _ingestion(request, accepted).model_dump(mode="json"), status_code=202, headers={"Location": status_url}
         )
     async with _retrieval_errors():
-        reply = await _stub(request).Ingest(
+        reply = await retrieval.Ingest(
             pb.IngestRequest(tenant_id=tenant, collection=collection, documents=documents), timeout=_TIMEOUT_S
         )
     log.info("documents indexed", documents=len(reply.documents), collection=collection or "default")
@@ -138,17 +135,15 @@ async def upload_documents(
 
 
 @router.get("/ingestions/{ingest_id}", response_model=Ingestion, responses=error_responses(404, 503))
-async def ingestion_status(ingest_id: Annotated[str, Path(pattern=INGEST_ID_PATTERN)], request: Request) -> Ingestion:
+async def ingestion_status(
+    ingest_id: Annotated[str, Path(pattern=INGEST_ID_PATTERN)], request: Request, principal: Caller, ingests: Ingests
+) -> Ingestion:
     """Where a background upload stands: queued, running (with documents done of total), completed or failed."""
     with nats_errors_as_503():
-        found = await _ingests(request).status(caller(request).tenant_id, ingest_id)
+        found = await ingests.status(principal.tenant_id, ingest_id)
     if found is None:
         raise ApiError(404, "not_found", f"No ingestion {ingest_id!r}.")
     return _ingestion(request, found)
-
-
-def _ingests(request: Request) -> IngestBus:
-    return request.app.state.ingests
 
 
 def _ingest_document(document: pb.Document) -> IngestDocument:
@@ -174,17 +169,16 @@ def _ingestion(request: Request, found: IngestStatus) -> Ingestion:
 
 @router.get("", response_model=DocumentList, responses=error_responses(503))
 async def list_documents(
-    request: Request,
+    principal: Caller,
+    retrieval: Retrieval,
     collection: Collection = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> DocumentList:
     """A page of the knowledge base's documents, by id."""
-    listing = pb.ListDocumentsRequest(
-        tenant_id=caller(request).tenant_id, collection=collection, limit=limit, offset=offset
-    )
+    listing = pb.ListDocumentsRequest(tenant_id=principal.tenant_id, collection=collection, limit=limit, offset=offset)
     async with _retrieval_errors():
-        reply = await _stub(request).ListDocuments(listing, timeout=30)
+        reply = await retrieval.ListDocuments(listing, timeout=30)
     return DocumentList(
         documents=[
             DocumentSummary(id=d.document_id, chunks=d.chunk_count, status="indexed", metadata=dict(d.metadata))
@@ -197,13 +191,15 @@ async def list_documents(
 
 
 @router.delete("/{document_id}", status_code=204, responses=error_responses(404, 503))
-async def delete_document(document_id: str, request: Request, collection: Collection = "") -> Response:
+async def delete_document(
+    document_id: str, principal: Caller, retrieval: Retrieval, collection: Collection = ""
+) -> Response:
     """Remove a document and every chunk of it from the knowledge base."""
     deletion = pb.DeleteDocumentsRequest(
-        tenant_id=caller(request).tenant_id, collection=collection, document_ids=[document_id]
+        tenant_id=principal.tenant_id, collection=collection, document_ids=[document_id]
     )
     async with _retrieval_errors():
-        reply = await _stub(request).DeleteDocuments(deletion, timeout=60)
+        reply = await retrieval.DeleteDocuments(deletion, timeout=60)
     if not reply.deleted:
         raise ApiError(404, "not_found", f"No document {document_id!r}.")
     return Response(status_code=204)

@@ -9,11 +9,11 @@ other services drop their copies (the agent's answer cache does). Safe to repeat
 from __future__ import annotations
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from threadline_gateway.auth import Principal, caller
+from threadline_gateway.auth import Principal
+from threadline_gateway.deps import Caller, MemoryClient
 from threadline_gateway.errors import ApiError
-from threadline_gateway.memory import Memory
 from threadline_gateway.schemas import Erasure, ErasureRequest, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["erasure"])
@@ -30,11 +30,9 @@ def _whose(principal: Principal, asked: str | None) -> str | None:
 
 
 @router.post("/erasure", response_model=Erasure, responses=error_responses(403, 503))
-async def erase(body: ErasureRequest, request: Request) -> Erasure:
+async def erase(body: ErasureRequest, principal: Caller, memory: MemoryClient) -> Erasure:
     """Erase the user's (or the tenant's) threads, checkpoints and long-term memories."""
-    principal = caller(request)
     user_id = _whose(principal, body.user_id)
-    memory: Memory = request.app.state.memory
     threads, store_items = await memory.erase(principal.tenant_id, user_id)
     log.info("data erased", user_id=user_id, whole_tenant=user_id is None, threads=threads, store_items=store_items)
     return Erasure(user_id=user_id, threads=threads, store_items=store_items)

@@ -7,18 +7,20 @@ it, and the route says so with a 503 rather than dropping it.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Any
+
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from threadline_gateway.auth import caller
-from threadline_gateway.db import Database
-from threadline_gateway.errors import ApiError
-from threadline_gateway.runs import RunBus
+from threadline_gateway.deps import Bus, Caller, Db
+from threadline_gateway.errors import ApiError, nats_errors_as_503
 from threadline_gateway.schemas import Feedback, FeedbackRequest, error_responses
-from threadline_gateway.submit import nats_errors_as_503
 
 router = APIRouter(prefix="/api/v1/runs", tags=["feedback"])
 
+_REPLACED: dict[int | str, dict[str, Any]] = {
+    200: {"model": Feedback, "description": "Replaced this caller's earlier feedback"}
+}
 _UPSERT = """
 INSERT INTO gateway_feedback (tenant_id, run_id, thread_id, subject, rating, comment)
 VALUES (%(tenant)s, %(run)s, %(thread)s, %(subject)s, %(rating)s, %(comment)s)
@@ -32,16 +34,12 @@ RETURNING id, created_at, (xmax = 0) AS inserted
     "/{run_id}/feedback",
     status_code=201,
     response_model=Feedback,
-    responses={200: {"model": Feedback, "description": "Replaced this caller's earlier feedback"}}
-    | error_responses(404, 409),
+    responses=_REPLACED | error_responses(404, 409),
 )
-async def give_feedback(run_id: str, body: FeedbackRequest, request: Request) -> JSONResponse:
+async def give_feedback(run_id: str, body: FeedbackRequest, principal: Caller, bus: Bus, database: Db) -> JSONResponse:
     """Rate a run's answer (1-5) with an optional comment; the run must be this tenant's and finished."""
-    database: Database | None = request.app.state.database
     if database is None:
         raise ApiError(503, "not_configured", "Feedback is stored in PostgreSQL, and this gateway has no DATABASE_URL.")
-    bus: RunBus = request.app.state.bus
-    principal = caller(request)
     with nats_errors_as_503():
         record = await bus.lookup(run_id, principal.tenant_id)
         if record is None:
@@ -61,7 +59,9 @@ async def give_feedback(run_id: str, body: FeedbackRequest, request: Request) ->
                 "comment": body.comment,
             },
         )
-        feedback_id, created_at, inserted = await cur.fetchone()
+        row = await cur.fetchone()
+    assert row is not None  # an upsert ... RETURNING yields the row it wrote
+    feedback_id, created_at, inserted = row
     stored = Feedback(
         id=feedback_id,
         run_id=run_id,

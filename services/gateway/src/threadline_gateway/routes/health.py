@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 from threadline.grpc import check_health
 
-from threadline_gateway.runs import RunBus
-from threadline_gateway.settings import GatewaySettings
+from threadline_gateway.deps import Bus, Settings
+from threadline_gateway.run_bus import RunBus
 
 router = APIRouter(tags=["health"])
 
@@ -22,15 +22,13 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(settings: Settings, bus: Bus) -> JSONResponse:
     """Whether this gateway can accept runs, and which parts behind it are degraded.
 
     Only NATS decides the status code: with NATS up a run is stored and will be worked once the
     agents, retrieval or memory are back, so taking the gateway out of a load balancer would only
     turn a slow answer into no answer. The body names every part that is down.
     """
-    settings: GatewaySettings = request.app.state.settings
-    bus: RunBus = request.app.state.bus
     retrieval, memory, agents = await asyncio.gather(
         check_health(settings.retrieval_target), check_health(settings.memory_target), _agents(bus)
     )

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from threadline_gateway.auth import caller
-from threadline_gateway.runs import RunBus, RunRecord
+from threadline_gateway.answers import answer
+from threadline_gateway.deps import Caller, Settings, Starter
+from threadline_gateway.run_starter import NewRun
 from threadline_gateway.schemas import QueryRequest, QueryResponse
-from threadline_gateway.settings import GatewaySettings
-from threadline_gateway.submit import (
-    final_response,
-    nats_errors_as_503,
-    new_run,
-    run_timeout,
-)
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
-log = structlog.get_logger("threadline.gateway")
 
 
 @router.post(
@@ -32,24 +23,11 @@ log = structlog.get_logger("threadline.gateway")
         504: {"description": "The run did not finish in time"},
     },
 )
-async def query(body: QueryRequest, request: Request) -> QueryResponse:
-    settings: GatewaySettings = request.app.state.settings
-    bus: RunBus = request.app.state.bus
-    metrics = request.app.state.metrics
-    run = new_run(body, settings, caller(request))
-    record = RunRecord.of(run)
-    structlog.contextvars.bind_contextvars(run_id=run.run_id)
+async def query(body: QueryRequest, principal: Caller, starter: Starter, settings: Settings) -> QueryResponse:
+    # Started like every run, so a 504's run_id can still be joined or streamed afterwards.
+    run = await starter.start(principal, NewRun.of(body), "query")
+    structlog.contextvars.bind_contextvars(run_id=run.record.run_id)
     try:
-        with nats_errors_as_503():
-            # Remembered like every run, so a 504's run_id can still be joined or streamed afterwards.
-            await bus.start(run, body.multitask_strategy)
-            async with bus.follow(run.run_id) as events:
-                metrics.run_started("query")
-                final = await asyncio.wait_for(events.final(), timeout=settings.run_timeout_s)
-    except TimeoutError as exc:
-        metrics.run_finished("timeout")
-        raise run_timeout(settings, record) from exc
+        return answer(run.record, await run.outcome(settings.run_timeout_s))
     finally:
         structlog.contextvars.unbind_contextvars("run_id")
-    metrics.run_finished("success" if final.kind == "end" else "error")
-    return final_response(record, final)

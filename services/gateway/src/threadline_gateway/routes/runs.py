@@ -5,33 +5,27 @@ Every lookup is scoped to the caller's tenant: another tenant's run is a 404, ex
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import AsyncExitStack
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from threadline_gateway.auth import caller
-from threadline_gateway.errors import ApiError
-from threadline_gateway.runs import RunBus, RunRecord
+from threadline_gateway.answers import answer
+from threadline_gateway.auth import Principal
+from threadline_gateway.deps import Bus, Caller, Settings, Starter
+from threadline_gateway.errors import ApiError, nats_errors_as_503
+from threadline_gateway.run_bus import RunBus, RunRecord
+from threadline_gateway.run_handle import RunHandle
+from threadline_gateway.run_starter import NewRun
 from threadline_gateway.schemas import QueryRequest, QueryResponse, RunCreated, RunInfo
-from threadline_gateway.settings import GatewaySettings
 from threadline_gateway.streaming import resume_point, sse_response
-from threadline_gateway.submit import (
-    caller_tenant,
-    final_response,
-    nats_errors_as_503,
-    new_run,
-    run_timeout,
-)
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 log = structlog.get_logger("threadline.gateway")
 
 _THREAD_BUSY = {"description": "The thread is still answering an earlier question (thread_busy)"}
-_SSE_RESPONSES = {
+_SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "The run's events as server-sent events"},
     404: {"description": "No such run for this tenant"},
     422: {"description": "Invalid body or Last-Event-ID"},
@@ -47,13 +41,13 @@ def _stream_headers(record: RunRecord) -> dict[str, str]:
     return {"Content-Location": _run_url(record.run_id)}
 
 
-async def _owned(request: Request, run_id: str) -> RunRecord:
-    bus: RunBus = request.app.state.bus
+async def _owned(bus: RunBus, principal: Principal, run_id: str) -> RunHandle:
+    """The caller's run; another tenant's is a 404, exactly like an unknown one."""
     with nats_errors_as_503():
-        record = await bus.lookup(run_id, caller_tenant(request))
+        record = await bus.lookup(run_id, principal.tenant_id)
     if record is None:
         raise ApiError(404, "not_found", f"No run {run_id!r}.")
-    return record
+    return RunHandle(record, bus)
 
 
 @router.post(
@@ -62,19 +56,13 @@ async def _owned(request: Request, run_id: str) -> RunRecord:
     response_model=RunCreated,
     responses={409: _THREAD_BUSY, 503: {"description": "NATS unavailable"}},
 )
-async def create_run(body: QueryRequest, request: Request) -> JSONResponse:
+async def create_run(body: QueryRequest, principal: Caller, starter: Starter) -> JSONResponse:
     """Start a run in the background; poll ``Location`` or join it with ``/wait``."""
-    bus: RunBus = request.app.state.bus
-    run = new_run(body, request.app.state.settings, caller(request))
-    record = RunRecord.of(run, body.multitask_strategy)
-    with nats_errors_as_503():
-        await bus.start(run, body.multitask_strategy)
-    request.app.state.metrics.run_started("background")
-    created = RunCreated(**record.model_dump(), status="pending")
+    run = await starter.start(principal, NewRun.of(body), "background")
+    created = RunCreated(**run.record.model_dump(), status="pending")
+    location = _run_url(run.record.run_id)
     return JSONResponse(
-        created.model_dump(mode="json"),
-        status_code=202,
-        headers={"Location": _run_url(run.run_id), "Content-Location": _run_url(run.run_id)},
+        created.model_dump(mode="json"), status_code=202, headers={"Location": location, "Content-Location": location}
     )
 
 
@@ -83,11 +71,11 @@ async def create_run(body: QueryRequest, request: Request) -> JSONResponse:
     response_model=RunInfo,
     responses={404: {"description": "No such run for this tenant"}, 503: {"description": "NATS unavailable"}},
 )
-async def get_run(run_id: str, request: Request) -> RunInfo:
-    record = await _owned(request, run_id)
+async def get_run(run_id: str, principal: Caller, bus: Bus) -> RunInfo:
+    run = await _owned(bus, principal, run_id)
     with nats_errors_as_503():
-        status = await request.app.state.bus.status(run_id)
-    return RunInfo(**record.model_dump(), status=status)
+        status = await bus.status(run_id)
+    return RunInfo(**run.record.model_dump(), status=status)
 
 
 @router.post(
@@ -100,20 +88,19 @@ async def get_run(run_id: str, request: Request) -> RunInfo:
         503: {"description": "NATS unavailable"},
     },
 )
-async def cancel_run(run_id: str, request: Request) -> RunInfo:
+async def cancel_run(run_id: str, principal: Caller, bus: Bus) -> RunInfo:
     """Stop a run: at once if a worker is on it, or before it starts if it is still queued.
 
     Its stream then ends with an ``error`` event of code ``cancelled``; the thread keeps the steps done so far.
     """
-    bus: RunBus = request.app.state.bus
-    record = await _owned(request, run_id)
+    run = await _owned(bus, principal, run_id)
     with nats_errors_as_503():
         status = await bus.status(run_id)
         if status not in ("pending", "running"):
             raise ApiError(409, "run_finished", f"The run has already finished ({status}).")
         await bus.cancel(run_id)
     log.info("run cancel requested", run_id=run_id)
-    return RunInfo(**record.model_dump(), status=status)
+    return RunInfo(**run.record.model_dump(), status=status)
 
 
 @router.get(
@@ -126,18 +113,10 @@ async def cancel_run(run_id: str, request: Request) -> RunInfo:
         504: {"description": "Still running; wait again or stream it"},
     },
 )
-async def wait_run(run_id: str, request: Request) -> QueryResponse:
+async def wait_run(run_id: str, principal: Caller, bus: Bus, settings: Settings) -> QueryResponse:
     """Join a run: its answer once it ends (at once if it already has), replayed from the stored events."""
-    settings: GatewaySettings = request.app.state.settings
-    bus: RunBus = request.app.state.bus
-    record = await _owned(request, run_id)
-    try:
-        with nats_errors_as_503():
-            async with bus.follow(run_id) as events:
-                final = await asyncio.wait_for(events.final(), timeout=settings.run_timeout_s)
-    except TimeoutError as exc:
-        raise run_timeout(settings, record) from exc
-    return final_response(record, final)
+    run = await _owned(bus, principal, run_id)
+    return answer(run.record, await run.outcome(settings.run_timeout_s))
 
 
 @router.post(
@@ -145,38 +124,25 @@ async def wait_run(run_id: str, request: Request) -> QueryResponse:
     responses={k: v for k, v in _SSE_RESPONSES.items() if k != 404} | {409: _THREAD_BUSY},
     response_class=StreamingResponse,
 )
-async def stream_new_run(body: QueryRequest, request: Request) -> StreamingResponse:
+async def stream_new_run(
+    body: QueryRequest, principal: Caller, starter: Starter, settings: Settings
+) -> StreamingResponse:
     """Start a run and stream its events; ``Content-Location`` names the run for a reconnect."""
-    bus: RunBus = request.app.state.bus
-    run = new_run(body, request.app.state.settings, caller(request))
-    record = RunRecord.of(run, body.multitask_strategy)
-    stack = AsyncExitStack()
-    try:
-        with nats_errors_as_503():
-            await bus.start(run, body.multitask_strategy)
-            events = await stack.enter_async_context(bus.follow(run.run_id))
-    except BaseException:
-        await stack.aclose()
-        raise
-    request.app.state.metrics.run_started("stream")
-    return sse_response(request, record, events, stack, count_outcome=True, headers=_stream_headers(record))
+    run = await starter.start(principal, NewRun.of(body), "stream")
+    return await sse_response(run, settings, headers=_stream_headers(run.record))
 
 
 @router.get("/{run_id}/stream", responses=_SSE_RESPONSES, response_class=StreamingResponse)
 async def stream_run(
     run_id: str,
-    request: Request,
+    principal: Caller,
+    bus: Bus,
+    settings: Settings,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     """Follow a run's events: from the first, or after ``Last-Event-ID`` on a reconnect, with no gaps or repeats."""
     after = resume_point(last_event_id)
-    record = await _owned(request, run_id)
-    bus: RunBus = request.app.state.bus
-    stack = AsyncExitStack()
-    try:
-        with nats_errors_as_503():
-            events = await stack.enter_async_context(bus.follow(run_id, after_seq=-1 if after is None else after))
-    except BaseException:
-        await stack.aclose()
-        raise
-    return sse_response(request, record, events, stack, count_outcome=False, headers=_stream_headers(record))
+    run = await _owned(bus, principal, run_id)
+    return await sse_response(
+        run, settings, headers=_stream_headers(run.record), after_seq=-1 if after is None else after
+    )

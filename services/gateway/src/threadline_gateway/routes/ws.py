@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import AsyncExitStack
 from typing import Any
 
 import structlog
@@ -30,14 +31,16 @@ from starlette.websockets import WebSocketState
 
 from threadline_gateway import ratelimit
 from threadline_gateway.audit import audit_log, who
-from threadline_gateway.auth import WS_TRY_AGAIN_LATER, WS_UNAUTHENTICATED, caller, websocket_credential
-from threadline_gateway.errors import ApiError
-from threadline_gateway.metrics import GatewayMetrics
+from threadline_gateway.auth import WS_TRY_AGAIN_LATER, WS_UNAUTHENTICATED, Principal, websocket_credential
+from threadline_gateway.deps import Auth, Bus, RateLimiter, Settings, Starter
+from threadline_gateway.errors import ApiError, nats_errors_as_503
+from threadline_gateway.metrics import RunOutcomeLabel
 from threadline_gateway.ratelimit import Limiter
-from threadline_gateway.runs import RunBus, RunRecord
+from threadline_gateway.run_bus import RunBus, RunEventStream
+from threadline_gateway.run_handle import RunHandle
+from threadline_gateway.run_starter import NewRun, RunStarter
 from threadline_gateway.schemas import WsMessage, WsQuery, WsResume
 from threadline_gateway.settings import GatewaySettings
-from threadline_gateway.submit import nats_errors_as_503, new_run
 
 router = APIRouter()
 log = structlog.get_logger("threadline.gateway")
@@ -47,14 +50,17 @@ _messages: TypeAdapter[WsQuery | WsResume] = TypeAdapter(WsMessage)
 
 
 class _Connection:
-    def __init__(self, websocket: WebSocket) -> None:
-        self.ws = websocket
-        self.settings: GatewaySettings = websocket.app.state.settings
-        self.bus: RunBus = websocket.app.state.bus
-        self.metrics: GatewayMetrics = websocket.app.state.metrics
-        self.limiter: Limiter = websocket.app.state.limiter
-        self.principal = caller(websocket)
-        self.tenant = self.principal.tenant_id
+    def __init__(
+        self,
+        websocket: WebSocket,
+        principal: Principal,
+        settings: GatewaySettings,
+        starter: RunStarter,
+        bus: RunBus,
+        limiter: Limiter,
+    ) -> None:
+        self.ws, self.principal, self.settings = websocket, principal, settings
+        self.starter, self.bus, self.limiter = starter, bus, limiter
         self.runs: dict[str, asyncio.Task[None]] = {}
         # Several runs' tasks write to one socket; a lock keeps each JSON message whole.
         self._send_lock = asyncio.Lock()
@@ -132,38 +138,37 @@ class _Connection:
             await self.refuse(ref, exc.code, exc.message, **exc.details)
 
     async def _start(self, message: WsQuery) -> None:
-        run = new_run(message, self.settings, self.principal)
-        record = RunRecord.of(run, message.multitask_strategy)
-        await self.bus.start(run, message.multitask_strategy)
-        # The subscription replays the run's stream from its start, so no event can slip past it.
-        follower = self.bus.follow(run.run_id)
-        events = await follower.__aenter__()
-        self.metrics.run_started("websocket")
-        audit_log.info("websocket run", route="/api/v1/ws", run_id=run.run_id, **who(self.ws.scope))
-        await self.send(
-            {
-                "type": "accepted",
-                "ref": message.ref,
-                "run_id": run.run_id,
-                "thread_id": run.thread_id,
-                "assistant_id": run.assistant_id,
-            }
-        )
-        self._relay(record, follower, events, count_outcome=True)
+        run = await self.starter.start(self.principal, NewRun.of(message), "websocket")
+        audit_log.info("websocket run", route="/api/v1/ws", run_id=run.record.run_id, **who(self.ws.scope))
+        subscription = AsyncExitStack()
+        events = await subscription.enter_async_context(run.follow())
+        record = run.record
+        accepted = {"run_id": record.run_id, "thread_id": record.thread_id, "assistant_id": record.assistant_id}
+        try:
+            # Sent before the relay starts, so it precedes the run's first event.
+            await self.send({"type": "accepted", "ref": message.ref, **accepted})
+        except BaseException:
+            await subscription.aclose()
+            raise
+        self._relay(run, events, subscription)
 
     async def _resume(self, message: WsResume) -> None:
-        record = await self.bus.lookup(message.run_id, self.tenant)
+        record = await self.bus.lookup(message.run_id, self.principal.tenant_id)
         if record is None:
             raise ApiError(404, "not_found", f"No run {message.run_id!r}.")
         if record.run_id in self.runs:
             raise ApiError(409, "already_following", "This connection already follows that run.")
-        follower = self.bus.follow(record.run_id, after_seq=message.after_seq)
-        events = await follower.__aenter__()
-        self._relay(record, follower, events, count_outcome=False)
+        run = RunHandle(record, self.bus)
+        subscription = AsyncExitStack()
+        events = await subscription.enter_async_context(run.follow(message.after_seq))
+        self._relay(run, events, subscription)
 
-    def _relay(self, record: RunRecord, follower: Any, events: Any, *, count_outcome: bool) -> None:
+    def _relay(self, run: RunHandle, events: RunEventStream, subscription: AsyncExitStack) -> None:
+        """Send the run's events from a task of its own, so the connection keeps reading other messages."""
+        run_id = run.record.run_id
+
         async def relay() -> None:
-            outcome = "disconnected"
+            outcome: RunOutcomeLabel = "disconnected"
             try:
                 async with asyncio.timeout(self.settings.run_timeout_s):
                     async for event in events:
@@ -175,21 +180,20 @@ class _Connection:
                 await self.send(
                     {
                         "type": "error",
-                        "run_id": record.run_id,
+                        "run_id": run_id,
                         "error": {"code": "stream_timeout", "message": "The run has not ended yet; resume to follow."},
                     }
                 )
             except (WebSocketDisconnect, RuntimeError, OSError):
                 pass  # the client left; the run goes on and can be resumed
             except Exception as exc:  # a task nobody awaits must not die with an unseen error
-                log.warning("relaying a run's events failed", run_id=record.run_id, error=repr(exc))
+                log.warning("relaying a run's events failed", run_id=run_id, error=repr(exc))
             finally:
-                self.runs.pop(record.run_id, None)
-                await follower.__aexit__(None, None, None)
-                if count_outcome:
-                    self.metrics.run_finished(outcome)
+                self.runs.pop(run_id, None)
+                await subscription.aclose()
+                run.finished(outcome)
 
-        self.runs[record.run_id] = asyncio.create_task(relay())
+        self.runs[run_id] = asyncio.create_task(relay())
 
 
 def _field_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -197,11 +201,18 @@ def _field_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 @router.websocket("/api/v1/ws")
-async def websocket_runs(websocket: WebSocket) -> None:
+async def websocket_runs(
+    websocket: WebSocket,
+    authenticator: Auth,
+    settings: Settings,
+    starter: Starter,
+    bus: Bus,
+    limiter: RateLimiter,
+) -> None:
     # Authenticated during the handshake: a refused client is closed with 4001 before any message is read.
     credential, subprotocol = websocket_credential(websocket)
     try:
-        websocket.state.principal = await websocket.app.state.authenticator.authenticate(credential)
+        principal = await authenticator.authenticate(credential)
     except ApiError as exc:
         await websocket.accept(subprotocol=subprotocol)
         code = WS_UNAUTHENTICATED if exc.status == 401 else WS_TRY_AGAIN_LATER
@@ -210,9 +221,10 @@ async def websocket_runs(websocket: WebSocket) -> None:
             "websocket refused", route="/api/v1/ws", close_code=code, reason=exc.code, **who(websocket.scope)
         )
         return
+    websocket.state.principal = principal  # for the audit log, which reads it from the scope
     await websocket.accept(subprotocol=subprotocol)
     audit_log.info("websocket opened", route="/api/v1/ws", **who(websocket.scope))
     try:
-        await _Connection(websocket).serve()
+        await _Connection(websocket, principal, settings, starter, bus, limiter).serve()
     except WebSocketDisconnect:
         pass

@@ -1,4 +1,4 @@
-"""The agent's tools; the knowledge-base search is a gRPC call to the retrieval service."""
+"""The knowledge-base tool: a search of the run's tenant's documents, a gRPC call to the retrieval service."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
-from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
 from threadline_agent.resilience import CircuitOpen, Guarded
 
+KNOWLEDGE_BASE_TOOL = "search_knowledge_base"
 SEARCH_TIMEOUT_S = 10.0
 log = structlog.get_logger("threadline.agent")
 
@@ -44,21 +44,31 @@ def make_knowledge_base_tool(
     """
 
     async def search_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[dict[str, Any]]]:
-        tenant_id = str(config.get("configurable", {}).get("tenant_id") or "default")
-        request = retrieval_pb2.SearchRequest(tenant_id=tenant_id, query=query, k=k)
+        tenant_id = config.get("configurable", {}).get("tenant_id")
+        if not tenant_id:
+            # A bug in the caller, not an outage the model should route around: the run fails loudly.
+            raise ValueError(f"{KNOWLEDGE_BASE_TOOL} needs the run's tenant: its config has no configurable.tenant_id")
+        request = retrieval_pb2.SearchRequest(tenant_id=str(tenant_id), query=query, k=k)
         try:
             if guard is None:
                 reply = await stub.Search(request, timeout=timeout_s)
             else:
                 reply = await guard.call(lambda: stub.Search(request, timeout=timeout_s))
         except CircuitOpen as exc:
-            log.warning("knowledge base skipped: circuit open", retry_in_s=round(exc.retry_in_s, 1))
+            log.warning(
+                "knowledge base skipped: the retrieval service kept failing (check it at RETRIEVAL_TARGET)",
+                retry_in_s=round(exc.retry_in_s, 1),
+            )
             raise ToolException(
                 "The knowledge base could not be consulted: the retrieval service is failing and calls to it "
                 "are suspended for now."
             ) from exc
         except grpc.aio.AioRpcError as exc:
-            log.warning("knowledge base unavailable", code=exc.code().name, detail=exc.details())
+            log.warning(
+                "knowledge base unavailable; answering without it (check the retrieval service at RETRIEVAL_TARGET)",
+                code=exc.code().name,
+                detail=exc.details(),
+            )
             raise ToolException(
                 f"The knowledge base could not be consulted: the retrieval service is unavailable ({exc.code().name})."
             ) from exc

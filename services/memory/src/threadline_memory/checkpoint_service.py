@@ -8,31 +8,28 @@ request can only ever name (and a listing only ever return) its own tenant's thr
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from threadline.grpc import BadRequest, abort_on_error
+from threadline.ids import check_tenant_id
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
 
 from threadline_memory.cache import LatestCheckpointCache
+from threadline_memory.fields import json_object, scoped
 from threadline_memory.serde import Opaque
-from threadline_memory.storage import Storage, StorageUnavailable
+from threadline_memory.storage import Storage
 
 SERVICE_NAME = memory_pb2.DESCRIPTOR.services_by_name["CheckpointService"].full_name
-_TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # For values the saver kept as plain JSON instead of passing through the serializer
 # (e.g. primitives a PostgreSQL saver in the same database inlined); callers decode them as usual.
 _JSONPLUS = JsonPlusSerializer()
-
-
-class BadRequest(Exception):
-    """The request is malformed; the message says how."""
 
 
 class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
@@ -41,8 +38,8 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
         self._cache = cache
 
     async def GetTuple(self, request: memory_pb2.GetTupleRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant = tenant_of(request.tenant_id)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             config = _config_in(tenant, request.config)
             thread, namespace = config["configurable"]["thread_id"], config["configurable"]["checkpoint_ns"]
             cache_key = None
@@ -65,8 +62,8 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
     async def List(
         self, request: memory_pb2.ListRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[memory_pb2.CheckpointTuple]:
-        async with grpc_status(context):
-            tenant = tenant_of(request.tenant_id)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             config = _config_in(tenant, request.config, any_namespace=True) if request.HasField("config") else None
             metadata_filter = json_object(request.filter_json, "filter_json") if request.filter_json else None
             before = _before(request.before) if request.HasField("before") else None
@@ -90,8 +87,8 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
             yield _tuple_out(tenant, item)
 
     async def Put(self, request: memory_pb2.PutRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant = tenant_of(request.tenant_id)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             config = _config_in(tenant, request.config)
             checkpoint = json_object(request.checkpoint_json, "checkpoint_json")
             if not isinstance(checkpoint.get("id"), str) or not checkpoint["id"]:
@@ -113,8 +110,8 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
         return memory_pb2.PutResponse(config=_config_out(tenant, saved))
 
     async def PutWrites(self, request: memory_pb2.PutWritesRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant = tenant_of(request.tenant_id)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             config = _config_in(tenant, request.config)
             if not request.config.checkpoint_id:
                 raise BadRequest("config.checkpoint_id is required: writes belong to a checkpoint")
@@ -128,8 +125,8 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
         return memory_pb2.PutWritesResponse()
 
     async def DeleteThread(self, request: memory_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> Any:
-        async with grpc_status(context):
-            tenant = tenant_of(request.tenant_id)
+        async with abort_on_error(context):
+            tenant = check_tenant_id(request.tenant_id)
             if not request.thread_id:
                 raise BadRequest("thread_id is required")
             thread_id = scoped(tenant, request.thread_id)
@@ -141,17 +138,6 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
             await self._storage.run("delete_thread", delete)
             await self._written(thread_id)
         return memory_pb2.DeleteThreadResponse()
-
-
-@asynccontextmanager
-async def grpc_status(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-    """Bad input -> INVALID_ARGUMENT, a database that is down -> UNAVAILABLE (the caller retries)."""
-    try:
-        yield
-    except BadRequest as exc:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    except StorageUnavailable as exc:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
 
 async def _list(
@@ -170,23 +156,15 @@ async def _list(
     # No thread named: the savers know nothing of tenants, so the tenant's threads are picked out here.
     prefix = f"{tenant}:"
     found: list[CheckpointTuple] = []
-    async with aclosing(saver.alist(None, filter=filter, before=before)) as items:
+    # Typed as an iterator, but the savers' listings are async generators, which the break must close.
+    listing = cast(AsyncGenerator[CheckpointTuple, None], saver.alist(None, filter=filter, before=before))
+    async with aclosing(listing) as items:
         async for item in items:
             if item.config["configurable"]["thread_id"].startswith(prefix):
                 found.append(item)
                 if limit is not None and len(found) >= limit:
                     break
     return found
-
-
-def tenant_of(tenant_id: str) -> str:
-    if not _TENANT.fullmatch(tenant_id):
-        raise BadRequest("tenant_id is required: 1 to 64 of A-Z, a-z, 0-9, '_' and '-'")
-    return tenant_id
-
-
-def scoped(tenant: str, thread_id: str) -> str:
-    return f"{tenant}:{thread_id}"
 
 
 def _config_in(tenant: str, config: memory_pb2.CheckpointConfig, *, any_namespace: bool = False) -> RunnableConfig:
@@ -223,7 +201,7 @@ def _typed(value: Any) -> memory_pb2.TypedValue:
 
 
 def _tuple_out(tenant: str, item: CheckpointTuple) -> memory_pb2.CheckpointTuple:
-    checkpoint = dict(item.checkpoint)
+    checkpoint: dict[str, Any] = dict(item.checkpoint)
     channel_values = checkpoint.pop("channel_values", {})
     reply = memory_pb2.CheckpointTuple(
         config=_config_out(tenant, item.config),
@@ -238,13 +216,3 @@ def _tuple_out(tenant: str, item: CheckpointTuple) -> memory_pb2.CheckpointTuple
     if item.parent_config:
         reply.parent_config.CopyFrom(_config_out(tenant, item.parent_config))
     return reply
-
-
-def json_object(data: bytes, field: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError as exc:
-        raise BadRequest(f"{field} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise BadRequest(f"{field} must be a JSON object")
-    return value

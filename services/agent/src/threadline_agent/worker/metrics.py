@@ -7,12 +7,12 @@ process (as in tests) count separately.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import structlog
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from threadline.run_events import Usage
 
 log = structlog.get_logger("threadline.agent")
 QUEUE_POLL_S = 5.0
@@ -64,11 +64,11 @@ class AgentMetrics:
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
 
-    def record_usage(self, model: str, usage: dict[str, Any]) -> None:
-        self.tokens.labels(model, "input").inc(usage.get("input_tokens", 0))
-        self.tokens.labels(model, "output").inc(usage.get("output_tokens", 0))
-        if usage.get("cost_usd") is not None:
-            self.cost.labels(model).inc(usage["cost_usd"])
+    def record_usage(self, model: str, usage: Usage) -> None:
+        self.tokens.labels(model, "input").inc(usage.input_tokens)
+        self.tokens.labels(model, "output").inc(usage.output_tokens)
+        if usage.cost_usd is not None:
+            self.cost.labels(model).inc(usage.cost_usd)
 
     async def watch_queue(self, js: JetStreamContext, stream: str, consumer: str) -> None:
         """Consumer lag, polled: JetStream has no push notification for it. Runs until cancelled."""

@@ -1,4 +1,4 @@
-"""One gRPC service's stubs for a client that serves both async and blocking callers.
+"""One gRPC service's stubs, opened lazily, for a client that serves both async and blocking callers.
 
 Each channel is opened on first use: the aio one inside the event loop it will belong to (so the
 client can be built before any loop runs), the blocking one once, under a lock, for sync callers.
@@ -20,6 +20,8 @@ S = TypeVar("S")
 
 
 class LazyStubs(Generic[S]):
+    """``aio()`` and ``blocking()`` stubs of one service, each channel opened on first use."""
+
     def __init__(self, make_stub: Callable[[Any], S], target: str | None, channel: grpc.aio.Channel | None) -> None:
         if (target is None) == (channel is None):
             raise ValueError("give exactly one of target or channel")

@@ -16,8 +16,14 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from threadline_agent.answerer import KNOWLEDGE_BASE_TOOL
-from threadline_agent.approval import APPROVAL_NODE, TOOLS_NODE, make_approval_node, make_tools_node, route_tool_calls
+from threadline_agent.graphs.approval import (
+    APPROVAL_NODE,
+    TOOLS_NODE,
+    make_approval_node,
+    make_tools_node,
+    route_tool_calls,
+)
+from threadline_agent.graphs.knowledge_base import KNOWLEDGE_BASE_TOOL
 
 SYSTEM_PROMPT = (
     "You answer questions from the user's knowledge base. Search it with the search_knowledge_base tool "
@@ -48,7 +54,7 @@ def build_graph(
 ) -> CompiledStateGraph:
     """A ReAct loop: the model either calls tools (whose results go back to it) or answers.
 
-    A call of a tool in ``approval_tools`` first stops the run for a person's decision (see approval.py).
+    A call of a tool in ``approval_tools`` first stops the run for a person's decision (see ``approval``).
     """
     bound = model.bind_tools(list(tools))
 
@@ -129,18 +135,14 @@ def build_research_graph(
 @dataclass(frozen=True)
 class Assistant:
     build: GraphBuilder
-    description: str
     final_node: str = "agent"  # the node whose update ends a run (a turn recorded without running is written as it)
 
 
 ASSISTANTS: dict[str, Assistant] = {
-    "agent": Assistant(build_graph, "ReAct agent that searches the knowledge base and answers with citations."),
-    "research": Assistant(
-        build_research_graph,
-        "Research, write, review: always searches first and checks the answer's citations.",
-        final_node="review",
-    ),
+    # A ReAct agent: the model picks its tools, and answers with citations.
+    "agent": Assistant(build_graph),
+    # Research, write, review: always searches first and checks the answer's citations.
+    "research": Assistant(build_research_graph, final_node="review"),
 }
 # The nodes whose model output is the answer the user reads, streamed as tokens.
 ANSWER_NODES = frozenset({"agent", "write"})
-DEFAULT_ASSISTANT = "agent"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_core.messages import ToolMessage
 from threadline.grpc import traced_channel
 from threadline.retrieval.v1 import retrieval_pb2_grpc
-from threadline_agent.tools import make_knowledge_base_tool
+from threadline_agent.graphs.knowledge_base import make_knowledge_base_tool
 
 from tests.conftest import free_port
 

@@ -3,9 +3,10 @@
 Values are serialized here, with this process's serializer (``self.serde``), and
 travel as opaque (type, bytes) pairs: the memory service stores them without
 decoding, so any state an agent can serialize comes back unchanged. The tenant
-of every call is ``config["configurable"]["tenant_id"]`` (or the saver's
-default); configs this saver returns carry it, so a config taken from a state
-snapshot stays in its tenant.
+of every call is ``config["configurable"]["tenant_id"]``, else the one the saver
+was bound to; with neither the call raises ``ValueError`` rather than guess one.
+Configs this saver returns carry it, so a config taken from a state snapshot
+stays in its tenant.
 
 Failures surface as ``grpc.RpcError``: UNAVAILABLE when the memory service or its
 database is down (worth retrying), INVALID_ARGUMENT for a malformed call. Given a
@@ -35,7 +36,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
 
-from threadline_agent.channels import LazyStubs
+from threadline_agent.remote.stubs import LazyStubs
 from threadline_agent.resilience import Guarded, transient_grpc_error
 
 T = TypeVar("T")
@@ -48,6 +49,8 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
     channel and sync calls a traced blocking one, each opened on first use (so the
     saver can be built before the event loop runs). Or give an open ``grpc.aio``
     ``channel``: only the async methods work then. ``timeout_s`` bounds every call.
+    ``tenant_id`` binds a saver that works for one tenant (a tool, a test); the
+    worker's saver is bound to none, since every run names its own.
     """
 
     def __init__(
@@ -55,13 +58,12 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         target: str | None = None,
         *,
         channel: grpc.aio.Channel | None = None,
-        tenant_id: str = "default",
+        tenant_id: str | None = None,
         timeout_s: float | None = 10.0,
         serde: SerializerProtocol | None = None,
         guard: Guarded | None = None,
     ) -> None:
         super().__init__(serde=serde)
-        self.target = target
         self.tenant_id = tenant_id
         self.timeout_s = timeout_s
         self.guard = guard
@@ -128,7 +130,7 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         await self._call(lambda: self._stubs.aio().PutWrites(request, timeout=self.timeout_s))
 
     async def adelete_thread(self, thread_id: str, *, tenant_id: str | None = None) -> None:
-        request = memory_pb2.DeleteThreadRequest(tenant_id=tenant_id or self.tenant_id, thread_id=str(thread_id))
+        request = memory_pb2.DeleteThreadRequest(tenant_id=self._named(tenant_id), thread_id=str(thread_id))
         await self._call(lambda: self._stubs.aio().DeleteThread(request, timeout=self.timeout_s))
 
     async def close(self) -> None:
@@ -179,7 +181,7 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         self._stubs.blocking().PutWrites(request, timeout=self.timeout_s)
 
     def delete_thread(self, thread_id: str, *, tenant_id: str | None = None) -> None:
-        request = memory_pb2.DeleteThreadRequest(tenant_id=tenant_id or self.tenant_id, thread_id=str(thread_id))
+        request = memory_pb2.DeleteThreadRequest(tenant_id=self._named(tenant_id), thread_id=str(thread_id))
         self._stubs.blocking().DeleteThread(request, timeout=self.timeout_s)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
@@ -198,7 +200,17 @@ class RemoteCheckpointSaver(BaseCheckpointSaver[str]):
         return await (call() if self.guard is None else self.guard.call(call))
 
     def _tenant(self, config: RunnableConfig | None) -> str:
-        return str((config or {}).get("configurable", {}).get("tenant_id") or self.tenant_id)
+        return self._named((config or {}).get("configurable", {}).get("tenant_id"))
+
+    def _named(self, tenant_id: str | None) -> str:
+        """``tenant_id``, else the saver's own: never a default, which would be another tenant's checkpoints."""
+        tenant = tenant_id or self.tenant_id
+        if not tenant:
+            raise ValueError(
+                "no tenant for this checkpoint call: the config has no configurable.tenant_id "
+                "and the saver is bound to none (RemoteCheckpointSaver(tenant_id=...))"
+            )
+        return str(tenant)
 
     def _get_request(self, tenant: str, config: RunnableConfig) -> memory_pb2.GetTupleRequest:
         return memory_pb2.GetTupleRequest(tenant_id=tenant, config=_wire_config(config))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from langchain_openai import ChatOpenAI
-from threadline_agent.answerer import ExtractiveAnswerer
-from threadline_agent.models import chat_model, model_name
+from threadline_agent.graphs.answerer import ExtractiveAnswerer
+from threadline_agent.graphs.chat_models import chat_model, model_name
 from threadline_agent.settings import AgentSettings
 
 

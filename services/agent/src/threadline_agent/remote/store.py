@@ -2,7 +2,8 @@
 
 One compiled graph serves every tenant, so the tenant of a call is read where the
 checkpointer reads it: ``configurable.tenant_id`` of the run the call is made in (from
-LangGraph's context), else the store's default. The memory service puts the tenant in
+LangGraph's context), else the tenant the store was bound to; with neither the call raises
+``ValueError`` rather than reach a default tenant's items. The memory service puts the tenant in
 front of every namespace and strips it from replies, so a caller cannot name another
 tenant's items. A whole batch is one call; UNAVAILABLE (the memory service or its
 database restarting) is retried with backoff within the deadline, which is safe because
@@ -34,7 +35,7 @@ from langgraph.store.base import (
 )
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
 
-from threadline_agent.channels import LazyStubs
+from threadline_agent.remote.stubs import LazyStubs
 
 _RETRIED = (grpc.StatusCode.UNAVAILABLE,)
 _BACKOFF_S = (0.1, 0.4, 1.0)
@@ -47,6 +48,7 @@ class RemoteStore(BaseStore):
     calls a blocking one, each opened on first use. Or give an open ``grpc.aio`` ``channel``
     (async only). ``timeout_s`` bounds each call, retries included. Vector search is not
     offered: a ``query`` is passed on, and items come back by filter and recency.
+    ``tenant_id`` binds a store used outside runs (a tool, a test) to one tenant.
     """
 
     supports_ttl = True
@@ -56,10 +58,9 @@ class RemoteStore(BaseStore):
         target: str | None = None,
         *,
         channel: grpc.aio.Channel | None = None,
-        tenant_id: str = "default",
+        tenant_id: str | None = None,
         timeout_s: float = 10.0,
     ) -> None:
-        self.target = target
         self.tenant_id = tenant_id
         self.timeout_s = timeout_s
         self._stubs = LazyStubs(memory_pb2_grpc.StoreServiceStub, target, channel)
@@ -88,7 +89,7 @@ class RemoteStore(BaseStore):
                 reply = self._stubs.blocking().Batch(request, timeout=max(0.01, deadline - time.monotonic()))
                 return _results(ops, reply)
             except grpc.RpcError as exc:
-                pause = _pause(exc, attempt, deadline)  # type: ignore[arg-type]
+                pause = _pause(exc, attempt, deadline)
                 if pause is None:
                     raise
                 time.sleep(pause)
@@ -100,10 +101,15 @@ class RemoteStore(BaseStore):
 
     def _tenant(self) -> str:
         try:
-            config = get_config()
+            tenant = get_config().get("configurable", {}).get("tenant_id") or self.tenant_id
         except RuntimeError:  # not inside a run
-            return self.tenant_id
-        return str(config.get("configurable", {}).get("tenant_id") or self.tenant_id)
+            tenant = self.tenant_id
+        if not tenant:
+            raise ValueError(
+                "no tenant for this store call: the run's config has no configurable.tenant_id "
+                "and the store is bound to none (RemoteStore(tenant_id=...))"
+            )
+        return str(tenant)
 
     def _request(self, ops: list[Op]) -> memory_pb2.StoreBatchRequest:
         return memory_pb2.StoreBatchRequest(tenant_id=self._tenant(), ops=[_op_out(op) for op in ops])
@@ -111,7 +117,7 @@ class RemoteStore(BaseStore):
 
 def _pause(exc: grpc.RpcError, attempt: int, deadline: float) -> float | None:
     """How long to wait before trying again, or None to give up and raise."""
-    if exc.code() not in _RETRIED or attempt >= len(_BACKOFF_S):  # type: ignore[attr-defined]
+    if exc.code() not in _RETRIED or attempt >= len(_BACKOFF_S):
         return None
     pause = _BACKOFF_S[attempt] * (0.5 + random.random())  # jitter: replicas do not retry in step
     return pause if time.monotonic() + pause < deadline else None
@@ -175,7 +181,7 @@ def _results(ops: list[Op], reply: memory_pb2.StoreBatchResponse) -> list[Result
         if isinstance(op, GetOp):
             results.append(_item(result.item) if result.HasField("item") else None)
         elif isinstance(op, SearchOp):
-            results.append([_item(item, search=True) for item in result.items])  # type: ignore[misc]
+            results.append([_item(item, search=True) for item in result.items])
         elif isinstance(op, ListNamespacesOp):
             results.append([tuple(ns.path) for ns in result.namespaces])
         else:

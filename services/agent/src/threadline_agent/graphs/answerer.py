@@ -24,11 +24,11 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from threadline_agent.approval import REJECTED
-from threadline_agent.calculator import CALCULATOR_TOOL, find_expression
+from threadline_agent.graphs.approval import REJECTED
+from threadline_agent.graphs.calculator import CALCULATOR_TOOL, find_expression
+from threadline_agent.graphs.knowledge_base import KNOWLEDGE_BASE_TOOL
 
 MODEL_NAME = "extractive-answerer"
-KNOWLEDGE_BASE_TOOL = "search_knowledge_base"
 NOTHING_RELEVANT = "I found nothing relevant to that question in the knowledge base."
 COULD_NOT_CONSULT = (
     "I could not consult the knowledge base just now, so I cannot answer from it. Please try again shortly."

@@ -1,17 +1,21 @@
 """Guardrails a deployment configures: input checks before a run starts, PII redaction of what it says.
 
 Blocked input ends the run with an ``input_blocked`` error event (the gateway's 422), never a
-crash. Redaction covers the streamed tokens, the final answer and the cited passages; the
-token stream holds back its last few dozen characters so a pattern split across tokens
-("4111 1111" + " 1111 1111") is still caught.
+crash. Redaction covers the streamed tokens, the final answer, the cited passages and the
+message texts of state chunks; the token stream holds back its last few dozen characters so
+a pattern split across tokens ("4111 1111" + " 1111 1111") is still caught.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from threadline_agent.runs import RunFailed
+from threadline.run_events import Citation, Citations, RunPayload, RunResult, StateChunk
+
+from threadline_agent.worker.failures import RunFailed
 
 # Phrasings of the common "override your instructions" attacks, in English; a deployment adds its own terms.
 _INJECTION = re.compile(
@@ -68,6 +72,39 @@ class Guardrails:
 
     def redact(self, text: str) -> str:
         return redact_pii(text) if self.redact_pii else text
+
+    def redacted(self, payload: RunPayload) -> RunPayload:
+        """``payload`` with PII masked in what a person reads: the answer, cited passages and state messages.
+
+        Tokens are not redacted here, one by one: a pattern may span two of them (see RedactingStream).
+        """
+        if not self.redact_pii:
+            return payload
+        if isinstance(payload, RunResult):
+            return payload.model_copy(
+                update={"answer": redact_pii(payload.answer), "citations": _redacted_citations(payload.citations)}
+            )
+        if isinstance(payload, Citations):
+            return Citations(citations=_redacted_citations(payload.citations))
+        if isinstance(payload, StateChunk):
+            return StateChunk(_redact_texts(payload.root, redact_pii))
+        return payload
+
+
+def _redacted_citations(citations: list[Citation]) -> list[Citation]:
+    return [c.model_copy(update={"text": redact_pii(c.text)}) for c in citations]
+
+
+def _redact_texts(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` with every message text (``content`` and ``text`` strings, at any depth) redacted."""
+    if isinstance(value, dict):
+        return {
+            k: redact(v) if k in ("content", "text") and isinstance(v, str) else _redact_texts(v, redact)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_texts(v, redact) for v in value]
+    return value
 
 
 class RedactingStream:

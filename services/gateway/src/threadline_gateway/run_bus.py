@@ -1,10 +1,9 @@
-"""Submitting runs to the agents over JetStream and following their events back."""
+"""The gateway's side of NATS for runs: submitting them to the agents, storing their owners, following their events."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -12,14 +11,17 @@ from typing import Any, Literal
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from opentelemetry import trace
 from pydantic import BaseModel, Field
-from threadline.events import RunEvent, RunRequested, Topology
+from threadline.events import RunRequested, Topology
+from threadline.ids import is_run_id
 from threadline.nats import RUN_EVENTS_MAX_AGE_S, cancelled_runs, ensure_streams
+from threadline.run_events import RunError, RunEvent, RunResult
 from threadline.telemetry import inject_headers
 
 from threadline_gateway.errors import ApiError
@@ -27,9 +29,21 @@ from threadline_gateway.schemas import MultitaskStrategy, RunStatus
 
 tracer = trace.get_tracer("threadline.gateway")
 
-# Run ids become a NATS subject token and a KV key: no dots, wildcards or spaces, or one id could read another's events.
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _CLAIM_ATTEMPTS = 5
+
+RunOutcome = RunResult | RunError
+
+
+def _outcome_of(final: RunEvent) -> RunOutcome:
+    """A final event's payload, parsed once here so no caller reads the agent's keys by hand."""
+    return final.result() if final.kind == "end" else final.failure()
+
+
+def _status_of(outcome: RunOutcome) -> RunStatus:
+    """The status a run that has ended reads as; a cancelled run is told apart from one that failed."""
+    if isinstance(outcome, RunError):
+        return "cancelled" if outcome.code == "cancelled" else "error"
+    return outcome.status
 
 
 class RunRecord(BaseModel):
@@ -61,7 +75,7 @@ class RunRecord(BaseModel):
         )
 
 
-def runs_bucket(topology: Topology) -> str:
+def _runs_bucket(topology: Topology) -> str:
     """The gateway's run-owner bucket, one per namespace so test runs and deployments do not share it."""
     return f"{topology.namespace}-gateway-runs"
 
@@ -80,7 +94,7 @@ class RunBus:
         js = nc.jetstream()
         await ensure_streams(js, topology)
         config = KeyValueConfig(
-            bucket=runs_bucket(topology), ttl=RUN_EVENTS_MAX_AGE_S, history=1, storage=StorageType.FILE
+            bucket=_runs_bucket(topology), ttl=RUN_EVENTS_MAX_AGE_S, history=1, storage=StorageType.FILE
         )
         try:
             runs = await js.create_key_value(config)
@@ -157,7 +171,7 @@ class RunBus:
 
     async def lookup(self, run_id: str, tenant_id: str) -> RunRecord | None:
         """The run if it exists and belongs to ``tenant_id``; another tenant's run is as absent as an unknown one."""
-        if not RUN_ID_RE.match(run_id):
+        if not is_run_id(run_id):  # else one id could read another's events (a subject token, a KV key)
             return None
         try:
             entry = await self.runs.get(run_id)
@@ -174,12 +188,8 @@ class RunBus:
             msg = await self.js.get_last_msg(self.topology.run_events_stream, self.topology.run_events(run_id))
         except NotFoundError:
             return "pending"
-        event = RunEvent.model_validate_json(msg.data)
-        if event.kind == "end":
-            return "interrupted" if event.data.get("status") == "interrupted" else "success"
-        if event.kind == "error":
-            return "cancelled" if event.data.get("code") == "cancelled" else "error"
-        return "running"
+        event = RunEvent.model_validate_json(msg.data or b"")
+        return _status_of(_outcome_of(event)) if event.is_final else "running"
 
     async def cancel(self, run_id: str) -> None:
         """Mark the run cancelled (a worker checks before starting it) and tell the worker on it now."""
@@ -205,9 +215,12 @@ class RunBus:
 
     @asynccontextmanager
     async def follow(self, run_id: str, after_seq: int = -1) -> AsyncIterator[RunEventStream]:
-        """Subscribe to a run's events; entered before :meth:`submit` so the first event is not waited for twice.
+        """Subscribe to a run's events after ``after_seq``, from the first the agent published.
 
-        Reads the RUN_EVENTS stream, so events published before the subscription are replayed, not missed.
+        Entered after :meth:`submit`, not before, and still safe: the ordered consumer replays the run's
+        subject on the RUN_EVENTS stream from its start (``DeliverPolicy.ALL``; events are kept an hour),
+        so an event published before the subscription is delivered, never missed. Subscribing first
+        would only cost a subscription on every start, background runs and refused ones included.
         """
         stream = RunEventStream(after_seq)
         sub = await self.js.subscribe(
@@ -248,7 +261,7 @@ class RunEventStream:
         self._last_seq = after_seq
         self._done = False
 
-    async def on_message(self, msg) -> None:
+    async def on_message(self, msg: Msg) -> None:
         self._queue.put_nowait(RunEvent.model_validate_json(msg.data))
 
     def __aiter__(self) -> RunEventStream:
@@ -266,9 +279,9 @@ class RunEventStream:
             return event
         raise StopAsyncIteration
 
-    async def final(self) -> RunEvent:
-        """Skip to the run's end or error event."""
+    async def outcome(self) -> RunOutcome:
+        """Skip to the run's final event: its result, or its failure."""
         async for event in self:
             if event.is_final:
-                return event
+                return _outcome_of(event)
         raise RuntimeError("the run's event stream ended without a final event")

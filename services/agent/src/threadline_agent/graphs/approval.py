@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.graph import END, MessagesState
@@ -26,7 +26,9 @@ from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 APPROVAL_NODE = "approve"
-REJECTED = "rejected"  # marks the result of a call a person refused: an error of the user's making, not the tool's
+# Set in the response_metadata of a refused call's result (stored in checkpoints, so never renamed): an error of
+# the user's making, not the tool's. The run reports it as ToolResult.rejected.
+REJECTED = "rejected"
 TOOLS_NODE = "tools"
 
 
@@ -55,7 +57,7 @@ def parse_decision(value: Any) -> Decision:
         raise ValueError(f"Not a decision on the waiting tool call ({problems}).") from None
 
 
-def approval_request(call: dict[str, Any]) -> dict[str, Any]:
+def approval_request(call: ToolCall) -> dict[str, Any]:
     """What the interrupt carries to the client: the call waiting, and what may be answered."""
     return {
         "type": "tool_approval",
@@ -79,7 +81,7 @@ def route_tool_calls(approval_tools: Collection[str]) -> Callable[[MessagesState
     return route
 
 
-def make_approval_node(approval_tools: Collection[str]) -> Callable[[MessagesState], Command]:
+def make_approval_node(approval_tools: Collection[str]) -> Callable[..., Command]:
     """The node that stops for each call needing approval, then sends the decided calls on.
 
     LangGraph runs the node again from the top on resume, and each ``interrupt()`` returns
@@ -89,15 +91,16 @@ def make_approval_node(approval_tools: Collection[str]) -> Callable[[MessagesSta
     def approve(state: MessagesState) -> Command:
         message = state["messages"][-1]
         assert isinstance(message, AIMessage)
-        calls: list[dict[str, Any]] = []
+        calls: list[ToolCall] = []
         refusals: list[ToolMessage] = []
         for call in message.tool_calls:
             if call["name"] not in approval_tools:
                 calls.append(call)
                 continue
             decision = parse_decision(interrupt(approval_request(call)))
-            if decision.action == "edit":
-                call = {**call, "args": decision.args}
+            if decision.action == "edit" and decision.args is not None:  # an edit always has args
+                call = call.copy()
+                call["args"] = decision.args
             calls.append(call)
             if decision.action == "reject":
                 reason = f" ({decision.reason})" if decision.reason else ""
@@ -125,8 +128,10 @@ def make_tools_node(tools: Sequence[BaseTool]) -> Callable[..., Any]:
     async def run_tools(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
         messages = state["messages"]
         at = max(n for n, m in enumerate(messages) if isinstance(m, AIMessage))
+        asked = messages[at]
+        assert isinstance(asked, AIMessage)
         answered = {m.tool_call_id for m in messages[at + 1 :] if isinstance(m, ToolMessage)}
-        pending = [{**c, "type": "tool_call"} for c in messages[at].tool_calls if c["id"] not in answered]
+        pending = [{**c, "type": "tool_call"} for c in asked.tool_calls if c["id"] not in answered]
         return await tool_node.ainvoke(pending, config)
 
     return run_tools

@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
 
-from threadline_agent.answerer import ExtractiveAnswerer
+from threadline_agent.graphs.answerer import ExtractiveAnswerer
 from threadline_agent.settings import AgentSettings
 
 

@@ -3,7 +3,7 @@
 Facts live in the memory service's store under ``("users", user_id, "memories")``, the
 namespace the memory service erases when that user is erased. The user is the run's
 (``configurable.user_id``, else the run metadata's ``user_id``) and the tenant the run's too
-(read by :class:`~threadline_agent.store.RemoteStore`), so one compiled graph serves everyone
+(read by :class:`~threadline_agent.remote.store.RemoteStore`), so one compiled graph serves everyone
 and a run can only reach its own user's facts. Without a user there is nothing to remember
 by: the tools say so to the model rather than fail the run.
 """
@@ -106,5 +106,9 @@ async def _guarded(call: Awaitable[T]) -> T:
     try:
         return await call
     except grpc.aio.AioRpcError as exc:
-        log.warning("long-term memory unavailable", code=exc.code().name, detail=exc.details())
+        log.warning(
+            "long-term memory unavailable; the model carries on without it (check the memory service at MEMORY_TARGET)",
+            code=exc.code().name,
+            detail=exc.details(),
+        )
         raise ToolException(f"Long-term memory could not be reached ({exc.code().name}); carry on without it.") from exc

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from threadline.events import DataErased, IngestCompleted, IngestFailed, Topology, parse_ingest_event
 from threadline.nats import ensure_streams, erasure_stream_config
 
-from threadline_agent.answer_cache import AnswerCache
+from threadline_agent.worker.answer_cache import AnswerCache
 
 CONSUMER = "agent-answer-cache"
 RETRY_DELAY_S = 5.0
@@ -55,14 +55,21 @@ async def _on_erasure(msg: Msg, cache: AnswerCache) -> None:
     try:
         event = DataErased.model_validate_json(msg.data)
     except ValidationError as exc:
-        log.error("malformed erasure event dropped", error=str(exc))
+        # Redelivering it would fail the same way: its publisher has a bug to fix. Until then the tenant's
+        # cached answers live out their TTL.
+        log.error("malformed erasure event dropped: fix its publisher (it is not a DataErased)", error=str(exc))
         await msg.term()
         return
     if event.user_id is None:
         try:
             dropped = await cache.drop_tenant(event.tenant_id)
         except RedisError as exc:
-            log.warning("cached answers not dropped yet", tenant_id=event.tenant_id, error=str(exc))
+            log.warning(
+                "cached answers of an erased tenant not dropped yet; retrying (check AGENT_ANSWER_CACHE_URL)",
+                tenant_id=event.tenant_id,
+                retry_in_s=RETRY_DELAY_S,
+                error=str(exc),
+            )
             await msg.nak(delay=RETRY_DELAY_S)
             return
         log.info("cached answers of an erased tenant dropped", tenant_id=event.tenant_id, answers=dropped)
@@ -85,6 +92,10 @@ async def forget_on_ingest(nc: NatsClient, topology: Topology, cache: AnswerCach
             try:
                 await cache.drop_tenant(event.tenant_id)
             except RedisError as exc:
-                log.warning("cached answers not dropped after an ingest", tenant_id=event.tenant_id, error=str(exc))
+                log.warning(
+                    "cached answers not dropped after an ingest; they expire with AGENT_ANSWER_CACHE_TTL_S",
+                    tenant_id=event.tenant_id,
+                    error=str(exc),
+                )
 
     return await nc.subscribe(topology.ingest_events_wildcard, queue=CONSUMER, cb=on_event)

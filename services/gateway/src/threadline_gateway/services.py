@@ -1,0 +1,72 @@
+"""What the gateway holds while it serves: made once by the app's lifespan, closed by it, read by :mod:`deps`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from threadline.grpc import traced_channel
+from threadline.retrieval.v1.retrieval_pb2_grpc import RetrievalServiceStub
+
+from threadline_gateway.auth import Authenticator
+from threadline_gateway.chat_threads import ChatThreads
+from threadline_gateway.db import Database
+from threadline_gateway.ingests import IngestBus
+from threadline_gateway.memory import Memory
+from threadline_gateway.metrics import GatewayMetrics
+from threadline_gateway.ratelimit import Limiter, make_limiter
+from threadline_gateway.run_bus import RunBus
+from threadline_gateway.run_starter import RunStarter
+from threadline_gateway.settings import GatewaySettings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: GatewaySettings
+    metrics: GatewayMetrics
+    authenticator: Authenticator
+    database: Database | None
+    limiter: Limiter
+    bus: RunBus
+    starter: RunStarter
+    ingests: IngestBus
+    retrieval: RetrievalServiceStub
+    memory: Memory
+    chat_threads: ChatThreads
+
+
+@asynccontextmanager
+async def open_services(
+    settings: GatewaySettings, metrics: GatewayMetrics, authenticator: Authenticator, database: Database | None
+) -> AsyncIterator[Services]:
+    """Connect to NATS and the services behind the gateway; on the way out close whatever was opened.
+
+    ``authenticator`` (and the database its API keys live in) is made before, by :func:`create_app`,
+    so a misconfigured key stops the gateway before it serves anything.
+    """
+    async with AsyncExitStack() as opened:
+        if database is not None:
+            opened.push_async_callback(database.close)
+            await database.prepare()
+        limiter = make_limiter(settings)
+        opened.push_async_callback(limiter.close)
+        bus = await RunBus.connect(settings.nats_url, settings.topology())
+        opened.push_async_callback(bus.close)
+        retrieval_channel = traced_channel(settings.retrieval_target)
+        opened.push_async_callback(retrieval_channel.close)
+        memory_channel = traced_channel(settings.memory_target)
+        opened.push_async_callback(memory_channel.close)
+        yield Services(
+            settings=settings,
+            metrics=metrics,
+            authenticator=authenticator,
+            database=database,
+            limiter=limiter,
+            bus=bus,
+            starter=RunStarter(bus, metrics, settings.max_input_chars),
+            ingests=await IngestBus.create(bus.js, settings.topology(), bus.nc.max_payload),
+            retrieval=RetrievalServiceStub(retrieval_channel),
+            memory=Memory(memory_channel),
+            chat_threads=ChatThreads(bus.js, settings.topology(), settings.chat_thread_ttl_s),
+        )
