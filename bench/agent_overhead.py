@@ -83,7 +83,11 @@ async def _through_the_queue(mesh: RunningMesh, total: int, burst: bool) -> dict
         started = time.perf_counter()
         for request in requests:
             sent[request.run_id] = time.perf_counter()
-            await js.publish(topology.runs_requested, request.to_bytes(), headers={"Nats-Msg-Id": request.run_id})
+            await js.publish(
+                topology.runs_requested_for(request.graph_id),
+                request.to_bytes(),
+                headers={"Nats-Msg-Id": request.run_id},
+            )
             if not burst:
                 await asyncio.wait_for(watcher.finished(request.run_id), 60)
         await asyncio.wait_for(watcher.done.wait(), 300)

@@ -127,6 +127,9 @@ def build_mesh() -> Mesh:
         "RETRIEVAL_TARGET": f"127.0.0.1:{retrieval_port}",
         "MEMORY_TARGET": f"127.0.0.1:{memory_port}",
     }
+    if graphs := os.environ.get("THREADLINE_GRAPHS"):
+        # Your langgraph.json instead of the built-in graphs; relative to where ./task up was run.
+        env["THREADLINE_GRAPHS"] = str(Path(graphs).resolve())
     return Mesh(
         data_dir=data_dir,
         env=env,
@@ -228,6 +231,7 @@ def banner(mesh: Mesh) -> None:
 Threadline is up: {url}  (API docs: {url}/docs)
   NATS {mesh.env["NATS_URL"]} · retrieval {mesh.retrieval_target} · memory {mesh.env["MEMORY_TARGET"]}
   data in {mesh.data_dir}
+  graphs from {mesh.env.get("THREADLINE_GRAPHS") or "the built-in langgraph.json (agent, research)"}
 Ask a question:
   curl -s {url}/api/v1/query -H 'content-type: application/json' -d '{{"input":"How are runs kept durable?"}}'
 Press Ctrl-C to stop.""",

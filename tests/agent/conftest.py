@@ -42,13 +42,14 @@ async def running_worker(
 ) -> AsyncIterator[AgentWorker]:
     """A worker on the real NATS, then its streams gone.
 
-    No retrieval service unless RETRIEVAL_TARGET says where: by default its port is one nobody listens on.
+    No retrieval or memory service unless RETRIEVAL_TARGET / MEMORY_TARGET say where: by default their
+    ports are ones nobody listens on (the worker then registers its graphs in the background, in vain).
     """
     config = AgentSettings(
         nats_url=NATS_URL,
         nats_namespace=nats_namespace,
         AGENT_HEARTBEAT_FILE=tmp_path / "alive",
-        **{"RETRIEVAL_TARGET": f"127.0.0.1:{free_port()}", **settings},
+        **{"RETRIEVAL_TARGET": f"127.0.0.1:{free_port()}", "MEMORY_TARGET": f"127.0.0.1:{free_port()}", **settings},
     )
     worker = AgentWorker(config, checkpointer=checkpointer or InMemorySaver(), model=model)
     await worker.app.start()

@@ -11,7 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from threadline.events import RunRequested, StateEventKind
 from threadline.run_events import Citations, StateChunk, Token, ToolCall, ToolResult
 from threadline_agent.graphs.answerer import ExtractiveAnswerer
-from threadline_agent.graphs.assistants import ASSISTANTS, build_graph
+from threadline_agent.graphs.assistants import build_graph, build_research_graph
 from threadline_agent.graphs.calculator import make_calculator_tool
 from threadline_agent.graphs.knowledge_base import format_passages
 from threadline_agent.worker.execution import Progress, execute_run, run_config
@@ -68,7 +68,7 @@ async def test_earlier_turns_of_the_thread_shape_a_follow_up() -> None:
 
 
 async def test_a_run_emits_events_in_order_and_returns_the_end_data() -> None:
-    graph = ASSISTANTS["agent"].build(ExtractiveAnswerer(), [fixed_passages_tool([])], InMemorySaver())
+    graph = build_graph(ExtractiveAnswerer(), [fixed_passages_tool([])], InMemorySaver())
     run = request("t3", "How are runs kept durable?")
     events: list[Progress] = []
 
@@ -139,7 +139,7 @@ async def test_arithmetic_goes_to_the_calculator_not_the_knowledge_base() -> Non
 
 async def test_the_research_assistant_searches_writes_and_reviews() -> None:
     queries: list[str] = []
-    graph = ASSISTANTS["research"].build(ExtractiveAnswerer(), [fixed_passages_tool(queries)], InMemorySaver())
+    graph = build_research_graph(ExtractiveAnswerer(), [fixed_passages_tool(queries)], InMemorySaver())
     run = request("t-research", "How are runs kept durable?")
     state = await graph.ainvoke({"messages": [HumanMessage(run.input)]}, run_config(run))
     assert [type(m) for m in state["messages"]] == [HumanMessage, AIMessage, ToolMessage, AIMessage]
@@ -154,7 +154,7 @@ async def test_the_review_drops_citations_of_passages_never_found() -> None:
         def _answer(self, query: str, results: list) -> tuple[str, list]:
             return "Made up [7].", []
 
-    graph = ASSISTANTS["research"].build(Inventive(), [fixed_passages_tool([])], InMemorySaver())
+    graph = build_research_graph(Inventive(), [fixed_passages_tool([])], InMemorySaver())
     run = request("t-review", "How are runs kept durable?")
     state = await graph.ainvoke({"messages": [HumanMessage(run.input)]}, run_config(run))
     answer = state["messages"][-1].text

@@ -38,7 +38,9 @@ async def run_and_collect(nc: NatsClient, topology: Topology, run: RunRequested)
         config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
     )
     headers = {"Nats-Msg-Id": run.run_id, "traceparent": TRACEPARENT}
-    await js.publish(topology.runs_requested, run.to_bytes(), headers=headers)
+    # On its graph's subject; a run for a graph no worker serves on the agent's, so that a worker refuses it.
+    graph = run.graph_id if run.graph_id in ("agent", "research") else "agent"
+    await js.publish(topology.runs_requested_for(graph), run.to_bytes(), headers=headers)
     events = []
     async with asyncio.timeout(60):
         while not events or not events[-1][0].is_final:
@@ -113,7 +115,9 @@ async def test_a_waiting_worker_is_visible_to_the_gateway(worker: AgentWorker, n
     """The gateway's readiness counts pull requests waiting on the shared consumer."""
     # A worker re-issues its pull request every few seconds; between two there is a moment with none.
     for _ in range(50):
-        info = await nc.jetstream().consumer_info(worker.topology.runs_stream, worker.topology.runs_consumer)
+        info = await nc.jetstream().consumer_info(
+            worker.topology.runs_stream, worker.topology.runs_consumer_for("agent")
+        )
         if info.num_waiting:
             break
         await asyncio.sleep(0.1)
@@ -122,7 +126,7 @@ async def test_a_waiting_worker_is_visible_to_the_gateway(worker: AgentWorker, n
 
 
 async def test_a_malformed_run_request_is_dropped_not_redelivered(worker: AgentWorker, nc: NatsClient) -> None:
-    await nc.jetstream().publish(worker.topology.runs_requested, b'{"not": "a run"}')
+    await nc.jetstream().publish(worker.topology.runs_requested_for("agent"), b'{"not": "a run"}')
     assert await runs_left(nc, worker.topology) == 0
 
 

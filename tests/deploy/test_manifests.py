@@ -121,6 +121,33 @@ def test_each_service_scales_on_its_own(helm: str) -> None:
     )
 
 
+def test_each_agent_pool_is_a_deployment_serving_its_graphs(helm: str) -> None:
+    objects = _render(helm, "pools-values.yaml")
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    pools = {
+        o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment" and "agent" in o["metadata"]["name"]
+    }
+    assert set(pools) == {"t-agent-chat", "t-agent-batch"}
+    for name, graphs in (("t-agent-chat", "messages"), ("t-agent-batch", "tally")):
+        container = pools[name]["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "AGENT_GRAPHS", "value": graphs} in container["env"]
+        assert container["image"] == "registry.example.com/my-graphs:1.0"
+        selector = pools[name]["spec"]["selector"]["matchLabels"]
+        assert selector["threadline.dev/agent-pool"] == name.removeprefix("t-agent-")
+    assert pools["t-agent-chat"]["spec"]["replicas"] == 3 and "replicas" not in pools["t-agent-batch"]["spec"]
+    batch = pools["t-agent-batch"]["spec"]["template"]["spec"]["containers"][0]
+    assert batch["resources"]["requests"]["cpu"] == "1"
+    hpas = {
+        o["spec"]["scaleTargetRef"]["name"]: o["spec"]["maxReplicas"]
+        for o in objects
+        if o["kind"] == "HorizontalPodAutoscaler"
+    }
+    assert hpas == {"t-agent-batch": 30}
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "t-agent")
+    assert config["data"]["THREADLINE_GRAPHS"] == "/graphs/langgraph.json"
+
+
 def test_retrieval_keeps_its_index_on_a_persistent_volume(helm: str) -> None:
     objects = _render(helm, "scaled-values.yaml")
     (retrieval,) = [o for o in objects if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "t-retrieval"]

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from threadline.assistants import default_assistant_id
 
 from tests.e2e.conftest import Mesh
 
@@ -25,11 +26,16 @@ def _humans(values: dict) -> list[str]:
     return [m["content"] for m in values["messages"] if m["type"] == "human"]
 
 
-async def test_assistants_are_found(lg: LangGraphClient) -> None:
-    found = await lg.assistants.search()
-    assert {a["assistant_id"] for a in found} == {"agent", "research"}
-    assert all(a["graph_id"] == a["assistant_id"] for a in found)
-    assert [a["assistant_id"] for a in await lg.assistants.search(graph_id="research")] == ["research"]
+async def test_the_agents_graphs_are_registered_with_default_assistants(lg: LangGraphClient) -> None:
+    found = await lg.assistants.search(metadata={"created_by": "system"})
+    assert {a["graph_id"] for a in found} >= {"agent", "research"}
+    research = await lg.assistants.get("research")  # a graph's name is its default assistant
+    assert research["assistant_id"] == default_assistant_id("research")
+    assert [a["assistant_id"] for a in await lg.assistants.search(graph_id="research")] == [research["assistant_id"]]
+    schemas = await lg.assistants.get_schemas("agent")
+    assert "messages" in schemas["input_schema"]["properties"]
+    drawn = await lg.assistants.get_graph("research")
+    assert {"research", "write", "review"} <= {n["id"] for n in drawn["nodes"]}
 
 
 async def test_a_thread_is_created_found_and_read(lg: LangGraphClient) -> None:
@@ -64,10 +70,13 @@ async def test_a_streamed_run_gives_metadata_then_values_updates_and_message_chu
     answer = values[-1]["messages"][-1]
     assert answer["type"] == "ai" and answer["content"]
     assert [next(iter(p.data)) for p in parts if p.event == "updates"] == ["agent", "tools", "agent"]
+    # Every message of the graph's messages mode, as LangGraph sends it: the model's chunks, the tool's result.
     chunks = [p.data for p in parts if p.event == "messages"]
-    assert "".join(chunk["content"] for chunk, _ in chunks) == answer["content"]
-    assert {meta["langgraph_node"] for _, meta in chunks} == {"agent"}
-    assert {c["id"] for c, _ in chunks} == {answer["id"]}
+    answered = [(chunk, meta) for chunk, meta in chunks if chunk["id"] == answer["id"]]
+    assert "".join(chunk["content"] for chunk, _ in answered) == answer["content"]
+    assert {meta["langgraph_node"] for _, meta in answered} == {"agent"}
+    assert {chunk["type"] for chunk, _ in answered} == {"AIMessageChunk"}
+    assert [meta["langgraph_node"] for chunk, meta in chunks if chunk["type"] == "tool"] == ["tools"]
 
     state = await lg.threads.get_state(thread["thread_id"])
     assert state["values"]["messages"][-1]["content"] == answer["content"]
@@ -103,7 +112,9 @@ async def test_wait_answers_with_the_thread_s_values_and_the_thread_remembers(lg
 async def test_a_background_run_is_joined(lg: LangGraphClient) -> None:
     thread = await lg.threads.create()
     run = await lg.runs.create(thread["thread_id"], "agent", input=QUESTION, metadata={"source": "test"})
-    assert run["status"] in ("pending", "running") and run["metadata"] == {"source": "test"}
+    assert run["status"] in ("pending", "running")
+    # The client's metadata, and the assistant the run resolved to (a graph's name: its default assistant).
+    assert run["metadata"] == {"source": "test", "assistant_id": default_assistant_id("agent"), "assistant_version": 1}
 
     values = await lg.runs.join(thread["thread_id"], run["run_id"])
     assert values["messages"][-1]["type"] == "ai"

@@ -57,8 +57,11 @@ def test_one_question_is_one_trace_across_all_services(client: httpx.Client, mes
         assert server_spans, f"no {service} server span"
         for span in server_spans:
             chain = _ancestors(span, by_id)
-            assert run in chain, f"{service} span {span.name} is not under the agent's run span"
             assert gateway_root in chain
+            if "AssistantService" in span.name:  # the gateway resolves the run's assistant before it submits
+                assert run not in chain
+                continue
+            assert run in chain, f"{service} span {span.name} is not under the agent's run span"
 
     # Inside the run: a span per graph node, tool call and model call, the model's with its token counts.
     inside = {s.name: s for s in spans if s.service == "agent" and run in _ancestors(s, by_id)}

@@ -15,13 +15,17 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import grpc
 import nats
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from threadline.events import Topology
 from threadline.grpc import check_health
+from threadline.memory.v1.memory_pb2_grpc import AssistantServiceStub
 from threadline.run_events import RunEvent
+from threadline_agent.remote.assistants import register_graphs as register
+from threadline_agent.resilience import CircuitBreaker, Guarded, RetryPolicy
 from threadline_gateway.app import create_app
 from threadline_gateway.run_bus import RunRecord
 from threadline_gateway.services import Services
@@ -55,11 +59,21 @@ def retrieval_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def memory_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real memory service (its own process, on SQLite), for the routes that read threads."""
+    """A real memory service (its own process, on SQLite), for the routes that read threads; the built-in
+    graphs are registered in it, as an agent registers them at start, so their default assistants exist."""
     port = free_port()
     sqlite = str(tmp_path_factory.mktemp("memory") / "checkpoints.sqlite")
     env = {"MEMORY_PORT": str(port), "MEMORY_SQLITE_PATH": sqlite, "DATABASE_URL": ""}
-    yield from _grpc_service("threadline_memory", port, **env)
+    for target in _grpc_service("threadline_memory", port, **env):
+        asyncio.run(register_graphs(target, {"agent": None, "research": None}))
+        yield target
+
+
+async def register_graphs(target: str, graphs: dict[str, Any]) -> None:
+    """Register ``graphs`` (name -> compiled graph, or None) as an agent does at start."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = AssistantServiceStub(channel)
+        await register(stub, graphs, guard=Guarded(CircuitBreaker("memory", 5, 1.0), RetryPolicy()), timeout_s=10)
 
 
 @pytest.fixture

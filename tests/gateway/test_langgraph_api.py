@@ -107,10 +107,13 @@ async def test_another_tenant_s_threads_and_runs_are_not_found(acme: LangGraphCl
     [
         ({"input": {"messages": []}}, 422),
         ({"input": {"messages": [{"role": "assistant", "content": "hi"}]}}, 422),
-        ({"input": QUESTION, "stream_mode": "events"}, 422),
-        ({"input": QUESTION, "command": {"resume": "yes"}}, 422),
-        ({"command": {"goto": "agent"}}, 422),
+        ({"input": QUESTION, "stream_mode": "checkpoints"}, 422),
+        ({"input": QUESTION, "command": {"resume": {"action": "maybe"}}}, 422),
+        ({"command": {"goto": 3}}, 422),
+        ({"command": {"jump": "agent"}}, 422),
         ({"command": {"resume": {"action": "edit"}}}, 422),
+        ({"input": QUESTION, "config": {"recursion_limit": 0}}, 422),
+        ({}, 422),
         ({"input": QUESTION, "assistant_id": "nope"}, 404),
         ({"input": QUESTION, "multitask_strategy": "sometimes"}, 422),
     ],
@@ -137,6 +140,43 @@ async def test_a_command_resumes_the_thread_with_the_decision(acme: LangGraphCli
     sent = RunRequested.model_validate_json(stored.data)
     assert (sent.run_id, sent.thread_id, sent.input) == (run["run_id"], thread_id, "")
     assert sent.resume == {"action": "reject", "reason": "not now"}
+
+
+async def _last_request(namespace: str) -> RunRequested:
+    nc = await nats.connect(NATS_URL)
+    try:
+        topology = Topology(namespace)
+        info = await nc.jetstream().stream_info(topology.runs_stream)
+        stored = await nc.jetstream().get_msg(topology.runs_stream, info.state.last_seq)
+    finally:
+        await nc.close()
+    return RunRequested.model_validate_json(stored.data)
+
+
+async def test_a_graph_s_input_config_context_command_and_modes_reach_the_run(
+    acme: LangGraphClient, nats_namespace: str
+) -> None:
+    thread_id = (await acme.threads.create())["thread_id"]
+    await acme.runs.create(
+        thread_id,
+        "agent",
+        input={"topic": "durability"},
+        config={"configurable": {"unit": "kg", "thread_id": "not-this", "user_id": "eve"}, "recursion_limit": 30},
+        context={"user": "ada"},
+        stream_mode=["custom", "events", "debug"],
+    )
+    sent = await _last_request(nats_namespace)
+    assert sent.input == {"topic": "durability"} and sent.context == {"user": "ada"}
+    assert sent.config.configurable.get("unit") == "kg" and sent.config.recursion_limit == 30
+    assert not {"thread_id", "user_id"} & set(sent.config.configurable)  # the platform's keys
+    assert sent.stream_modes == ["custom", "debug", "events"]
+
+    command = {"update": {"topic": "cancelling"}, "goto": "agent"}
+    await acme.runs.create(thread_id, "agent", command=command, multitask_strategy="enqueue")
+    sent = await _last_request(nats_namespace)
+    assert sent.command == command and sent.resume is None and sent.input == ""
+    await acme.runs.create(thread_id, "agent", command={"resume": "blue"}, multitask_strategy="enqueue")
+    assert (await _last_request(nats_namespace)).command == {"resume": "blue"}
 
 
 async def test_a_paused_thread_shows_what_it_waits_on(acme: LangGraphClient, memory_target: str) -> None:

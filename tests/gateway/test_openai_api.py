@@ -5,6 +5,7 @@ Whole chat completions, which need an agent, are in tests/e2e/test_openai_compat
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import openai
@@ -19,21 +20,32 @@ def client_for(gateway: TestClient, api_key: str = "unused") -> openai.OpenAI:
     return openai.OpenAI(base_url="http://testserver/v1", api_key=api_key, http_client=gateway, max_retries=0)
 
 
-def test_each_assistant_is_a_model(make_gateway: Callable[..., TestClient]) -> None:
-    client = client_for(make_gateway(GATEWAY_ASSISTANTS="agent, researcher"))
-    models = client.models.list()
-    assert [m.id for m in models.data] == ["agent", "researcher"]
-    assert {m.owned_by for m in models.data} == {"threadline"}
-    assert client.models.retrieve("researcher").id == "researcher"
+def test_each_assistant_is_a_model(make_gateway: Callable[..., TestClient], memory_target: str) -> None:
+    tenant = f"models-{uuid.uuid4().hex[:8]}"
+    gateway = make_gateway(MEMORY_TARGET=memory_target, GATEWAY_DEFAULT_TENANT=tenant)
+    mine = gateway.post("/api/v1/assistants", json={"graph_id": "research", "name": "Researcher"}).json()
+    client = client_for(gateway)
+    models = {m.id: m for m in client.models.list().data}
+    # The graphs' default assistants by the graph's name, the tenant's own by its id (the newest, last).
+    assert {"agent", "research", mine["assistant_id"]} <= set(models)
+    assert list(models)[-1] == mine["assistant_id"]
+    assert (models["agent"].owned_by, models[mine["assistant_id"]].owned_by) == ("threadline", tenant)
+    assert client.models.retrieve("research").id == "research"
+    assert client.models.retrieve(mine["assistant_id"]).id == mine["assistant_id"]
     with pytest.raises(openai.NotFoundError) as missing:
         client.models.retrieve("gpt-4")
     assert "GET /v1/models" in missing.value.message
+    # Another tenant does not see it.
+    others = make_gateway(MEMORY_TARGET=memory_target, GATEWAY_DEFAULT_TENANT=f"{tenant}-other")
+    assert mine["assistant_id"] not in {m.id for m in client_for(others).models.list().data}
 
 
-def test_the_api_key_is_the_openai_clients_key(make_gateway: Callable[..., TestClient]) -> None:
+def test_the_api_key_is_the_openai_clients_key(make_gateway: Callable[..., TestClient], memory_target: str) -> None:
     _, key = apikeys.generate()
-    gateway = make_gateway(GATEWAY_AUTH="required", GATEWAY_API_KEYS=f"acme:{apikeys.digest(key).hex()}")
-    assert [m.id for m in client_for(gateway, key).models.list().data] == ["agent", "research"]
+    gateway = make_gateway(
+        MEMORY_TARGET=memory_target, GATEWAY_AUTH="required", GATEWAY_API_KEYS=f"acme:{apikeys.digest(key).hex()}"
+    )
+    assert {"agent", "research"} <= {m.id for m in client_for(gateway, key).models.list().data}
     _, stranger = apikeys.generate()
     with pytest.raises(openai.AuthenticationError):
         client_for(gateway, stranger).models.list()
@@ -60,7 +72,8 @@ def test_bad_conversations_are_422_naming_messages(gateway: TestClient, messages
     assert fields[0]["field"] == "messages" and words in fields[0]["message"]
 
 
-def test_an_unknown_model_is_a_404_before_any_run(gateway: TestClient) -> None:
+def test_an_unknown_model_is_a_404_before_any_run(make_gateway: Callable[..., TestClient], memory_target: str) -> None:
+    gateway = make_gateway(MEMORY_TARGET=memory_target)
     with pytest.raises(openai.NotFoundError) as missing:
         client_for(gateway).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert missing.value.body["code"] == "model_not_found"

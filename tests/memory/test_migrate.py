@@ -22,6 +22,9 @@ TABLES = {
     "checkpoint_migrations",
     "threadline_threads",
     "threadline_memory_migrations",
+    "threadline_assistants",
+    "threadline_assistant_versions",
+    "threadline_graphs",
     "store",
     "store_migrations",
 }
@@ -68,7 +71,14 @@ def test_migrate_creates_the_sqlite_file_without_a_database_url(tmp_path: Path) 
     assert done.returncode == 0, done.stderr + done.stdout
     with sqlite3.connect(path) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"checkpoints", "writes", "threadline_threads", "store"} <= tables
+    assert {
+        "checkpoints",
+        "writes",
+        "threadline_threads",
+        "threadline_assistants",
+        "threadline_graphs",
+        "store",
+    } <= tables
 
 
 def test_migrate_fails_when_the_database_never_answers(tmp_path: Path) -> None:

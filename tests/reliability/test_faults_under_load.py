@@ -53,7 +53,7 @@ class Audit:
             if event.is_final:
                 self.finals[event.run_id] += 1
 
-        await nc.subscribe(topology.runs_requested, cb=on_request)
+        await nc.subscribe(topology.runs_requested_wildcard, cb=on_request)
         await nc.subscribe(topology.run_events("*"), cb=on_event)
         return nc
 

@@ -8,6 +8,9 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- define "threadline.selector" -}}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .name }}
+{{- with .pool }}
+threadline.dev/agent-pool: {{ . }}
+{{- end }}
 {{- end }}
 
 {{- define "threadline.image" -}}

@@ -10,9 +10,9 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from threadline.ids import INGEST_ID_PATTERN
+from threadline.ids import INGEST_ID_PATTERN, is_graph_id
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -38,6 +38,34 @@ class Event(BaseModel):
 
 
 StateEventKind = Literal["values", "updates"]
+# LangGraph Platform's stream modes a run may ask for: the graph's state (values), each node's update
+# (updates), LLM messages whole (messages) or as (chunk, metadata) pairs (messages-tuple), astream_events'
+# events (events), LangGraph's debug stream (debug) and what nodes write with get_stream_writer (custom).
+StreamModeName = Literal["values", "updates", "messages", "messages-tuple", "events", "debug", "custom"]
+# configurable keys the platform sets (which thread, tenant and checkpoint a run works on, whose memory it
+# reads); a client's are dropped, as are LangGraph's internal ``__``-prefixed ones.
+RESERVED_CONFIGURABLE = frozenset(
+    {"thread_id", "tenant_id", "user_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"}
+)
+
+
+def client_configurable(configurable: dict[str, Any]) -> dict[str, Any]:
+    """``configurable`` without the keys the platform sets."""
+    return {k: v for k, v in configurable.items() if k not in RESERVED_CONFIGURABLE and not k.startswith("__")}
+
+
+class RunConfig(BaseModel):
+    """The parts of LangGraph's RunnableConfig a client may set for its run."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    configurable: dict[str, Any] = Field(
+        default_factory=dict, description="Passed to the graph as config['configurable'] (reserved keys dropped)."
+    )
+    tags: list[str] = Field(default_factory=list)
+    recursion_limit: int | None = Field(
+        default=None, ge=1, description="Steps the graph may take; capped by the agent's AGENT_MAX_RECURSION_LIMIT."
+    )
 
 
 class RunRequested(Event):
@@ -47,7 +75,28 @@ class RunRequested(Event):
     thread_id: str
     tenant_id: str
     assistant_id: str = "agent"
-    input: str
+    graph_id: str = Field(
+        default="",
+        description="The graph the run is for, which names its subject (Topology.runs_requested_for); "
+        "empty: the assistant id, since each graph's default assistant is addressed by the graph's name.",
+    )
+    input: str | dict[str, Any] | None = Field(
+        default="",
+        description="The question's text (a graph with messages gets it as a human message), or the graph's "
+        "input as JSON, given to it as it is; None: no input (a resume or a command).",
+    )
+    config: RunConfig = Field(default_factory=RunConfig, description="The client's part of the run's config.")
+    context: dict[str, Any] | None = Field(
+        default=None, description="The graph's run context (its context_schema), as graph.astream(context=...)."
+    )
+    command: dict[str, Any] | None = Field(
+        default=None,
+        description="LangGraph's Command for the graph: resume (the value interrupt() returns), update, goto.",
+    )
+    stream_modes: list[StreamModeName] = Field(
+        default_factory=list,
+        description="LangGraph stream modes to publish as run events (besides Threadline's own events).",
+    )
     created_at: datetime = Field(default_factory=_now)
     metadata: dict[str, Any] = Field(default_factory=dict, description="The client's labels for the run.")
     state_events: list[StateEventKind] = Field(
@@ -67,6 +116,16 @@ class RunRequested(Event):
         '{"action": "approve"}, {"action": "reject", "reason": "..."} or {"action": "edit", "args": {...}}; '
         "input may then be empty.",
     )
+
+    def wants(self, mode: StreamModeName) -> bool:
+        """Whether the run asked for LangGraph's stream mode ``mode`` (``state_events`` is its older spelling)."""
+        return mode in self.stream_modes or mode in self.state_events
+
+    @model_validator(mode="after")
+    def _graph_of_assistant(self) -> Self:
+        if not self.graph_id:
+            self.graph_id = self.assistant_id
+        return self
 
 
 class DataErased(Event):
@@ -163,17 +222,35 @@ class Topology:
         self.namespace = namespace
         self._stream_prefix = namespace.upper().replace("-", "_")
 
+    def runs_requested_for(self, graph_id: str) -> str:
+        """The runs of one graph: each graph has its own subject, and its workers their own consumer."""
+        if not is_graph_id(graph_id):
+            raise ValueError(f"invalid graph id {graph_id!r}: use [A-Za-z0-9][A-Za-z0-9_-]*, at most 64")
+        return f"{self.namespace}.runs.requested.{graph_id}"
+
     @property
-    def runs_requested(self) -> str:
-        return f"{self.namespace}.runs.requested"
+    def runs_requested_wildcard(self) -> str:
+        """Every graph's runs: the RUNS stream's subject."""
+        return f"{self.namespace}.runs.requested.>"
 
     @property
     def runs_stream(self) -> str:
         return f"{self._stream_prefix}_RUNS"
 
+    def runs_consumer_for(self, graph_id: str) -> str:
+        """The durable consumer that every agent worker serving ``graph_id`` pulls that graph's runs from."""
+        if not is_graph_id(graph_id):
+            raise ValueError(f"invalid graph id {graph_id!r}: use [A-Za-z0-9][A-Za-z0-9_-]*, at most 64")
+        return f"{self.runs_consumer_prefix}{graph_id}"
+
     @property
-    def runs_consumer(self) -> str:
-        """The one durable consumer that every agent worker pulls from."""
+    def runs_consumer_prefix(self) -> str:
+        """What every graph's consumer name starts with (the gateway counts workers over them)."""
+        return "agent-workers-"
+
+    @property
+    def legacy_runs_consumer(self) -> str:
+        """The one unfiltered consumer of every run before runs had a subject per graph; deleted on upgrade."""
         return "agent-workers"
 
     def run_events(self, run_id: str) -> str:

@@ -25,11 +25,15 @@ COLLECTION_PATTERN = r"^([A-Za-z0-9_-]{1,64})?$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 # An ingest id is a subject token too (its events' subject is named after it).
 INGEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# A graph's name (a key of langgraph.json's "graphs") is a subject token and part of a consumer's name:
+# no '.', '*', '>' or space, and a letter or digit first.
+GRAPH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 _TENANT = re.compile(TENANT_PATTERN)
 _NAME = re.compile(NAME_PATTERN)
 _RUN_ID = re.compile(RUN_ID_PATTERN)
 _INGEST_ID = re.compile(INGEST_ID_PATTERN)
+_GRAPH_ID = re.compile(GRAPH_ID_PATTERN)
 # A refused value is quoted back, but never whole: a status message travels in a size-limited header.
 _SHOWN_CHARS = 70
 
@@ -49,6 +53,11 @@ def is_run_id(value: str) -> bool:
 
 def is_ingest_id(value: str) -> bool:
     return _INGEST_ID.fullmatch(value) is not None
+
+
+def is_graph_id(value: str) -> bool:
+    """A graph's name: a token of NATS subjects and of its workers' durable consumer's name."""
+    return _GRAPH_ID.fullmatch(value) is not None
 
 
 def check_tenant_id(value: str, field: str = "tenant_id") -> str:

@@ -9,7 +9,7 @@ import structlog
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 from threadline.events import Topology
@@ -29,7 +29,7 @@ def stream_configs(topology: Topology) -> list[StreamConfig]:
     return [
         StreamConfig(
             name=topology.runs_stream,
-            subjects=[topology.runs_requested],
+            subjects=[topology.runs_requested_wildcard],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=RUN_DEDUPE_WINDOW_S,
@@ -86,6 +86,19 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, configs: list
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
+
+
+async def retire_legacy_runs_consumer(js: JetStreamContext, topology: Topology) -> bool:
+    """Delete the unfiltered ``agent-workers`` consumer of the time before runs had a subject per graph.
+
+    A work-queue stream refuses consumers whose subjects overlap, so the graphs' filtered consumers
+    cannot be made while it exists. Runs it had handed out and not acked stay on the stream.
+    Returns whether there was one.
+    """
+    try:
+        return await js.delete_consumer(topology.runs_stream, topology.legacy_runs_consumer)
+    except NotFoundError:
+        return False
 
 
 async def cancelled_runs(js: JetStreamContext, topology: Topology) -> KeyValue:

@@ -16,7 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from threadline.events import Event
 
 RunEventKind = Literal[
-    "metadata", "token", "tool_call", "tool_result", "citations", "interrupt", "values", "updates", "end", "error"
+    "metadata",
+    "token",
+    "tool_call",
+    "tool_result",
+    "citations",
+    "interrupt",
+    "values",
+    "updates",
+    "messages",
+    "events",
+    "debug",
+    "custom",
+    "end",
+    "error",
 ]
 
 
@@ -83,7 +96,28 @@ class Interrupted(Payload):
 
 
 class StateChunk(RootModel[dict[str, Any]]):
-    """``values`` or ``updates``: the graph's state (or one step's update), as LangGraph's stream modes send it."""
+    """``values``, ``updates``, ``events`` or ``debug``: a part of LangGraph's stream mode of that name, as JSON
+    (the graph's state, one step's update, an astream_events event, a debug step)."""
+
+
+class MessageChunk(Payload):
+    """``messages``: a message from LangGraph's ``messages`` stream mode, a model's chunk or a node's whole message.
+
+    ``chunk`` and ``metadata`` are the pair the ``messages-tuple`` mode sends; ``message`` is the message so
+    far (the chunks of its id added up), for runs that asked for the whole-message ``messages`` mode.
+    """
+
+    chunk: dict[str, Any]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    message: dict[str, Any] | None = Field(default=None, description="The message so far (messages mode only).")
+    first: bool = Field(default=False, description="The first part of this message id.")
+    complete: bool = Field(default=False, description="A whole message, not a model's chunk.")
+
+
+class CustomChunk(Payload):
+    """``custom``: what a node wrote with LangGraph's ``get_stream_writer()``, any JSON."""
+
+    value: Any = None
 
 
 class Usage(Payload):
@@ -112,6 +146,9 @@ class RunResult(Payload):
     )
     knowledge_base_unavailable: bool = Field(default=False, description="Every search failed; the answer says so.")
     cached: bool = Field(default=False, description="Answered from the answer cache.")
+    output: dict[str, Any] | None = Field(
+        default=None, description="The graph's final state values as JSON (what LangGraph's runs.wait returns)."
+    )
 
 
 class RunError(Payload):
@@ -121,7 +158,19 @@ class RunError(Payload):
     message: str = ""
 
 
-RunPayload = RunStarted | Token | ToolCall | ToolResult | Citations | Interrupted | StateChunk | RunResult | RunError
+RunPayload = (
+    RunStarted
+    | Token
+    | ToolCall
+    | ToolResult
+    | Citations
+    | Interrupted
+    | StateChunk
+    | MessageChunk
+    | CustomChunk
+    | RunResult
+    | RunError
+)
 
 _PAYLOAD_OF: dict[str, type[BaseModel]] = {
     "metadata": RunStarted,
@@ -132,6 +181,10 @@ _PAYLOAD_OF: dict[str, type[BaseModel]] = {
     "interrupt": Interrupted,
     "values": StateChunk,
     "updates": StateChunk,
+    "events": StateChunk,
+    "debug": StateChunk,
+    "messages": MessageChunk,
+    "custom": CustomChunk,
     "end": RunResult,
     "error": RunError,
 }
@@ -142,15 +195,17 @@ _KIND_OF: dict[type[BaseModel], RunEventKind] = {
     ToolResult: "tool_result",
     Citations: "citations",
     Interrupted: "interrupt",
+    MessageChunk: "messages",
+    CustomChunk: "custom",
     RunResult: "end",
     RunError: "error",
 }
 
 
 def kind_of(payload: RunPayload) -> RunEventKind:
-    """The event kind a payload travels as; a state chunk's kind (values or updates) is the caller's to say."""
+    """The event kind a payload travels as; a state chunk's kind (values, updates, events, debug) is the caller's."""
     if isinstance(payload, StateChunk):
-        raise ValueError("a StateChunk is a values or an updates event: pass the kind")
+        raise ValueError("a StateChunk is a values, updates, events or debug event: pass the kind")
     return _KIND_OF[type(payload)]
 
 
@@ -164,7 +219,7 @@ class RunEvent(Event):
 
     @classmethod
     def of(cls, run_id: str, seq: int, payload: RunPayload, kind: RunEventKind | None = None) -> RunEvent:
-        """The event carrying ``payload``; ``kind`` only for a state chunk (``values`` or ``updates``)."""
+        """The event carrying ``payload``; ``kind`` only for a state chunk (values, updates, events, debug)."""
         kind = kind or kind_of(payload)
         if not isinstance(payload, _PAYLOAD_OF[kind]):
             raise ValueError(f"a {type(payload).__name__} is not the payload of a {kind} event")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from threadline.logging import setup_logging
 from threadline.telemetry import setup_tracing, shutdown_tracing
 
+from threadline_agent.graphs.loader import GraphLoadError
 from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_agent.remote.store import RemoteStore
 from threadline_agent.settings import AgentSettings
@@ -22,13 +24,16 @@ def main() -> None:
         target=settings.memory_target, timeout_s=settings.memory_timeout_s, guard=settings.guard("memory")
     )
     store = RemoteStore(target=settings.memory_target, timeout_s=settings.memory_timeout_s)
-    worker = AgentWorker(settings, checkpointer=checkpointer, store=store if settings.memory_tools else None)
-    worker.app.after_shutdown(checkpointer.close)
-    worker.app.after_shutdown(store.close)
     try:
+        worker = AgentWorker(settings, checkpointer=checkpointer, store=store if settings.memory_tools else None)
+        worker.app.after_shutdown(checkpointer.close)
+        worker.app.after_shutdown(store.close)
         # FastStream handles SIGINT/SIGTERM: it stops fetching, lets runs in flight finish (up to a grace
         # period), drains NATS, then runs the worker's shutdown hook that closes the gRPC channels.
         asyncio.run(worker.app.run())
+    except GraphLoadError as exc:
+        # A graph of langgraph.json that cannot be served: one readable line, not a traceback.
+        sys.exit(f"threadline-agent: cannot start: {exc}")
     finally:
         shutdown_tracing(provider)
 

@@ -73,6 +73,12 @@ class AgentSettings(ServiceSettings):
         validation_alias=AliasChoices("AGENT_TOKEN_COALESCE_MS"),
         description="Tokens streamed within this many milliseconds travel as one token event; 0: one event each.",
     )
+    max_recursion_limit: int = Field(
+        default=100,
+        ge=1,
+        validation_alias=AliasChoices("AGENT_MAX_RECURSION_LIMIT"),
+        description="The most steps a client's config.recursion_limit may give a run.",
+    )
     max_input_chars: int = Field(
         default=8000, ge=1, validation_alias=AliasChoices("AGENT_MAX_INPUT_CHARS"), description="Longer: input_blocked."
     )
@@ -167,6 +173,18 @@ class AgentSettings(ServiceSettings):
         validation_alias=AliasChoices("AGENT_ANSWER_CACHE_TTL_S"),
         description="How long a cached answer is served; bounds its staleness after the knowledge base changes.",
     )
+    graphs_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("THREADLINE_GRAPHS"),
+        description="A langgraph.json (the LangGraph CLI's format) naming the graphs to serve; "
+        "unset: the built-in graphs (agent, research), declared in the langgraph.json of the agent package.",
+    )
+    serve_graphs: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        validation_alias=AliasChoices("AGENT_GRAPHS"),
+        description="The graphs this worker serves, comma-separated (a worker pool per graph); "
+        "empty: every graph of its langgraph.json.",
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,
@@ -174,7 +192,12 @@ class AgentSettings(ServiceSettings):
         description="Serve Prometheus /metrics on this port; 0: off (Helm and compose set 9102).",
     )
 
-    @field_validator("approval_tools", mode="before")
+    @field_validator("graphs_file", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("approval_tools", "serve_graphs", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -15,6 +15,8 @@ _ERROR_STATUS = {
     "assistant_not_found": 404,
     "cancelled": 409,
     "nothing_to_resume": 409,
+    # The graph's state has no messages: it takes its input as JSON, not a question's text.
+    "graph_takes_no_messages": 422,
 }
 
 
@@ -41,4 +43,5 @@ def answer(record: RunRecord, outcome: RunOutcome) -> QueryResponse:
         interrupts=result.interrupts,
         knowledge_base_unavailable=result.knowledge_base_unavailable,
         cached=result.cached,
+        output=result.output,
     )

@@ -19,7 +19,19 @@ from threadline_gateway.db import Database
 from threadline_gateway.deps import rate_limited
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
-from threadline_gateway.routes import chat, documents, erasure, feedback, health, openai, query, runs, threads, ws
+from threadline_gateway.routes import (
+    assistants,
+    chat,
+    documents,
+    erasure,
+    feedback,
+    health,
+    openai,
+    query,
+    runs,
+    threads,
+    ws,
+)
 from threadline_gateway.schemas import error_responses
 from threadline_gateway.security import SecurityHeadersMiddleware, add_cors
 from threadline_gateway.services import open_services
@@ -43,7 +55,8 @@ that event; events are kept for an hour.
 **OpenAI-compatible** (`/v1/models`, `/v1/chat/completions`): each assistant is a model; the last user message
 is the question; a resent history continues its thread (or name it: `thread_id` / `X-Thread-Id`).
 
-**WebSocket** (`/api/v1/ws`): send `{"type": "query", "input": ..., "thread_id"?, "assistant_id"?, "ref"?}`;
+**WebSocket** (`/api/v1/ws`): send `{"type": "query", "input": ..., "thread_id"?, "assistant_id"?, "config"?,
+"context"?, "ref"?}` (`input`: a question, or a graph's input as a JSON object, as on `/api/v1/runs`);
 the reply is `{"type": "accepted", "ref", "run_id", "thread_id", "assistant_id"}`, then the run's events
 as `{"type": "event", "run_id", "seq", "kind", "data"}`. Each query is its own run and every event names
 its `run_id`, so one connection carries several runs at once (up to `GATEWAY_WS_MAX_RUNS`).
@@ -104,6 +117,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(feedback.router, **protected)
     app.include_router(documents.router, **protected)
     app.include_router(threads.router, **protected)
+    app.include_router(assistants.router, **protected)
     app.include_router(erasure.router, **protected)
     app.include_router(langgraph_compat.router, **protected)
     app.include_router(ws.router)

@@ -1,4 +1,4 @@
-"""The gateway's client of the memory service: threads and their checkpoints, decoded for the API.
+"""The gateway's client of the memory service: threads and their checkpoints, and assistants, decoded for the API.
 
 Every call names the caller's tenant; the memory service scopes it, so another tenant's thread
 reads as absent. gRPC failures become API errors here, once: bad input a 422, an absent thread
@@ -18,7 +18,7 @@ import structlog
 from fastapi.encoders import jsonable_encoder
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from threadline.memory.v1 import memory_pb2 as pb
-from threadline.memory.v1.memory_pb2_grpc import CheckpointServiceStub, ThreadServiceStub
+from threadline.memory.v1.memory_pb2_grpc import AssistantServiceStub, CheckpointServiceStub, ThreadServiceStub
 
 from threadline_gateway.errors import ApiError
 
@@ -51,18 +51,55 @@ class Thread:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Assistant:
+    """An assistant at one version (the latest, unless read from its versions)."""
+
+    assistant_id: str
+    graph_id: str
+    name: str
+    description: str | None
+    config: dict[str, Any]
+    context: dict[str, Any]
+    metadata: dict[str, Any]
+    version: int
+    created_at: str
+    updated_at: str
+    system: bool  # a graph's default assistant: every tenant's, read-only
+
+
+@dataclass(frozen=True)
+class GraphSchemas:
+    """What the agent registered of a graph: its JSON schemas (None where it has none) and its nodes and edges."""
+
+    graph_id: str
+    input_schema: dict[str, Any] | None
+    output_schema: dict[str, Any] | None
+    state_schema: dict[str, Any] | None
+    config_schema: dict[str, Any] | None
+    context_schema: dict[str, Any] | None
+    graph: dict[str, Any] | None
+
+
 @asynccontextmanager
-async def memory_errors(thread_id: str | None = None) -> AsyncIterator[None]:
+async def memory_errors(thread_id: str | None = None, *, assistant_id: str | None = None) -> AsyncIterator[None]:
     try:
         yield
     except grpc.aio.AioRpcError as exc:
         code = exc.code()
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             raise ApiError(422, "invalid_request", exc.details() or "The request was refused.") from exc
+        if code == grpc.StatusCode.NOT_FOUND and assistant_id is not None:
+            # Also a graph no agent serves (creating an assistant of it): the service's message says which.
+            raise ApiError(404, "not_found", _capitalized(exc.details()) or f"No assistant {assistant_id!r}.") from exc
         if code == grpc.StatusCode.NOT_FOUND:
             raise ApiError(404, "not_found", f"No thread {thread_id!r}.") from exc
+        if code == grpc.StatusCode.ALREADY_EXISTS and assistant_id is not None:
+            raise ApiError(409, "assistant_exists", f"Assistant {assistant_id!r} already exists.") from exc
         if code == grpc.StatusCode.ALREADY_EXISTS:
             raise ApiError(409, "thread_exists", f"Thread {thread_id!r} already exists.") from exc
+        if code == grpc.StatusCode.FAILED_PRECONDITION:
+            raise ApiError(409, "read_only", _capitalized(exc.details()) or "Not allowed.") from exc
         log.warning("memory unavailable", code=code.name, error=exc.details())
         raise ApiError(
             503,
@@ -78,6 +115,7 @@ class Memory:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._checkpoints = CheckpointServiceStub(channel)
         self._threads = ThreadServiceStub(channel)
+        self._assistants = AssistantServiceStub(channel)
         # The agents write values with LangGraph's serializer; this reads them back.
         self._serde = JsonPlusSerializer()
 
@@ -173,6 +211,161 @@ class Memory:
             )
         return reply.threads, reply.store_items
 
+    # --- assistants ---------------------------------------------------------------------------
+
+    async def create_assistant(
+        self,
+        tenant_id: str,
+        *,
+        graph_id: str,
+        assistant_id: str = "",
+        name: str = "",
+        description: str | None = None,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        if_exists_do_nothing: bool = False,
+    ) -> Assistant:
+        request = pb.CreateAssistantRequest(
+            tenant_id=tenant_id,
+            assistant_id=assistant_id,
+            graph_id=graph_id,
+            name=name,
+            description=description,
+            config_json=_json(config),
+            context_json=_json(context),
+            metadata_json=_json(metadata),
+            if_exists_do_nothing=if_exists_do_nothing,
+        )
+        async with memory_errors(assistant_id=assistant_id or graph_id):
+            return _assistant(await self._assistants.CreateAssistant(request, timeout=TIMEOUT_S))
+
+    async def get_assistant(self, tenant_id: str, assistant_id: str) -> Assistant:
+        """The assistant by id (or a graph's default one by the graph's name); a 404 when absent."""
+        request = pb.GetAssistantRequest(tenant_id=tenant_id, assistant_id=assistant_id)
+        async with memory_errors(assistant_id=assistant_id):
+            return _assistant(await self._assistants.GetAssistant(request, timeout=TIMEOUT_S))
+
+    async def update_assistant(
+        self,
+        tenant_id: str,
+        assistant_id: str,
+        *,
+        graph_id: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Assistant:
+        """A new version: the fields given replace the latest version's (metadata is merged into it)."""
+        request = pb.UpdateAssistantRequest(
+            tenant_id=tenant_id,
+            assistant_id=assistant_id,
+            graph_id=graph_id or "",
+            name=name or "",
+            description=description,
+            config_json=None if config is None else _json(config),
+            context_json=None if context is None else _json(context),
+            metadata_json=_json(metadata),
+        )
+        async with memory_errors(assistant_id=assistant_id):
+            return _assistant(await self._assistants.UpdateAssistant(request, timeout=TIMEOUT_S))
+
+    async def set_latest_assistant(self, tenant_id: str, assistant_id: str, version: int) -> Assistant:
+        request = pb.SetLatestVersionRequest(tenant_id=tenant_id, assistant_id=assistant_id, version=version)
+        async with memory_errors(assistant_id=assistant_id):
+            return _assistant(await self._assistants.SetLatestVersion(request, timeout=TIMEOUT_S))
+
+    async def search_assistants(
+        self,
+        tenant_id: str,
+        *,
+        graph_id: str | None = None,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "updated_at",
+        sort_order: str = "desc",
+    ) -> list[Assistant]:
+        request = self._search(tenant_id, graph_id, name, metadata, limit, offset, sort_by, sort_order)
+        async with memory_errors():
+            reply = await self._assistants.SearchAssistants(request, timeout=TIMEOUT_S)
+        return [_assistant(a) for a in reply.assistants]
+
+    async def count_assistants(
+        self,
+        tenant_id: str,
+        *,
+        graph_id: str | None = None,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
+        request = self._search(tenant_id, graph_id, name, metadata, 0, 0, "", "")
+        async with memory_errors():
+            return (await self._assistants.CountAssistants(request, timeout=TIMEOUT_S)).count
+
+    async def delete_assistant(self, tenant_id: str, assistant_id: str) -> None:
+        request = pb.DeleteAssistantRequest(tenant_id=tenant_id, assistant_id=assistant_id)
+        async with memory_errors(assistant_id=assistant_id):
+            await self._assistants.DeleteAssistant(request, timeout=TIMEOUT_S)
+
+    async def assistant_versions(
+        self, tenant_id: str, assistant_id: str, *, metadata: dict[str, Any] | None, limit: int, offset: int
+    ) -> list[Assistant]:
+        """The assistant's versions, newest first."""
+        request = pb.ListAssistantVersionsRequest(
+            tenant_id=tenant_id,
+            assistant_id=assistant_id,
+            metadata_filter_json=_json(metadata) if metadata else b"",
+            limit=limit,
+            offset=offset,
+        )
+        async with memory_errors(assistant_id=assistant_id):
+            reply = await self._assistants.ListAssistantVersions(request, timeout=TIMEOUT_S)
+        return [_assistant(a) for a in reply.versions]
+
+    async def graph_schemas(self, tenant_id: str, assistant_id: str) -> GraphSchemas:
+        request = pb.GetAssistantRequest(tenant_id=tenant_id, assistant_id=assistant_id)
+        async with memory_errors(assistant_id=assistant_id):
+            reply = await self._assistants.GetGraphSchemas(request, timeout=TIMEOUT_S)
+
+        def schema(data: bytes) -> dict[str, Any] | None:
+            return json.loads(data) if data else None
+
+        return GraphSchemas(
+            graph_id=reply.graph_id,
+            input_schema=schema(reply.input_schema_json),
+            output_schema=schema(reply.output_schema_json),
+            state_schema=schema(reply.state_schema_json),
+            config_schema=schema(reply.config_schema_json),
+            context_schema=schema(reply.context_schema_json),
+            graph=schema(reply.graph_json),
+        )
+
+    @staticmethod
+    def _search(
+        tenant_id: str,
+        graph_id: str | None,
+        name: str | None,
+        metadata: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> pb.SearchAssistantsRequest:
+        return pb.SearchAssistantsRequest(
+            tenant_id=tenant_id,
+            graph_id=graph_id or "",
+            name=name or "",
+            metadata_filter_json=_json(metadata) if metadata else b"",
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by,
+            sort_order=sort_order,
+        )
+
     def _decode(self, thread_id: str, item: pb.CheckpointTuple) -> Checkpoint:
         checkpoint = json.loads(item.checkpoint_json)
         values = {
@@ -202,4 +395,28 @@ def _thread(reply: pb.Thread) -> Thread:
         created_at=reply.created_at,
         updated_at=reply.updated_at,
         metadata=json.loads(reply.metadata_json) if reply.metadata_json else {},
+    )
+
+
+def _json(value: dict[str, Any] | None) -> bytes:
+    return json.dumps(value or {}).encode()
+
+
+def _capitalized(text: str | None) -> str:
+    return f"{text[0].upper()}{text[1:]}." if text else ""
+
+
+def _assistant(reply: pb.Assistant) -> Assistant:
+    return Assistant(
+        assistant_id=reply.assistant_id,
+        graph_id=reply.graph_id,
+        name=reply.name,
+        description=reply.description if reply.HasField("description") else None,
+        config=json.loads(reply.config_json) if reply.config_json else {},
+        context=json.loads(reply.context_json) if reply.context_json else {},
+        metadata=json.loads(reply.metadata_json) if reply.metadata_json else {},
+        version=reply.version,
+        created_at=reply.created_at,
+        updated_at=reply.updated_at,
+        system=reply.system,
     )

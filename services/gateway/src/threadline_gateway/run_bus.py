@@ -205,13 +205,16 @@ class RunBus:
         return self.nc.is_connected
 
     async def submit(self, request: RunRequested) -> None:
-        """Store the run durably; once this returns, the run will be executed even if no worker is up yet."""
+        """Store the run durably, on its graph's subject; once this returns, the run will be executed even if
+        no worker is up yet (a run for a graph no worker serves waits, pending, until one starts)."""
+        subject = self.topology.runs_requested_for(request.graph_id)
         with tracer.start_as_current_span("publish runs.requested", kind=trace.SpanKind.PRODUCER) as span:
             span.set_attribute("threadline.run_id", request.run_id)
-            span.set_attribute("messaging.destination.name", self.topology.runs_requested)
+            span.set_attribute("threadline.graph_id", request.graph_id)
+            span.set_attribute("messaging.destination.name", subject)
             # The run id as message id makes a retried publish a no-op instead of a second run.
             headers = inject_headers({"Nats-Msg-Id": request.run_id})
-            await self.js.publish(self.topology.runs_requested, request.to_bytes(), headers=headers)
+            await self.js.publish(subject, request.to_bytes(), headers=headers)
 
     @asynccontextmanager
     async def follow(self, run_id: str, after_seq: int = -1) -> AsyncIterator[RunEventStream]:
@@ -235,9 +238,17 @@ class RunBus:
             await sub.unsubscribe()
 
     async def workers(self) -> tuple[int, int]:
-        """(pull requests agent workers have outstanding, runs taken and not yet acked)."""
-        info = await self.js.consumer_info(self.topology.runs_stream, self.topology.runs_consumer)
-        return info.num_waiting or 0, info.num_ack_pending or 0
+        """(pull requests agent workers have outstanding, runs taken and not yet acked), over every graph's
+        consumer; NotFoundError while no worker has ever made one."""
+        prefix = self.topology.runs_consumer_prefix
+        infos = [
+            info
+            for info in await self.js.consumers_info(self.topology.runs_stream)
+            if (info.name or "").startswith(prefix)
+        ]
+        if not infos:
+            raise NotFoundError(description=f"no {prefix}* consumer on {self.topology.runs_stream}")
+        return sum(i.num_waiting or 0 for i in infos), sum(i.num_ack_pending or 0 for i in infos)
 
 
 def _thread_key(tenant_id: str, thread_id: str) -> str:

@@ -12,27 +12,35 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from threadline.events import RunRequested, StateEventKind
+import structlog
+from threadline.events import RunConfig, RunRequested, StreamModeName, client_configurable
+from threadline.ids import is_graph_id
 
 from threadline_gateway.auth import Principal
 from threadline_gateway.errors import ApiError, invalid_field, nats_errors_as_503
+from threadline_gateway.memory import Assistant, Memory
 from threadline_gateway.metrics import GatewayMetrics, RunMode
 from threadline_gateway.run_bus import RunBus, RunRecord
 from threadline_gateway.run_handle import RunHandle
 from threadline_gateway.schemas import MultitaskStrategy, QueryRequest, ToolDecision, strip_blank
+
+log = structlog.get_logger("threadline.gateway")
 
 
 @dataclass(frozen=True)
 class NewRun:
     """A run as a client asked for it, in any of the gateway's APIs, before the gateway has checked it."""
 
-    input: str
+    input: str | dict[str, Any] | None  # a question's text, or the graph's input as JSON
     assistant_id: str = "agent"
     thread_id: str | None = None  # None: a new conversation, on a new thread
     user_id: str | None = None  # who the caller says asks; a JWT's subject wins over it
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    state_events: Sequence[StateEventKind] = ()
+    stream_modes: Sequence[StreamModeName] = ()  # LangGraph's stream modes to publish besides the run's own events
     resume: ToolDecision | None = None
+    command: Mapping[str, Any] | None = None  # LangGraph's Command: resume, update, goto
+    config: RunConfig = field(default_factory=RunConfig)
+    context: Mapping[str, Any] | None = None
     multitask: MultitaskStrategy = "reject"
 
     @classmethod
@@ -43,6 +51,8 @@ class NewRun:
             thread_id=body.thread_id,
             user_id=body.user_id,
             resume=body.resume,
+            config=body.config or RunConfig(),
+            context=body.context,
             multitask=body.multitask_strategy,
         )
 
@@ -57,8 +67,11 @@ def input_errors(text: str, max_chars: int) -> list[dict[str, str]]:
 
 
 class RunStarter:
-    def __init__(self, bus: RunBus, metrics: GatewayMetrics, max_input_chars: int) -> None:
+    def __init__(
+        self, bus: RunBus, metrics: GatewayMetrics, max_input_chars: int, memory: Memory | None = None
+    ) -> None:
         self.bus, self.metrics, self.max_input_chars = bus, metrics, max_input_chars
+        self.memory = memory  # the assistant registry; None: every assistant is taken to be its graph
 
     async def start(self, principal: Principal, new: NewRun, mode: RunMode) -> RunHandle:
         """Check ``new``, claim its thread, store its owner and submit it; the handle follows its events.
@@ -66,32 +79,92 @@ class RunStarter:
         The run's tenant is always the caller's (never anything the body says). A 422 names a bad
         field, a 409 ``thread_busy`` refuses a busy thread (as ``new.multitask`` says), a 503 means
         NATS is unavailable. Once this returns the run is durable and counted as started in ``mode``.
+        An assistant that does not exist is a 404 ``assistant_not_found``.
         """
+        assistant = await self._assistant(principal.tenant_id, new.assistant_id)
         run = self._request(principal, new)
+        if assistant is not None:
+            run = with_assistant(run, assistant)
         with nats_errors_as_503():
             await self.bus.start(run, new.multitask)
         self.metrics.run_started(mode)
         return RunHandle(RunRecord.of(run, new.multitask), self.bus, self.metrics)
 
+    async def _assistant(self, tenant_id: str, assistant_id: str) -> Assistant | None:
+        """The run's assistant from the registry (by id, or a graph's name for its default assistant).
+
+        With the memory service unavailable a graph's name is still run, as that graph's default
+        assistant (None: the agent checks the graph; a race with a deleted graph ends the run
+        ``assistant_not_found`` there); an assistant id cannot be resolved then, a 503.
+        """
+        if self.memory is None:
+            return None
+        try:
+            return await self.memory.get_assistant(tenant_id, assistant_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ApiError(404, "assistant_not_found", f"No assistant {assistant_id!r}.") from exc
+            if exc.status != 503 or not _graph_name(assistant_id):
+                raise
+            log.warning("assistant registry unavailable; running the graph of that name", assistant_id=assistant_id)
+            return None
+
     def _request(self, principal: Principal, new: NewRun) -> RunRequested:
-        text = strip_blank(new.input)
-        if new.resume is not None:
-            if not new.thread_id:
-                raise invalid_field("thread_id", "is required with resume: the thread whose run waits")
-            if len(text) > self.max_input_chars:
-                raise invalid_field("input", f"at most {self.max_input_chars} characters")
-        elif errors := input_errors(text, self.max_input_chars):
-            raise ApiError(422, "validation_error", "The request is not valid.", fields=errors)
+        text = strip_blank(new.input) if isinstance(new.input, str) else ""
+        continues = new.resume is not None or new.command is not None  # a decision or a command needs no input
+        if new.resume is not None and not new.thread_id:
+            raise invalid_field("thread_id", "is required with resume: the thread whose run waits")
+        if isinstance(new.input, str):
+            if continues:
+                if len(text) > self.max_input_chars:
+                    raise invalid_field("input", f"at most {self.max_input_chars} characters")
+            elif errors := input_errors(text, self.max_input_chars):
+                raise ApiError(422, "validation_error", "The request is not valid.", fields=errors)
+        elif new.input is None and not continues:  # the graph's input as JSON is the graph's to judge
+            raise invalid_field("input", "is required without resume or a command")
+        if not is_graph_id(new.assistant_id):  # no graph is named so: its runs would have no subject to go to
+            raise invalid_field("assistant_id", "must name a graph: 1-64 letters, digits, '_' or '-'")
         return RunRequested(
             run_id=str(uuid.uuid4()),
             thread_id=new.thread_id or str(uuid.uuid4()),
             tenant_id=principal.tenant_id,
             assistant_id=new.assistant_id,
-            input=text,
+            graph_id=new.assistant_id,  # each graph's default assistant is addressed by the graph's name
+            input=text if isinstance(new.input, str) else new.input,
             metadata={**new.metadata, **_user_label(principal, new.user_id)},
-            state_events=list(new.state_events),
+            stream_modes=list(dict.fromkeys(new.stream_modes)),
             resume=new.resume.model_dump(exclude_none=True) if new.resume else None,
+            command=dict(new.command) if new.command is not None else None,
+            config=new.config.model_copy(update={"configurable": client_configurable(new.config.configurable)}),
+            context=dict(new.context) if new.context is not None else None,
         )
+
+
+def with_assistant(run: RunRequested, assistant: Assistant) -> RunRequested:
+    """``run`` as its assistant makes it: the assistant's graph, its config and context under the
+    request's (the request's keys win), and the assistant's id and version in the run's metadata."""
+    defaults = RunConfig.model_validate(assistant.config)
+    config = run.config.model_copy(
+        update={
+            "configurable": {**client_configurable(defaults.configurable), **run.config.configurable},
+            "tags": list(dict.fromkeys([*defaults.tags, *run.config.tags])),
+            "recursion_limit": run.config.recursion_limit or defaults.recursion_limit,
+        }
+    )
+    context = {**assistant.context, **(run.context or {})} if assistant.context else run.context
+    metadata = {**run.metadata, "assistant_id": assistant.assistant_id, "assistant_version": assistant.version}
+    return run.model_copy(
+        update={"graph_id": assistant.graph_id, "config": config, "context": context, "metadata": metadata}
+    )
+
+
+def _graph_name(assistant_id: str) -> bool:
+    """Whether ``assistant_id`` may name a graph (an assistant's id is a UUID)."""
+    try:
+        uuid.UUID(assistant_id)
+    except ValueError:
+        return is_graph_id(assistant_id)
+    return False
 
 
 def _user_label(principal: Principal, claimed: str | None) -> dict[str, str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
-from threadline.ids import ID_PATTERN
+from threadline.events import RunConfig
+from threadline.ids import GRAPH_ID_PATTERN, ID_PATTERN
 from threadline.run_events import Citation
 
 # What a blank question may consist of: the characters both JSON Schema (ECMAScript) and Python regexes
@@ -51,10 +53,19 @@ class QueryRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: str = Field(
+    input: str | dict[str, Any] = Field(
         default="",
-        description="The question; may be empty when the request carries `resume`.",
+        description="The question (for a graph with messages); may be empty when the request carries `resume`. "
+        "Or the graph's input as a JSON object, given to it as it is (a graph whose state has no messages).",
         examples=["How are runs kept durable?"],
+    )
+    config: RunConfig | None = Field(
+        default=None,
+        description="The graph's config: `configurable` (thread_id, tenant_id, user_id and checkpoint keys are "
+        "the platform's and dropped), `tags`, `recursion_limit` (capped by the agent).",
+    )
+    context: dict[str, Any] | None = Field(
+        default=None, description="The graph's run context (its context_schema), as LangGraph's `context`."
     )
     resume: ToolDecision | None = Field(
         default=None,
@@ -81,6 +92,14 @@ class QueryRequest(BaseModel):
         "forget it).",
     )
 
+    @field_validator("input", mode="before")
+    @classmethod
+    def _text_or_object(cls, value: Any) -> Any:
+        # Checked before the union's members, so a client reads one error on `input`, not one per member.
+        if not isinstance(value, str | dict):
+            raise ValueError("must be a question (a string) or the graph's input (a JSON object)")
+        return value
+
 
 class QueryResponse(BaseModel):
     run_id: str
@@ -100,6 +119,9 @@ class QueryResponse(BaseModel):
         default=False, description="The knowledge base could not be consulted; the answer says so."
     )
     cached: bool = Field(default=False, description="The answer came from the answer cache.")
+    output: dict[str, Any] | None = Field(
+        default=None, description="A graph without messages: its final state values (`answer` is then empty)."
+    )
 
 
 RunStatus = Literal["pending", "running", "success", "interrupted", "error", "cancelled"]
@@ -277,6 +299,66 @@ class ThreadInfo(BaseModel):
 
 class ThreadPage(BaseModel):
     threads: list[ThreadInfo]
+    next_offset: int | None = Field(description="The offset of the next page; null on the last one.")
+
+
+AssistantSortBy = Literal["updated_at", "created_at", "assistant_id", "graph_id", "name"]
+ASSISTANT_PAGE_MAX = 500
+
+
+class AssistantConfig(BaseModel):
+    """The run config an assistant gives its runs (a run's own keys win)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    configurable: dict[str, Any] = Field(default_factory=dict, description="The graph's `config['configurable']`.")
+    tags: list[str] = Field(default_factory=list)
+    recursion_limit: int | None = Field(default=None, ge=1)
+
+
+class AssistantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    graph_id: str = Field(pattern=GRAPH_ID_PATTERN, description="A graph the agents serve, e.g. `agent`.")
+    assistant_id: uuid.UUID | None = Field(default=None, description="Your own UUID for it; a new one when absent.")
+    name: str | None = Field(default=None, max_length=256, description="Default: `Untitled`.")
+    description: str | None = Field(default=None, max_length=4000)
+    config: AssistantConfig = Field(default_factory=AssistantConfig)
+    context: dict[str, Any] = Field(default_factory=dict, description="The graph's run context (its context schema).")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AssistantPatch(BaseModel):
+    """What a new version changes; a field left out keeps the latest version's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph_id: str | None = Field(default=None, pattern=GRAPH_ID_PATTERN)
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    description: str | None = Field(default=None, max_length=4000)
+    config: AssistantConfig | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(default=None, description="Merged into the assistant's metadata.")
+
+
+class AssistantInfo(BaseModel):
+    """An assistant at its latest version."""
+
+    assistant_id: str
+    graph_id: str
+    name: str
+    description: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    version: int
+    created_at: str
+    updated_at: str
+    default: bool = Field(description="A graph's default assistant: every tenant's, read-only.")
+
+
+class AssistantPage(BaseModel):
+    assistants: list[AssistantInfo]
     next_offset: int | None = Field(description="The offset of the next page; null on the last one.")
 
 

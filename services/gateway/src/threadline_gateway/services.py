@@ -57,6 +57,7 @@ async def open_services(
         opened.push_async_callback(retrieval_channel.close)
         memory_channel = traced_channel(settings.memory_target)
         opened.push_async_callback(memory_channel.close)
+        memory = Memory(memory_channel)
         yield Services(
             settings=settings,
             metrics=metrics,
@@ -64,9 +65,9 @@ async def open_services(
             database=database,
             limiter=limiter,
             bus=bus,
-            starter=RunStarter(bus, metrics, settings.max_input_chars),
+            starter=RunStarter(bus, metrics, settings.max_input_chars, memory),
             ingests=await IngestBus.create(bus.js, settings.topology(), bus.nc.max_payload),
             retrieval=RetrievalServiceStub(retrieval_channel),
-            memory=Memory(memory_channel),
+            memory=memory,
             chat_threads=ChatThreads(bus.js, settings.topology(), settings.chat_thread_ttl_s),
         )

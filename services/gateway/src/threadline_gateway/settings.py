@@ -75,11 +75,6 @@ class GatewaySettings(ServiceSettings):
         description="API requests one credential (API key or JWT subject) may make per window; 0: no limit.",
     )
     rate_limit_window_s: float = Field(default=60.0, gt=0, validation_alias=AliasChoices("GATEWAY_RATE_LIMIT_WINDOW_S"))
-    assistants: str = Field(
-        default="agent,research",
-        validation_alias=AliasChoices("GATEWAY_ASSISTANTS"),
-        description="Comma-separated assistant ids the agents serve; each is a model of the OpenAI-compatible API.",
-    )
     chat_thread_ttl_s: float = Field(
         default=7 * 24 * 3600,
         validation_alias=AliasChoices("GATEWAY_CHAT_THREAD_TTL_S"),
@@ -107,6 +102,3 @@ class GatewaySettings(ServiceSettings):
         validation_alias=AliasChoices("GATEWAY_WS_MAX_RUNS"),
         description="Runs one WebSocket connection may have in flight at once; more are refused.",
     )
-
-    def assistant_ids(self) -> list[str]:
-        return [a.strip() for a in self.assistants.split(",") if a.strip()]

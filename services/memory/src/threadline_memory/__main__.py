@@ -23,7 +23,7 @@ log = structlog.get_logger("threadline_memory")
 
 
 async def migrate(settings: MemorySettings) -> int:
-    """Run every pending migration (the saver's, the store's, the thread registry's); 0 when done."""
+    """Run every pending migration (the saver's, the store's, the thread and assistant registries'); 0 when done."""
     async with open_storage(settings) as storage:
         try:
             await storage.setup()

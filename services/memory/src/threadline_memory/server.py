@@ -1,4 +1,4 @@
-"""The memory service's gRPC server (checkpoints, threads, the long-term store), from open storage to a clean stop."""
+"""The memory service's gRPC server (checkpoints, threads, the store, assistants), from open storage to a clean stop."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from threadline.grpc import add_health_and_reflection, set_serving, traced_serve
 from threadline.memory.v1 import memory_pb2_grpc
 from threadline.metrics import RpcMetrics
 
+from threadline_memory.assistant_service import SERVICE_NAME as ASSISTANTS_SERVICE_NAME
+from threadline_memory.assistant_service import AssistantServicer
 from threadline_memory.cache import LatestCheckpointCache
 from threadline_memory.checkpoint_service import SERVICE_NAME, CheckpointServicer
 from threadline_memory.erasure_events import ErasureEvents
@@ -45,7 +47,8 @@ async def serve(settings: MemorySettings) -> AsyncIterator[int]:
         memory_pb2_grpc.add_CheckpointServiceServicer_to_server(CheckpointServicer(storage, cache), server)
         memory_pb2_grpc.add_ThreadServiceServicer_to_server(ThreadServicer(storage, cache, events), server)
         memory_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(storage), server)
-        services = [SERVICE_NAME, THREADS_SERVICE_NAME, STORE_SERVICE_NAME]
+        memory_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(storage), server)
+        services = [SERVICE_NAME, THREADS_SERVICE_NAME, STORE_SERVICE_NAME, ASSISTANTS_SERVICE_NAME]
         health = add_health_and_reflection(server, services)
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")
         await server.start()

@@ -31,6 +31,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from threadline.grpc import Unavailable
 
+from threadline_memory.assistants import assistants_for
 from threadline_memory.serde import OpaqueSerde
 from threadline_memory.settings import MemorySettings
 from threadline_memory.threads import registry_for
@@ -63,6 +64,7 @@ class Storage:
         self.saver = saver
         self.store = store
         self.threads = registry_for(saver)  # type: ignore[arg-type]
+        self.assistants = assistants_for(saver)  # type: ignore[arg-type]  # its tables are migrated with the threads'
         self.name = name
         self.system = "postgresql" if isinstance(saver, AsyncPostgresSaver) else "sqlite"
         self._timeout_s = timeout_s

@@ -143,6 +143,11 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
             items = 0
             while deleted := await self._storage.run("erase_items", lambda _: erase_items(store, store_prefix)):
                 items += deleted
+            assistants = 0
+            if user_id is None:
+                assistants = await self._storage.run(
+                    "erase_assistants", lambda _: self._storage.assistants.erase(tenant)
+                )
             if self._cache is not None:
                 await self._cache.forget(tenant, [scoped(tenant, thread_id) for thread_id in erased])
             if self._events is not None:
@@ -151,7 +156,7 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
                     await self._events.publish(event)
                 except EventsUnavailable as exc:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, f"erased, but not yet announced: {exc}")
-        return memory_pb2.EraseResponse(threads=len(erased), store_items=items)
+        return memory_pb2.EraseResponse(threads=len(erased), store_items=items, assistants=assistants)
 
 
 async def _copy_checkpoints(saver: BaseCheckpointSaver, source: str, target: str) -> None:

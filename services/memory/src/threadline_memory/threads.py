@@ -23,6 +23,8 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from threadline_memory import assistants
+
 SortBy = Literal["created_at", "updated_at", "thread_id"]
 SortOrder = Literal["asc", "desc"]
 # Checkpoint metadata a thread takes on when a run registers it, so it can be found by them.
@@ -93,6 +95,8 @@ _PG_MIGRATIONS = (
     FROM checkpoints WHERE strpos(thread_id, ':') > 0
     ON CONFLICT DO NOTHING
     """,
+    # 4-6: the assistant registry's tables (assistants.py). One numbered sequence: new steps go at the end.
+    *assistants.PG_MIGRATIONS,
 )
 
 
@@ -218,6 +222,8 @@ _SQLITE_MIGRATIONS = (
         strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now'), strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')
     FROM checkpoints WHERE instr(thread_id, ':') > 0
     """,
+    # 2-4: the assistant registry's tables (assistants.py). One numbered sequence: new steps go at the end.
+    *assistants.SQLITE_MIGRATIONS,
 )
 
 

@@ -1,11 +1,15 @@
-"""The graphs users can pick, registered under assistant names."""
+"""The built-in graphs, ``agent`` and ``research``: factories of the platform's model and tools.
+
+They are declared in this package's ``langgraph.json`` and loaded like any user's graph
+(graphs/loader.py); each asks for the :class:`Platform` by annotation and carries its
+:class:`Assistant` metadata (the node that ends a run, the nodes that answer).
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from langchain_core.language_models import BaseChatModel
@@ -24,6 +28,9 @@ from threadline_agent.graphs.approval import (
     route_tool_calls,
 )
 from threadline_agent.graphs.knowledge_base import KNOWLEDGE_BASE_TOOL
+from threadline_agent.graphs.platform import Assistant, Platform, assistant
+
+__all__ = ["ANSWER_NODES", "Assistant", "agent", "build_graph", "build_research_graph", "research"]
 
 SYSTEM_PROMPT = (
     "You answer questions from the user's knowledge base. Search it with the search_knowledge_base tool "
@@ -132,17 +139,17 @@ def build_research_graph(
     return builder.compile(checkpointer=checkpointer)
 
 
-@dataclass(frozen=True)
-class Assistant:
-    build: GraphBuilder
-    final_node: str = "agent"  # the node whose update ends a run (a turn recorded without running is written as it)
+# A ReAct agent: the model picks its tools, and answers with citations.
+@assistant(final_node="agent", answer_nodes=("agent",))
+def agent(platform: Platform) -> CompiledStateGraph:
+    return build_graph(platform.model, platform.tools, None, approval_tools=platform.approval_tools)
 
 
-ASSISTANTS: dict[str, Assistant] = {
-    # A ReAct agent: the model picks its tools, and answers with citations.
-    "agent": Assistant(build_graph),
-    # Research, write, review: always searches first and checks the answer's citations.
-    "research": Assistant(build_research_graph, final_node="review"),
-}
-# The nodes whose model output is the answer the user reads, streamed as tokens.
+# Research, write, review: always searches first and checks the answer's citations.
+@assistant(final_node="review", answer_nodes=("write",))
+def research(platform: Platform) -> CompiledStateGraph:
+    return build_research_graph(platform.model, platform.tools, None, approval_tools=platform.approval_tools)
+
+
+# The nodes whose model output is the answer the user reads, streamed as tokens (of every built-in graph).
 ANSWER_NODES = frozenset({"agent", "write"})

@@ -1,7 +1,9 @@
 """The NATS side of the agent: take runs from the RUNS work queue, run them, publish their events, ack.
 
-Every worker binds to one durable pull consumer, so each run goes to exactly
-one of them. A run's message is acked only after its graph has finished (its
+Each graph's runs travel on their own subject, with a durable pull consumer of their own
+(``agent-workers-<graph>``); a worker binds to the consumers of the graphs it serves
+(AGENT_GRAPHS), so each run goes to exactly one worker of its graph's pool.
+A run's message is acked only after its graph has finished (its
 last checkpoint stored) and its final event is stored on the RUN_EVENTS stream;
 a worker that dies before that leaves the run to be redelivered to another.
 What happens to a run between taking and acking it is the pipeline's (pipeline.py).
@@ -32,20 +34,23 @@ from opentelemetry import trace
 from pydantic import ValidationError
 from threadline.events import RunRequested
 from threadline.grpc import traced_channel
-from threadline.nats import cancelled_runs, ensure_streams, keep_alive
+from threadline.nats import cancelled_runs, ensure_streams, keep_alive, retire_legacy_runs_consumer
 from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline.run_events import RunError, RunEvent, RunResult, RunStarted
 from threadline.telemetry import extract_context
 
-from threadline_agent.graphs.assistants import ASSISTANTS
 from threadline_agent.graphs.calculator import make_calculator_tool
 from threadline_agent.graphs.chat_models import chat_model, model_name
 from threadline_agent.graphs.knowledge_base import make_knowledge_base_tool
+from threadline_agent.graphs.loader import LoadedGraph, load_graphs
 from threadline_agent.graphs.memory_tools import make_memory_tools
+from threadline_agent.graphs.platform import Platform
 from threadline_agent.liveness import beat
+from threadline_agent.remote.assistants import announce_graphs
 from threadline_agent.settings import AgentSettings
 from threadline_agent.worker.answer_cache import AnswerCache
 from threadline_agent.worker.cache_invalidation import forget_erased, forget_on_ingest
+from threadline_agent.worker.execution import run_config
 from threadline_agent.worker.failures import RunFailed
 from threadline_agent.worker.metrics import AgentMetrics
 from threadline_agent.worker.nats_logs import NATS_LOGGER, quiet_idle_fetches
@@ -63,7 +68,11 @@ tracer = trace.get_tracer("threadline.agent")
 
 
 class AgentWorker:
-    """Owns what all runs share: the compiled graphs, the retrieval channel, the NATS connection and the pipeline."""
+    """Owns what all runs share: the compiled graphs, the retrieval channel, the NATS connection and the pipeline.
+
+    Its graphs come from ``THREADLINE_GRAPHS`` (a langgraph.json; the built-ins' without it), those
+    named in ``AGENT_GRAPHS`` or all; a graph that cannot be imported raises ``GraphLoadError`` here.
+    """
 
     def __init__(
         self,
@@ -77,12 +86,14 @@ class AgentWorker:
         self.topology = settings.topology()
         self.model = model or chat_model(settings)
         self.checkpointer = checkpointer
-        self.graphs: dict[str, CompiledStateGraph] = {}
+        self.loaded: dict[str, LoadedGraph] = load_graphs(settings.graphs_file, settings.serve_graphs)
+        self.graphs: dict[str, CompiledStateGraph] = {}  # those built once, by graph id (not per-run factories)
         self._channel: grpc.aio.Channel | None = None
         self._nc: NatsClient | None = None
         self._pipeline: Pipeline | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue_watch: asyncio.Task[None] | None = None
+        self._announcing: asyncio.Task[list[str]] | None = None  # the graphs' registration (remote/assistants.py)
         self.answer_cache: AnswerCache | None = None
         self._forgetting: list[Subscription] = []  # what drops cached answers when their sources change
         self.metrics = AgentMetrics()
@@ -100,20 +111,21 @@ class AgentWorker:
             log_level=logging.DEBUG,  # one line per message is noise; runs log their own outcome
             graceful_timeout=SHUTDOWN_GRACE_S,
         )
-        subscriber = self.broker.subscriber(
-            self.topology.runs_requested,
-            stream=JStream(self.topology.runs_stream, declare=False),  # declared by ensure_streams
-            durable=self.topology.runs_consumer,
-            # A batch is worked concurrently and fully before the next fetch: no message waits un-heartbeaten.
-            pull_sub=PullSub(batch_size=settings.concurrency, timeout=settings.fetch_timeout_s),
-            config=ConsumerConfig(
-                ack_policy=ConsumerAckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT_S,
-                max_ack_pending=settings.max_ack_pending,
-            ),
-            ack_policy=AckPolicy.MANUAL,
-        )
-        subscriber(self.handle)
+        for graph_id in self.loaded:  # one pool of workers per graph: its own subject and consumer
+            subscriber = self.broker.subscriber(
+                self.topology.runs_requested_for(graph_id),
+                stream=JStream(self.topology.runs_stream, declare=False),  # declared by ensure_streams
+                durable=self.topology.runs_consumer_for(graph_id),
+                # A batch is worked concurrently and fully before the next fetch: no message waits un-heartbeaten.
+                pull_sub=PullSub(batch_size=settings.concurrency, timeout=settings.fetch_timeout_s),
+                config=ConsumerConfig(
+                    ack_policy=ConsumerAckPolicy.EXPLICIT,
+                    ack_wait=ACK_WAIT_S,
+                    max_ack_pending=settings.max_ack_pending,
+                ),
+                ack_policy=AckPolicy.MANUAL,
+            )
+            subscriber(self.handle)
         self.app = FastStream(
             self.broker,
             logger=nats_logger,
@@ -150,7 +162,8 @@ class AgentWorker:
             span.set_attribute("threadline.run_id", request.run_id)
             span.set_attribute("threadline.thread_id", request.thread_id)
             span.set_attribute("threadline.assistant_id", request.assistant_id)
-            span.set_attribute("messaging.destination.name", self.topology.runs_requested)
+            span.set_attribute("threadline.graph_id", request.graph_id)
+            span.set_attribute("messaging.destination.name", msg.raw_message.subject)
             beating = asyncio.create_task(keep_alive(msg, IN_PROGRESS_EVERY_S))
             self.metrics.in_flight.inc()
             try:
@@ -215,12 +228,16 @@ class AgentWorker:
         await msg.ack_sync()
 
     def _context(self, request: RunRequested, events: RunEventPublisher, attempt: int) -> RunContext:
-        """The run as the pipeline's steps see it; an assistant this worker does not serve fails the run."""
-        graph = self.graphs.get(request.assistant_id)
-        if graph is None:
-            known = ", ".join(sorted(self.graphs))
+        """The run as the pipeline's steps see it; a graph this worker does not serve fails the run.
+
+        A graph that is a factory of the run's config is built here, for this run.
+        """
+        loaded = self.loaded.get(request.graph_id)
+        if loaded is None:
+            known = ", ".join(sorted(self.loaded))
             raise RunFailed("assistant_not_found", f"No assistant named {request.assistant_id!r} (known: {known}).")
-        return RunContext(request, ASSISTANTS[request.assistant_id], graph, events, attempt)
+        config = run_config(request, max_recursion_limit=self.settings.max_recursion_limit)
+        return RunContext(request, loaded.assistant, loaded.for_run(config), events, attempt)
 
     async def _end(self, request: RunRequested, events: RunEventPublisher, outcome: RunResult | RunError) -> None:
         """Publish the run's final event, and count its outcome."""
@@ -256,7 +273,7 @@ class AgentWorker:
     # --- the FastStream app's lifecycle --------------------------------------------------------
 
     async def _start(self) -> None:
-        """Before the subscriber starts: connect, declare the streams, compile the graphs, build the pipeline."""
+        """Before the subscribers start: connect, declare the streams, compile the graphs, build the pipeline."""
         self._channel = traced_channel(self.settings.retrieval_target)
         tools = [
             make_knowledge_base_tool(
@@ -268,17 +285,21 @@ class AgentWorker:
             make_calculator_tool(),
             *(make_memory_tools(self.store) if self.store is not None else []),
         ]
-        approval = self.settings.approval_tools
-        self.graphs = {
-            name: a.build(self.model, tools, self.checkpointer, approval_tools=approval)
-            for name, a in ASSISTANTS.items()
-        }
+        platform = Platform(self.model, tools, self.settings.approval_tools)
+        for loaded in self.loaded.values():  # the worker's checkpointer and store, on every graph
+            loaded.prepare(platform, self.checkpointer, self.store)
+        self.graphs = {gid: g.compiled for gid, g in self.loaded.items() if g.compiled is not None}
         if self.settings.answer_cache_url:
             self.answer_cache = AnswerCache(
                 self.settings.answer_cache_url, f"{self.topology.namespace}:agent", self.settings.answer_cache_ttl_s
             )
         self._nc = nc = await self.broker.connect()
         await ensure_streams(nc.jetstream(), self.topology)
+        # Before runs had a subject per graph, one unfiltered consumer took them all: it would block the graphs'.
+        if await retire_legacy_runs_consumer(nc.jetstream(), self.topology):
+            log.warning(
+                "deleted the runs consumer of the single-subject layout", consumer=self.topology.legacy_runs_consumer
+            )
         self._pipeline = agent_pipeline(
             self.settings,
             guardrails=self.guardrails,
@@ -294,22 +315,33 @@ class AgentWorker:
                 await forget_erased(nc, self.topology, self.answer_cache),
                 await forget_on_ingest(nc, self.topology, self.answer_cache),
             ]
+        # Each graph, its schemas and its default assistant in the memory service's registry (retried meanwhile).
+        self._announcing = await announce_graphs(
+            self.settings.memory_target,
+            {gid: g.compiled for gid, g in self.loaded.items()},
+            guard=self.settings.guard("memory"),
+            timeout_s=self.settings.memory_timeout_s,
+        )
         # Alive from the moment it is connected, not from the heartbeat task's first turn.
         await asyncio.to_thread(self.settings.heartbeat_file.touch)
         self._heartbeat = asyncio.create_task(beat(self.settings.heartbeat_file, lambda: nc.is_connected))
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_port)
             self._queue_watch = asyncio.create_task(
-                self.metrics.watch_queue(nc.jetstream(), self.topology.runs_stream, self.topology.runs_consumer)
+                self.metrics.watch_queue(
+                    nc.jetstream(),
+                    self.topology.runs_stream,
+                    {gid: self.topology.runs_consumer_for(gid) for gid in self.loaded},
+                )
             )
 
     async def _ready(self) -> None:
         log.info(
             "agent ready",
-            consumer=self.topology.runs_consumer,
+            consumers=[self.topology.runs_consumer_for(gid) for gid in sorted(self.loaded)],
             stream=self.topology.runs_stream,
             model=model_name(self.model),
-            assistants=sorted(self.graphs),
+            graphs=sorted(self.loaded),
         )
 
     async def _stop_listening(self) -> None:
@@ -320,10 +352,10 @@ class AgentWorker:
 
     async def _close(self) -> None:
         """After the broker has drained NATS: close what the runs used."""
-        for task in (self._heartbeat, self._queue_watch):
+        for task in (self._heartbeat, self._queue_watch, self._announcing):
             if task is not None:
                 task.cancel()
-        self._heartbeat = self._queue_watch = None
+        self._heartbeat = self._queue_watch = self._announcing = None
         if self._channel is not None:
             await self._channel.close()
             self._channel = None

@@ -122,16 +122,21 @@ class FromAnswerCache:
         self._cache = cache
 
     async def __call__(self, run: RunContext, next: Next) -> RunResult:
+        if run.assistant.final_node is None:  # a graph without messages to record a cached turn in
+            return await next()
+        question = run.request.input
+        if not isinstance(question, str):  # a graph's input as JSON: not a question to match, nothing cached
+            return await next()
         request, graph = run.request, run.graph
         config = run_config(request)
         eligible = await _first_question(graph, request, config)
-        hit = await self._cache.get(request.tenant_id, request.assistant_id, request.input) if eligible else None
+        hit = await self._cache.get(request.tenant_id, request.assistant_id, question) if eligible else None
         if hit is not None:
             return await _answer_again(run, config, hit)
         result = await next()
         complete = result.status == "success" and result.answer and not result.knowledge_base_unavailable
         if eligible and complete and not await _personal(graph, config):
-            await self._cache.put(request.tenant_id, request.assistant_id, request.input, CachedAnswer.of(result))
+            await self._cache.put(request.tenant_id, request.assistant_id, question, CachedAnswer.of(result))
         return result
 
 
@@ -145,6 +150,8 @@ async def _first_question(graph: CompiledStateGraph, request: RunRequested, conf
 
 async def _answer_again(run: RunContext, config: RunnableConfig, hit: CachedAnswer) -> RunResult:
     request, node = run.request, run.assistant.final_node
+    assert node is not None  # only graphs with a final node are cached
+    assert isinstance(request.input, str)  # only questions are
     answer = AIMessage(
         hit.answer,
         id=f"cached-{uuid.uuid4().hex}",

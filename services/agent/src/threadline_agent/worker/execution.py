@@ -1,25 +1,35 @@
-"""One run of a graph, translated into the events a client sees (tokens, tool calls, citations) and its result."""
+"""One run of a graph, translated into the events a client sees and its result.
+
+Any graph runs: one whose state has ``messages`` (the assistants here) gets Threadline's own events
+(answer tokens, tool calls, citations, the knowledge-base notice) and its answer; any other state
+(a dataclass, a TypedDict) takes its input as given and its result carries the final values as
+``output``. Both stream the LangGraph stream modes the run asked for as events of those names.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from typing import Any, cast
 
 import grpc
 import openai
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, BaseMessageChunk, HumanMessage, ToolMessage
+from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StreamMode
 from pydantic import BaseModel
-from threadline.events import RunRequested, StateEventKind
+from threadline.events import RunRequested, client_configurable
 from threadline.run_events import (
     Citation,
     Citations,
+    CustomChunk,
     Interrupted,
+    MessageChunk,
+    RunEventKind,
     RunResult,
     StateChunk,
     Token,
@@ -36,23 +46,35 @@ from threadline_agent.resilience import TRANSIENT_CODES, CircuitOpen
 from threadline_agent.worker.failures import MODEL_UNAVAILABLE, RunFailed
 from threadline_agent.worker.tracing import SpanCallbacks
 
-RECURSION_LIMIT = 12
+RECURSION_LIMIT = 12  # a run's steps when its client names no recursion_limit
+MAX_RECURSION_LIMIT = 100  # the most a client may ask for (AGENT_MAX_RECURSION_LIMIT)
 # Said in every answer given without the knowledge base, whatever the model wrote.
 KNOWLEDGE_BASE_NOTICE = "Note: I could not consult the knowledge base for this answer, so it may be incomplete."
+GRAPH_TAKES_NO_MESSAGES = "graph_takes_no_messages"
 
 # What a run reports while it works; its result (or failure) is the caller's to publish.
 Progress = Token | ToolCall | ToolResult | Citations | Interrupted
 Emit = Callable[[Progress], Awaitable[None]]
-# The graph's own stream modes, for runs that ask for them (RunRequested.state_events).
-EmitState = Callable[[StateEventKind, StateChunk], Awaitable[None]]
+# LangGraph's own stream modes, for runs that ask for them (RunRequested.stream_modes), as events of those kinds.
+StreamPart = StateChunk | MessageChunk | CustomChunk
+EmitState = Callable[[RunEventKind, StreamPart], Awaitable[None]]
 
 
-def run_config(request: RunRequested) -> RunnableConfig:
-    """Thread and tenant select the checkpoints (and the tenant's knowledge base); run_id labels them."""
+def run_config(request: RunRequested, *, max_recursion_limit: int = MAX_RECURSION_LIMIT) -> RunnableConfig:
+    """Thread and tenant select the checkpoints (and the tenant's knowledge base); run_id labels them.
+
+    The client's configurable keys and tags come along; the keys the platform sets are never the client's.
+    """
+    asked = request.config
     return RunnableConfig(
-        configurable={"thread_id": request.thread_id, "tenant_id": request.tenant_id},
+        configurable={
+            **client_configurable(asked.configurable),
+            "thread_id": request.thread_id,
+            "tenant_id": request.tenant_id,
+        },
         metadata={"run_id": request.run_id, "assistant_id": request.assistant_id, **_user(request)},
-        recursion_limit=RECURSION_LIMIT,
+        recursion_limit=min(asked.recursion_limit or RECURSION_LIMIT, max_recursion_limit),
+        tags=list(asked.tags),
     )
 
 
@@ -61,6 +83,11 @@ def _user(request: RunRequested) -> dict[str, str]:
     and, carried into the checkpoints' metadata, whose threads an erasure of that user deletes."""
     user = request.metadata.get("user_id")
     return {"user_id": user} if isinstance(user, str) and user else {}
+
+
+def takes_messages(graph: CompiledStateGraph) -> bool:
+    """Whether the graph's state has a ``messages`` channel, so that a question's text can be its input."""
+    return "messages" in graph.channels
 
 
 async def execute_run(
@@ -72,48 +99,44 @@ async def execute_run(
     model: str,
     timeout_s: float,
     resume: bool = False,
+    max_recursion_limit: int = MAX_RECURSION_LIMIT,
 ) -> RunResult:
-    """Stream the graph, emitting token, tool_call, tool_result and citations events; return the run's result.
+    """Stream the graph, emitting its events and the stream modes the run asked for; return the run's result.
 
     Returns only once the graph has finished, that is after its last checkpoint is stored.
     With ``resume`` (a redelivered run), a thread whose last checkpoint belongs to this run and
-    has steps left continues from there instead of taking the question again. A request that
-    carries a decision (``request.resume``) continues the thread's interrupted run with it. A run
-    that stops for approval returns ``status`` "interrupted" and what it waits on, not an answer.
+    has steps left continues from there instead of taking the input again. A request that
+    carries a decision (``request.resume``) or a command continues the thread's interrupted run
+    with it. A run that stops for an interrupt returns ``status`` "interrupted" and what it waits on.
     """
+    with_messages = takes_messages(graph)
     turn = _Turn()
+    config = run_config(request, max_recursion_limit=max_recursion_limit)
     try:
         async with asyncio.timeout(timeout_s):
-            config = run_config(request)
             config["callbacks"] = [SpanCallbacks()]
             state_input: Any
-            if resume and await _continues(graph, request, config, turn):
+            if resume and await _continues(graph, request, config, turn, with_messages):
                 state_input = None
             elif request.resume is not None:
                 state_input = await _decision(graph, config, request.resume)
+            elif request.command is not None:
+                state_input = await _command(graph, config, request.command)
             else:
-                state_input = {"messages": [HumanMessage(request.input)]}
+                state_input = _graph_input(request.input, with_messages)
                 if request.rollback_run_id:
                     await _roll_back(graph, config, request.rollback_run_id)
-            modes: list[StreamMode] = ["messages", "updates"]
-            if "values" in request.state_events:
-                modes.append("values")
-            async for part in graph.astream(state_input, config, stream_mode=modes):
-                # With several modes LangGraph yields (mode, chunk) pairs, which its stubs do not say.
-                mode, chunk = cast(tuple[StreamMode, Any], part)
-                if mode == "messages":
-                    message, metadata = chunk
-                    await turn.on_message_chunk(message, metadata, emit)
-                elif mode == "updates":
-                    await turn.on_update(chunk, emit)
-                    if "updates" in request.state_events:
-                        await emit_state("updates", StateChunk(plain(chunk)))
-                else:
-                    await emit_state("values", StateChunk(plain(chunk)))
+            parts = _Parts(request, turn, emit, emit_state, with_messages)
+            async for mode, chunk in _stream(graph, state_input, config, request, parts.modes, emit_state):
+                await parts.on(mode, chunk)
+            output: dict[str, Any] | None = None
+            if not with_messages:  # its values are its outcome (a conversation's are its thread's, read from memory)
+                values = parts.values if parts.values is not None else (await graph.aget_state(config)).values
+                output = plain(values) if isinstance(values, dict) else {"value": plain(values)}
     except TimeoutError as exc:
         raise RunFailed("run_timeout", f"The run did not finish within {timeout_s:g} s.") from exc
     except GraphRecursionError as exc:
-        raise RunFailed("recursion_limit", f"The agent took more than {RECURSION_LIMIT} steps.") from exc
+        raise RunFailed("recursion_limit", f"The graph took more than {config['recursion_limit']} steps.") from exc
     except grpc.aio.AioRpcError as exc:
         raise RunFailed(
             "dependency_unavailable",
@@ -127,17 +150,19 @@ async def execute_run(
         raise RunFailed(
             "dependency_unavailable", f"A service the agent depends on is failing: {exc}", transient=True
         ) from exc
+    ids = {"run_id": request.run_id, "thread_id": request.thread_id, "assistant_id": request.assistant_id}
     if turn.interrupts:
         return RunResult(
-            run_id=request.run_id,
-            thread_id=request.thread_id,
-            assistant_id=request.assistant_id,
+            **ids,
             status="interrupted",
             interrupts=turn.interrupts,
-            model=model,
+            model=model if with_messages else None,
             usage=turn.usage(),
             knowledge_base_unavailable=turn.knowledge_base_unavailable,
+            output=output,
         )
+    if not with_messages:
+        return RunResult(**ids, usage=turn.usage(), output=output)
     if turn.answer is None:
         raise RunFailed("no_answer", "The agent stopped without an answer.")
     answer: str = turn.answer.text
@@ -149,9 +174,7 @@ async def execute_run(
     citations = turn.citations()
     await emit(Citations(citations=citations))
     return RunResult(
-        run_id=request.run_id,
-        thread_id=request.thread_id,
-        assistant_id=request.assistant_id,
+        **ids,
         answer=answer,
         citations=citations,
         model=turn.answer.response_metadata.get("model_name") or model,
@@ -160,7 +183,115 @@ async def execute_run(
     )
 
 
-async def _continues(graph: CompiledStateGraph, request: RunRequested, config: RunnableConfig, turn: _Turn) -> bool:
+def _graph_input(given: str | dict[str, Any] | None, with_messages: bool) -> Any:
+    """The graph's input: a question's text as a human message, JSON as it is."""
+    if not isinstance(given, str):
+        return given
+    if not with_messages:
+        raise RunFailed(
+            GRAPH_TAKES_NO_MESSAGES,
+            "This graph's state has no messages, so it takes no question: send its input as a JSON object.",
+        )
+    return {"messages": [HumanMessage(given)]}
+
+
+async def _stream(
+    graph: CompiledStateGraph,
+    state_input: Any,
+    config: RunnableConfig,
+    request: RunRequested,
+    modes: list[StreamMode],
+    emit_state: EmitState,
+) -> AsyncIterator[tuple[StreamMode, Any]]:
+    """The graph's (mode, chunk) parts; with the ``events`` mode asked for, its astream_events relayed on the way.
+
+    As LangGraph Platform does it: the events of the graph's own run that carry a stream part are
+    the parts, every other event is an ``events`` part.
+    """
+    context: Any = request.context  # the graph's context_schema, which its type does not say
+    if not request.wants("events"):
+        async for part in graph.astream(state_input, config, stream_mode=modes, context=context):
+            # With several modes LangGraph yields (mode, chunk) pairs, which its stubs do not say.
+            yield cast(tuple[StreamMode, Any], part)
+        return
+    async for event in graph.astream_events(state_input, config, version="v2", stream_mode=modes, context=context):
+        if event["event"] == "on_chain_stream" and not event.get("parent_ids"):
+            yield cast(tuple[StreamMode, Any], event["data"]["chunk"])
+        elif "langsmith:hidden" not in (event.get("tags") or []):
+            await emit_state("events", StateChunk(plain(event)))
+
+
+class _Parts:
+    """Turns the graph's stream parts into the run's events: Threadline's own and the modes the client asked for."""
+
+    def __init__(self, request: RunRequested, turn: _Turn, emit: Emit, emit_state: EmitState, with_messages: bool):
+        self.request, self.turn, self.emit, self.emit_state = request, turn, emit, emit_state
+        self.with_messages = with_messages
+        self.values: Any = None  # the graph's last values: a non-message graph's output
+        self.relay_messages = request.wants("messages") or request.wants("messages-tuple")
+        # updates for interrupts (and a conversation's bookkeeping), values for a graph's output.
+        self.modes: list[StreamMode] = ["updates"]
+        if not with_messages or request.wants("values"):
+            self.modes.append("values")
+        if with_messages or self.relay_messages:
+            self.modes.append("messages")
+        self.modes += [m for m in ("custom", "debug") if request.wants(m)]
+        self._messages = _MessageParts(whole=request.wants("messages"))
+
+    async def on(self, mode: StreamMode, chunk: Any) -> None:
+        request = self.request
+        if mode == "messages":
+            message, metadata = chunk
+            if self.with_messages:
+                await self.turn.on_message_chunk(message, metadata, self.emit)
+            if self.relay_messages:
+                await self.emit_state("messages", self._messages.part(message, metadata))
+        elif mode == "updates":
+            await self.turn.on_update(chunk, self.emit, self.with_messages)
+            if request.wants("updates"):
+                await self.emit_state("updates", StateChunk(plain(chunk)))
+        elif mode == "values":
+            # LangGraph adds what the run waits on to its last values; the state is the rest.
+            self.values = {k: v for k, v in chunk.items() if k != "__interrupt__"} if isinstance(chunk, dict) else chunk
+            if request.wants("values"):
+                await self.emit_state("values", StateChunk(plain(chunk)))
+        elif mode == "custom":
+            await self.emit_state("custom", CustomChunk(value=plain(chunk)))
+        elif mode == "debug":
+            await self.emit_state("debug", StateChunk(plain(chunk)))
+
+
+class _MessageParts:
+    """LangGraph's ``messages`` parts as events: each chunk with its metadata and, for the whole-message mode,
+    the message so far (LangGraph Platform's ``messages/partial`` and ``messages/complete``)."""
+
+    def __init__(self, whole: bool) -> None:
+        self._whole = whole
+        self._so_far: dict[str, BaseMessage] = {}
+
+    def part(self, message: Any, metadata: dict[str, Any]) -> MessageChunk:
+        if not isinstance(message, BaseMessage):
+            return MessageChunk(chunk=plain(message), metadata=plain(metadata), first=True, complete=True)
+        key = message.id or ""
+        first = key not in self._so_far
+        so_far = message
+        if not first and isinstance(message, BaseMessageChunk):
+            earlier = self._so_far[key]
+            so_far = earlier + message if isinstance(earlier, BaseMessageChunk) else message
+        if self._whole:
+            self._so_far[key] = so_far
+        elif first:
+            self._so_far[key] = message  # only to know later chunks are not first
+        complete = not isinstance(message, BaseMessageChunk)
+        whole = plain(message_chunk_to_message(so_far)) if self._whole else None
+        return MessageChunk(
+            chunk=plain(message), metadata=plain(metadata), message=whole, first=first, complete=complete
+        )
+
+
+async def _continues(
+    graph: CompiledStateGraph, request: RunRequested, config: RunnableConfig, turn: _Turn, with_messages: bool
+) -> bool:
     """Whether a redelivered run goes on from the thread's last checkpoint: it does when that belongs to this run.
 
     What that earlier delivery already produced (tool results, maybe the answer) is taken into
@@ -169,9 +300,10 @@ async def _continues(graph: CompiledStateGraph, request: RunRequested, config: R
     state = await graph.aget_state(config)
     if not (state.metadata and state.metadata.get("run_id") == request.run_id):
         return False
-    messages = state.values.get("messages", [])
-    since = max((n for n, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
-    turn.recover(messages[since + 1 :])
+    if with_messages:
+        messages = state.values.get("messages", [])
+        since = max((n for n, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+        turn.recover(messages[since + 1 :])
     return True
 
 
@@ -189,6 +321,32 @@ async def _decision(graph: CompiledStateGraph, config: RunnableConfig, value: di
     except ValueError as exc:
         raise RunFailed("invalid_input", str(exc)) from None
     return Command(resume=decision.model_dump(exclude_none=True))
+
+
+async def _command(graph: CompiledStateGraph, config: RunnableConfig, command: dict[str, Any]) -> Command:
+    """LangGraph's Command from a client's ``{"resume", "update", "goto"}``.
+
+    A resume on a graph whose tool calls wait for approval is that decision, checked as one; a
+    resume on a thread that waits for nothing ends the run ``nothing_to_resume``.
+    """
+    unknown = set(command) - {"resume", "update", "goto"}
+    if unknown:
+        raise RunFailed("invalid_input", f"A command has resume, update and goto, not {', '.join(sorted(unknown))}.")
+    if "resume" in command and APPROVAL_NODE in graph.nodes and set(command) == {"resume"}:
+        if isinstance(command["resume"], dict):
+            return await _decision(graph, config, command["resume"])
+        raise RunFailed("invalid_input", "A decision is an object with an action: approve, reject or edit.")
+    if "resume" in command and not (await graph.aget_state(config)).interrupts:
+        raise RunFailed("nothing_to_resume", "The thread has no run waiting for a value.")
+    goto = command.get("goto") or []
+    if not (isinstance(goto, str) or (isinstance(goto, list) and all(isinstance(g, str) for g in goto))):
+        raise RunFailed("invalid_input", "command.goto names a node, or a list of nodes.")
+    update = command.get("update")
+    if update is not None and not isinstance(update, dict | list):
+        raise RunFailed("invalid_input", "command.update is the state's update: an object (or a list of pairs).")
+    if "resume" in command:
+        return Command(resume=command["resume"], update=update, goto=goto)
+    return Command(update=update, goto=goto)
 
 
 async def _roll_back(graph: CompiledStateGraph, config: RunnableConfig, run_id: str) -> None:
@@ -258,14 +416,18 @@ class _Turn:
         ):
             await emit(Token(text=message.text, message_id=message.id, node=metadata["langgraph_node"]))
 
-    async def on_update(self, update: dict[str, Any], emit: Emit) -> None:
+    async def on_update(self, update: dict[str, Any], emit: Emit, with_messages: bool = True) -> None:
         for node, node_update in update.items():
             if node == "__interrupt__":
-                waiting = [{"id": i.id, **i.value} for i in node_update if isinstance(i.value, dict)]
+                # A graph's own interrupt value may be anything; the approval node's is a dict it is merged with.
+                waiting = [
+                    {"id": i.id, **i.value} if isinstance(i.value, dict) else {"id": i.id, "value": plain(i.value)}
+                    for i in node_update
+                ]
                 self.interrupts.extend(waiting)
                 await emit(Interrupted(interrupts=waiting))
                 continue
-            if not isinstance(node_update, dict):
+            if not with_messages or not isinstance(node_update, dict):
                 continue
             for message in node_update.get("messages", []):
                 if isinstance(message, AIMessage) and node == APPROVAL_NODE:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from threadline.run_events import Citation, Citations, RunPayload, RunResult, StateChunk
+from threadline.run_events import Citation, Citations, CustomChunk, MessageChunk, RunPayload, RunResult, StateChunk
 
 from threadline_agent.worker.failures import RunFailed
 
@@ -74,7 +74,7 @@ class Guardrails:
         return redact_pii(text) if self.redact_pii else text
 
     def redacted(self, payload: RunPayload) -> RunPayload:
-        """``payload`` with PII masked in what a person reads: the answer, cited passages and state messages.
+        """``payload`` with PII masked in what a person reads: the answer, cited passages, state and stream parts.
 
         Tokens are not redacted here, one by one: a pattern may span two of them (see RedactingStream).
         """
@@ -82,12 +82,25 @@ class Guardrails:
             return payload
         if isinstance(payload, RunResult):
             return payload.model_copy(
-                update={"answer": redact_pii(payload.answer), "citations": _redacted_citations(payload.citations)}
+                update={
+                    "answer": redact_pii(payload.answer),
+                    "citations": _redacted_citations(payload.citations),
+                    "output": _redact_texts(payload.output, redact_pii),
+                }
             )
         if isinstance(payload, Citations):
             return Citations(citations=_redacted_citations(payload.citations))
         if isinstance(payload, StateChunk):
             return StateChunk(_redact_texts(payload.root, redact_pii))
+        if isinstance(payload, MessageChunk):
+            return payload.model_copy(
+                update={
+                    "chunk": _redact_texts(payload.chunk, redact_pii),
+                    "message": _redact_texts(payload.message, redact_pii),
+                }
+            )
+        if isinstance(payload, CustomChunk):
+            return CustomChunk(value=_redact_texts(payload.value, redact_pii))
         return payload
 
 

@@ -7,6 +7,7 @@ process (as in tests) count separately.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import structlog
 from nats.errors import Error as NatsError
@@ -56,8 +57,8 @@ class AgentMetrics:
         )
         self.queue = Gauge(
             "threadline_runs_queue",
-            "Runs on the RUNS consumer: waiting (pending) and taken but unacked (ack_pending).",
-            ["state"],
+            "Runs on a graph's RUNS consumer: waiting (pending) and taken but unacked (ack_pending).",
+            ["graph", "state"],
             registry=self.registry,
         )
 
@@ -70,13 +71,15 @@ class AgentMetrics:
         if usage.cost_usd is not None:
             self.cost.labels(model).inc(usage.cost_usd)
 
-    async def watch_queue(self, js: JetStreamContext, stream: str, consumer: str) -> None:
-        """Consumer lag, polled: JetStream has no push notification for it. Runs until cancelled."""
+    async def watch_queue(self, js: JetStreamContext, stream: str, consumers: Mapping[str, str]) -> None:
+        """Each graph's consumer lag (``consumers``: graph id -> consumer), polled: JetStream has no push
+        notification for it. Runs until cancelled."""
         while True:
-            try:
-                info = await js.consumer_info(stream, consumer)
-                self.queue.labels("pending").set(info.num_pending or 0)
-                self.queue.labels("ack_pending").set(info.num_ack_pending or 0)
-            except NatsError as exc:
-                log.debug("consumer info unavailable", error=str(exc))
+            for graph, consumer in consumers.items():
+                try:
+                    info = await js.consumer_info(stream, consumer)
+                    self.queue.labels(graph, "pending").set(info.num_pending or 0)
+                    self.queue.labels(graph, "ack_pending").set(info.num_ack_pending or 0)
+                except NatsError as exc:
+                    log.debug("consumer info unavailable", consumer=consumer, error=str(exc))
             await asyncio.sleep(QUEUE_POLL_S)

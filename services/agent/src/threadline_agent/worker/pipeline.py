@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 from nats.aio.client import Client as NatsClient
@@ -71,7 +72,7 @@ def agent_pipeline(
             *([FromAnswerCache(cache)] if cache is not None else []),
             ThroughModelBreaker(model_breaker),
         ],
-        ExecuteGraph(model, settings.run_timeout_s),
+        ExecuteGraph(model, settings.run_timeout_s, settings.max_recursion_limit),
     )
 
 
@@ -104,18 +105,43 @@ class Priced:
 
 
 class CheckedInput:
-    """Refuses an empty question, and one the deployment's guardrails block (``input_blocked``)."""
+    """Refuses an empty question, and one the deployment's guardrails block (``input_blocked``).
+
+    A graph's input given as JSON is the graph's to judge; the text of any human messages in it is checked.
+    """
 
     def __init__(self, guardrails: Guardrails) -> None:
         self._guardrails = guardrails
 
     async def __call__(self, run: RunContext, next: Next) -> RunResult:
         request = run.request
-        if request.input.strip():
-            self._guardrails.check_input(request.input, request.tenant_id)
-        elif request.resume is None:  # a run carrying only a decision asks no question
-            raise RunFailed("invalid_input", "The input is empty.")
+        if isinstance(request.input, str):
+            if request.input.strip():
+                self._guardrails.check_input(request.input, request.tenant_id)
+            elif request.resume is None and request.command is None:  # a decision or a command asks no question
+                raise RunFailed("invalid_input", "The input is empty.")
+        elif request.input is not None:
+            for text in human_texts(request.input):
+                self._guardrails.check_input(text, request.tenant_id)
         return await next()
+
+
+def human_texts(given: dict[str, Any]) -> list[str]:
+    """The texts of the human messages in a graph's JSON input (LangGraph's message dicts, or plain strings)."""
+    messages = given.get("messages")
+    if isinstance(messages, str | dict):
+        messages = [messages]
+    texts = []
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, str):
+            texts.append(message)
+        elif isinstance(message, dict) and (message.get("role") in ("user", "human") or message.get("type") == "human"):
+            content = message.get("content")
+            if isinstance(content, list):
+                content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+            if isinstance(content, str):
+                texts.append(content)
+    return texts
 
 
 class ThroughModelBreaker:
@@ -153,8 +179,8 @@ class ThroughModelBreaker:
 class ExecuteGraph:
     """The last step: the assistant's graph, streamed into the run's events."""
 
-    def __init__(self, model: str, timeout_s: float) -> None:
-        self._model, self._timeout_s = model, timeout_s
+    def __init__(self, model: str, timeout_s: float, max_recursion_limit: int) -> None:
+        self._model, self._timeout_s, self._max_recursion_limit = model, timeout_s, max_recursion_limit
 
     async def __call__(self, run: RunContext) -> RunResult:
         return await execute_run(
@@ -165,4 +191,5 @@ class ExecuteGraph:
             model=self._model,
             timeout_s=self._timeout_s,
             resume=run.redelivered,
+            max_recursion_limit=self._max_recursion_limit,
         )

@@ -6,11 +6,11 @@ import asyncio
 
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
-from threadline.events import StateEventKind, Topology
-from threadline.run_events import RunError, RunEvent, RunEventKind, RunPayload, RunResult, RunStarted, StateChunk, Token
+from threadline.events import Topology
+from threadline.run_events import RunError, RunEvent, RunEventKind, RunPayload, RunResult, RunStarted, Token
 from threadline.telemetry import inject_headers
 
-from threadline_agent.worker.execution import Progress
+from threadline_agent.worker.execution import Progress, StreamPart
 from threadline_agent.worker.guardrails import Guardrails, RedactingStream
 
 
@@ -63,8 +63,9 @@ class RunEventPublisher:
         await self._flush_tokens()
         await self._publish(payload)
 
-    async def emit_state(self, mode: StateEventKind, chunk: StateChunk) -> None:
-        """The graph's state after a step (``values``) or a node's update (``updates``), for a run that asked."""
+    async def emit_state(self, mode: RunEventKind, chunk: StreamPart) -> None:
+        """A part of one of LangGraph's stream modes (values, updates, messages, events, debug, custom),
+        for a run that asked for it."""
         await self._flush_tokens()
         await self._publish(chunk, mode)
 

@@ -1,10 +1,12 @@
 """A run's events as LangGraph Platform's stream parts: ``metadata`` first, then the stream modes asked for.
 
-The agent publishes the graph's own ``values`` and ``updates`` (when a run asks for them) and each
-answer token with its message id and node, so these parts are LangGraph's, not imitations:
-``messages-tuple`` parts are ``[message chunk, metadata]`` pairs. Each frame's ``id:`` is the run
-event's seq, so a client's ``Last-Event-ID`` resumes exactly where it left off. The stream ends
-after the final event, with an ``error`` part if the run failed.
+The agent publishes the graph's own parts for the modes a run asks for, so these parts are
+LangGraph's, not imitations: ``values``, ``updates``, ``debug``, ``events`` and ``custom`` as the
+graph gave them, ``messages-tuple`` as ``messages`` parts of ``[message chunk, metadata]``, and the
+whole-message ``messages`` mode as ``messages/metadata`` (once per message), then
+``messages/partial`` (the message so far, as a model streams it) or ``messages/complete``. Each
+frame's ``id:`` is the run event's seq, so a client's ``Last-Event-ID`` resumes exactly where it
+left off. The stream ends after the final event, with an ``error`` part if the run failed.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from threadline.run_events import RunError, RunEvent, Token
+from threadline.run_events import CustomChunk, MessageChunk, RunError, RunEvent
 
 from threadline_gateway.langgraph_compat.schemas import StreamMode
 from threadline_gateway.run_bus import RunRecord
 from threadline_gateway.streaming import V1Frames
+
+# Relayed as the agent sent them: the graph's parts are LangGraph's already.
+_AS_THEY_ARE = ("values", "updates", "events", "debug")
 
 
 def _frame(seq: int, event: str, data: Any) -> bytes:
@@ -36,40 +41,31 @@ class StreamParts(V1Frames):
         record = self.record
         if event.kind == "metadata":
             return _frame(event.seq, "metadata", {"run_id": record.run_id, "thread_id": record.thread_id, "attempt": 1})
-        if event.kind in ("values", "updates"):
-            # Relayed as the agent sent them: the graph's state is LangGraph's already.
+        if event.kind in _AS_THEY_ARE:
             return _frame(event.seq, event.kind, event.data) if event.kind in self.modes else None
-        if event.kind == "token" and "messages-tuple" in self.modes:
-            token = event.payload()
-            assert isinstance(token, Token)  # a token event's payload, by RunEvent.payload's contract
-            return _frame(event.seq, "messages", [_message_chunk(token), _message_metadata(token, record)])
+        if event.kind == "custom" and "custom" in self.modes:
+            custom = event.payload()
+            assert isinstance(custom, CustomChunk)  # a custom event's payload, by RunEvent.payload's contract
+            return _frame(event.seq, "custom", custom.value)
+        if event.kind == "messages":
+            part = event.payload()
+            assert isinstance(part, MessageChunk)
+            return self._message(event.seq, part)
         if event.kind == "error":
             return _frame(event.seq, "error", error_body(event.failure()))
         return None
 
-
-def _message_chunk(token: Token) -> dict[str, Any]:
-    return {
-        "type": "AIMessageChunk",
-        "content": token.text,
-        "id": token.message_id,
-        "name": None,
-        "additional_kwargs": {},
-        "response_metadata": {},
-        "tool_calls": [],
-        "invalid_tool_calls": [],
-        "tool_call_chunks": [],
-        "usage_metadata": None,
-    }
-
-
-def _message_metadata(token: Token, record: RunRecord) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "thread_id": record.thread_id,
-        "assistant_id": record.assistant_id,
-        "langgraph_node": token.node,
-    }
+    def _message(self, seq: int, part: MessageChunk) -> bytes | None:
+        if "messages" in self.modes and part.message is not None:
+            kind = "messages/complete" if part.complete else "messages/partial"
+            whole = _frame(seq, kind, [part.message])
+            if not part.first:
+                return whole
+            key = part.message.get("id") or part.chunk.get("id")
+            return _frame(seq, "messages/metadata", {key: {"metadata": part.metadata}}) + whole
+        if "messages-tuple" in self.modes:
+            return _frame(seq, "messages", [part.chunk, part.metadata])
+        return None
 
 
 def error_body(failure: RunError) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """``/langgraph/threads/{thread_id}/runs`` and ``/langgraph/runs``: start, stream, wait for, join and cancel runs.
 
-A run's input is LangGraph's ``{"messages": [...]}``; its last user message is the question (the
-thread's memory holds the turns before it). Without a thread (``/runs/...``) a run gets a new one.
+A run's input ``{"messages": [...]}`` is a question, its last user message (the thread's memory holds
+the turns before it); any other input is the graph's, passed as it is, with the run's ``config``,
+``context``, ``command`` and stream modes. Without a thread (``/runs/...``) a run gets a new one.
 ``multitask_strategy`` decides what happens while the thread still answers an earlier run.
 """
 
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
-from threadline.events import StateEventKind
+from threadline.events import RunConfig
 from threadline.ids import ID_PATTERN
 from threadline.run_events import RunError
 
@@ -34,18 +35,24 @@ from threadline_gateway.streaming import resume_point, sse_response
 router = APIRouter()
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN)]
 RunId = Annotated[str, Path(pattern=ID_PATTERN)]
-_ALL_MODES: set[StreamMode] = {"values", "updates", "messages-tuple"}
-# The stream modes the agent publishes only for runs that ask: the graph's state repeats the conversation.
-_STATE_MODES: tuple[StateEventKind, ...] = ("values", "updates")
+# A joined stream's modes unless it names some: every part the run was started with.
+_ALL_MODES: set[StreamMode] = {"values", "updates", "messages", "messages-tuple", "events", "debug", "custom"}
 _SSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "The run's stream parts as server-sent events"}
 }
 _STATUS: dict[str, RunStatus] = {"cancelled": "interrupted"}
 
 
-def _question(body: RunCreate, settings: GatewaySettings) -> str:
-    """The text of the input's last user message, or a 422 naming the field."""
-    messages = (body.input or {}).get("messages")
+def _question(body: RunCreate, settings: GatewaySettings) -> str | dict[str, Any] | None:
+    """The run's input: the text of the last user message of a ``{"messages": [...]}`` input (the thread's
+    memory holds the turns before it), any other input as the graph's JSON; a 422 naming the field."""
+    if body.input is None:
+        if body.command is None:
+            raise invalid_field("input", "is required without a command")
+        return ""  # the command is the run's input
+    if set(body.input) != {"messages"}:
+        return body.input
+    messages = body.input.get("messages")
     if isinstance(messages, str | dict):
         messages = [messages]
     for message in reversed(messages if isinstance(messages, list) else []):
@@ -64,20 +71,40 @@ def _question(body: RunCreate, settings: GatewaySettings) -> str:
     raise invalid_field("input.messages", "must hold a user message")
 
 
-def _resume(body: RunCreate) -> ToolDecision | None:
-    """``command.resume``: the decision on the tool call the thread's interrupted run waits on."""
-    if body.command is None:
-        return None
-    if set(body.command) != {"resume"}:
-        raise ApiError(
-            422, "unsupported", "Only command.resume is supported: a decision on the tool call the run waits on."
-        )
+def _command(body: RunCreate) -> tuple[ToolDecision | None, dict[str, Any] | None]:
+    """``command`` as the run carries it: a decision on the tool call the thread waits on (a ``resume`` that
+    is one: an object with an ``action``), or LangGraph's Command (``resume`` of any value, ``update``, ``goto``)."""
+    command = body.command
+    if command is None:
+        return None, None
+    if unknown := set(command) - {"resume", "update", "goto"}:
+        raise invalid_field("command", f"has resume, update and goto, not {', '.join(sorted(unknown))}")
+    resume = command.get("resume")
+    if set(command) == {"resume"} and isinstance(resume, dict) and "action" in resume:
+        try:
+            return ToolDecision.model_validate(resume), None
+        except ValidationError as exc:
+            raise invalid_field(
+                "command.resume",
+                '{"action": "approve"}, {"action": "reject", "reason": ...} or {"action": "edit", "args": {...}}',
+            ) from exc
+    goto = command.get("goto")
+    if goto is not None and not (
+        isinstance(goto, str) or (isinstance(goto, list) and all(isinstance(g, str) for g in goto))
+    ):
+        raise invalid_field("command.goto", "names a node, or a list of nodes")
+    if command.get("update") is not None and not isinstance(command["update"], dict | list):
+        raise invalid_field("command.update", "is the state's update: an object, or a list of [key, value] pairs")
+    return None, command
+
+
+def _config(body: RunCreate) -> RunConfig:
+    """The client's config: configurable (without the keys the platform sets), tags and recursion_limit."""
     try:
-        return ToolDecision.model_validate(body.command["resume"])
+        return RunConfig.model_validate(body.config or {})
     except ValidationError as exc:
         raise invalid_field(
-            "command.resume",
-            '{"action": "approve"}, {"action": "reject", "reason": ...} or {"action": "edit", "args": {...}}',
+            "config", "configurable is an object, tags a list of strings, recursion_limit >= 1"
         ) from exc
 
 
@@ -103,10 +130,8 @@ class _Runs:
 
     async def start(self, body: RunCreate, thread_id: str | None) -> RunHandle:
         """A LangGraph run, started as every run is (:mod:`threadline_gateway.run_starter`)."""
-        if body.assistant_id not in self.settings.assistant_ids():
-            raise ApiError(404, "not_found", f"No assistant {body.assistant_id!r}.")
-        text = _question(body, self.settings)
-        resume = _resume(body)
+        given = _question(body, self.settings)
+        resume, command = _command(body)
         tenant_id = self.principal.tenant_id
         if thread_id is None:
             thread_id = str(uuid.uuid4())  # a stateless run gets a thread of its own
@@ -117,13 +142,16 @@ class _Runs:
         claimed = body.metadata.get("user_id")
         modes = body.stream_modes()
         new = NewRun(
-            input=text,
+            input=given,
             assistant_id=body.assistant_id,
             thread_id=thread_id,
             user_id=claimed if isinstance(claimed, str) else None,
             metadata=body.metadata,
-            state_events=[m for m in _STATE_MODES if m in modes],
+            stream_modes=sorted(modes),
             resume=resume,
+            command=command,
+            config=_config(body),
+            context=body.context,
             multitask=body.multitask_strategy,
         )
         return await self.starter.start(self.principal, new, "langgraph")
@@ -136,13 +164,17 @@ class _Runs:
         return RunHandle(record, self.bus)
 
     async def outcome(self, run: RunHandle) -> JSONResponse:
-        """The thread's values once the run has ended, or ``{"__error__": ...}`` if it failed (as LangGraph answers)."""
+        """The graph's final values once the run has ended, or ``{"__error__": ...}`` if it failed (as LangGraph
+        answers): a graph without messages says them in its result, a conversation's are its thread's."""
         outcome = await run.outcome(self.settings.run_timeout_s)
         if isinstance(outcome, RunError):
             content: Any = {"__error__": error_body(outcome)}
         else:
-            latest = await self.memory.latest(run.record.tenant_id, run.record.thread_id)
-            content = latest.values if latest else {}
+            if outcome.output is not None:
+                content = outcome.output
+            else:
+                latest = await self.memory.latest(run.record.tenant_id, run.record.thread_id)
+                content = latest.values if latest else {}
             if outcome.interrupts:
                 waiting = [{"value": w, "id": w.get("id")} for w in outcome.interrupts]
                 content = content | {"__interrupt__": waiting}

@@ -6,14 +6,16 @@ of several servers expects; fields that would change the outcome and are not sup
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from threadline.ids import ID_PATTERN
+from threadline.ids import GRAPH_ID_PATTERN, ID_PATTERN
 
 from threadline_gateway.schemas import MultitaskStrategy
 
-StreamMode = Literal["values", "updates", "messages-tuple"]
+# LangGraph Platform's stream modes, each relayed as it sends them (threadline.events.StreamModeName).
+StreamMode = Literal["values", "updates", "messages", "messages-tuple", "events", "debug", "custom"]
 RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 SortOrder = Literal["asc", "desc"]
@@ -23,15 +25,56 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
+
+
 class AssistantSearch(_Lenient):
     metadata: dict[str, Any] | None = None
     graph_id: str | None = None
     name: str | None = None
     limit: int = Field(default=10, ge=1, le=1000)
     offset: int = Field(default=0, ge=0, le=1_000_000)
+    sort_by: AssistantSortBy = "updated_at"
+    sort_order: SortOrder = "desc"
 
 
-class Assistant(BaseModel):
+class AssistantCount(_Lenient):
+    metadata: dict[str, Any] | None = None
+    graph_id: str | None = None
+    name: str | None = None
+
+
+class AssistantCreate(_Lenient):
+    graph_id: str = Field(pattern=GRAPH_ID_PATTERN)
+    assistant_id: uuid.UUID | None = Field(default=None, description="A UUID; a new one when absent.")
+    config: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = None
+
+
+class AssistantPatch(_Lenient):
+    graph_id: str | None = Field(default=None, pattern=GRAPH_ID_PATTERN)
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(default=None, description="Merged into the assistant's metadata.")
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = None
+
+
+class AssistantVersionsRequest(_Lenient):
+    metadata: dict[str, Any] | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class AssistantLatest(_Lenient):
+    version: int = Field(ge=1, le=2**31 - 1)
+
+
+class AssistantVersion(BaseModel):
     assistant_id: str
     graph_id: str
     name: str
@@ -41,7 +84,26 @@ class Assistant(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     version: int = 1
     created_at: str
+
+
+class Assistant(AssistantVersion):
     updated_at: str
+
+
+class GraphSchemas(BaseModel):
+    graph_id: str
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    state_schema: dict[str, Any] | None = None
+    config_schema: dict[str, Any] | None = None
+    context_schema: dict[str, Any] | None = None
+
+
+class DrawableGraph(BaseModel):
+    """LangGraph's drawable graph (``Graph.to_json()``), as the agent registered it."""
+
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
 
 
 class ThreadCreate(_Lenient):
@@ -108,9 +170,10 @@ class StateAtCheckpoint(_Lenient):
 class RunCreate(_Lenient):
     assistant_id: str = Field(pattern=ID_PATTERN)
     input: dict[str, Any] | None = None
-    command: dict[str, Any] | None = None
+    command: dict[str, Any] | None = Field(default=None, description="LangGraph's Command: resume, update, goto.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
     stream_mode: StreamMode | list[StreamMode] = "values"
     multitask_strategy: MultitaskStrategy = "reject"
     if_not_exists: Literal["create", "reject"] = "reject"

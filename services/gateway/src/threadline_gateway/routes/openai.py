@@ -9,6 +9,7 @@ are ignored: the assistant has its own instructions.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
@@ -18,8 +19,9 @@ from threadline.ids import ID_PATTERN
 
 from threadline_gateway.answers import result_of
 from threadline_gateway.chat_threads import ChatThreads, Turn, conversation_key
-from threadline_gateway.deps import Caller, Chats, Settings, Starter
+from threadline_gateway.deps import Caller, Chats, MemoryClient, Settings, Starter
 from threadline_gateway.errors import ApiError, invalid_field, nats_errors_as_503
+from threadline_gateway.memory import Assistant
 from threadline_gateway.openai_frames import ChatChunks
 from threadline_gateway.openai_schemas import (
     AssistantMessage,
@@ -38,25 +40,38 @@ from threadline_gateway.streaming import sse_response
 router = APIRouter(prefix="/v1", tags=["openai"])
 log = structlog.get_logger("threadline.gateway")
 
-# Assistants have no creation time; a fixed one keeps /v1/models stable across replicas and restarts.
-_CREATED = 1_735_689_600  # 2025-01-01
+_MODELS_MAX = 1000  # the most one search of the assistant registry returns
 
 
-@router.get("/models", response_model=ModelList)
-async def list_models(settings: Settings) -> ModelList:
-    """Every assistant, as a model."""
-    return ModelList(data=[Model(id=a, created=_CREATED) for a in settings.assistant_ids()])
+def _model(assistant: Assistant, tenant_id: str) -> Model:
+    """A graph's default assistant is named by its graph (``agent``), one of the tenant's by its id."""
+    created = int(datetime.fromisoformat(assistant.created_at).timestamp()) if assistant.created_at else 0
+    if assistant.system:
+        return Model(id=assistant.graph_id, created=created)
+    return Model(id=assistant.assistant_id, created=created, owned_by=tenant_id)
 
 
-@router.get("/models/{model_id}", response_model=Model, responses=error_responses(404))
-async def get_model(model_id: str, settings: Settings) -> Model:
-    _known_model(settings, model_id)
-    return Model(id=model_id, created=_CREATED)
+@router.get("/models", response_model=ModelList, responses=error_responses(503))
+async def list_models(principal: Caller, memory: MemoryClient) -> ModelList:
+    """Every assistant the caller may run (the graphs' default ones and its own), as a model, oldest first."""
+    found = await memory.search_assistants(
+        principal.tenant_id, limit=_MODELS_MAX, sort_by="created_at", sort_order="asc"
+    )
+    return ModelList(data=[_model(a, principal.tenant_id) for a in found])
 
 
-def _known_model(settings: GatewaySettings, model: str) -> None:
-    if model not in settings.assistant_ids():
-        raise ApiError(404, "model_not_found", f"The model {model!r} does not exist; GET /v1/models lists them.")
+@router.get("/models/{model_id}", response_model=Model, responses=error_responses(404, 503))
+async def get_model(model_id: str, principal: Caller, memory: MemoryClient) -> Model:
+    try:
+        return _model(await memory.get_assistant(principal.tenant_id, model_id), principal.tenant_id)
+    except ApiError as exc:
+        if exc.status in (404, 422):
+            raise _unknown_model(model_id) from exc
+        raise
+
+
+def _unknown_model(model: str) -> ApiError:
+    return ApiError(404, "model_not_found", f"The model {model!r} does not exist; GET /v1/models lists them.")
 
 
 def _turns(body: ChatCompletionRequest, settings: GatewaySettings) -> list[Turn]:
@@ -88,7 +103,7 @@ async def _thread_of(
     response_model=ChatCompletion,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`: chat.completion.chunk events"},
-        **error_responses(404, 409, 502, 504),
+        **error_responses(404, 409, 502, 503, 504),
     },
 )
 async def chat_completions(
@@ -101,11 +116,15 @@ async def chat_completions(
     x_thread_id: Annotated[str | None, Header(alias="X-Thread-Id")] = None,
 ) -> Any:
     """Ask an assistant, OpenAI-style; ``X-Thread-Id`` in the response names the thread the answer joined."""
-    _known_model(settings, body.model)
     turns = _turns(body, settings)
     thread_id = await _thread_of(chats, body, x_thread_id, principal.tenant_id, turns)
     question = NewRun(input=turns[-1][1], assistant_id=body.model, thread_id=thread_id, user_id=body.user or None)
-    run = await starter.start(principal, question, "openai")
+    try:
+        run = await starter.start(principal, question, "openai")
+    except ApiError as exc:
+        if exc.code == "assistant_not_found":
+            raise _unknown_model(body.model) from exc
+        raise
     record = run.record
     remember = _Remember(chats, principal.tenant_id, body, turns, record.thread_id)
     if body.stream:

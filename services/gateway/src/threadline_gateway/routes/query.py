@@ -17,6 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["query"])
     "/query",
     response_model=QueryResponse,
     responses={
+        404: {"description": "No such assistant for this tenant (assistant_not_found)"},
         409: {"description": "The thread is still answering an earlier question (thread_busy)"},
         413: {"description": "Body too large"},
         503: {"description": "NATS unavailable"},

@@ -33,6 +33,9 @@ _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_NO_ASSISTANT = {"description": "No such assistant for this tenant (assistant_not_found)"}
+
+
 def _run_url(run_id: str) -> str:
     return f"/api/v1/runs/{run_id}"
 
@@ -54,7 +57,7 @@ async def _owned(bus: RunBus, principal: Principal, run_id: str) -> RunHandle:
     "",
     status_code=202,
     response_model=RunCreated,
-    responses={409: _THREAD_BUSY, 503: {"description": "NATS unavailable"}},
+    responses={404: _NO_ASSISTANT, 409: _THREAD_BUSY, 503: {"description": "NATS unavailable"}},
 )
 async def create_run(body: QueryRequest, principal: Caller, starter: Starter) -> JSONResponse:
     """Start a run in the background; poll ``Location`` or join it with ``/wait``."""
@@ -121,7 +124,7 @@ async def wait_run(run_id: str, principal: Caller, bus: Bus, settings: Settings)
 
 @router.post(
     "/stream",
-    responses={k: v for k, v in _SSE_RESPONSES.items() if k != 404} | {409: _THREAD_BUSY},
+    responses=_SSE_RESPONSES | {404: _NO_ASSISTANT, 409: _THREAD_BUSY},
     response_class=StreamingResponse,
 )
 async def stream_new_run(

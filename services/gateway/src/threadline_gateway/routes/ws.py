@@ -3,7 +3,8 @@
 Protocol (JSON messages, text or UTF-8 binary; also summarised in the OpenAPI description):
 
 client -> server
-  {"type": "query", "input": "...", "thread_id"?: "...", "assistant_id"?: "...", "ref"?: "..."}
+  {"type": "query", "input": "..." | {...}, "thread_id"?: "...", "assistant_id"?: "...", "config"?: {...},
+   "context"?: {...}, "ref"?: "..."}                         # input: a question, or the graph's input as JSON
   {"type": "resume", "run_id": "...", "after_seq"?: -1, "ref"?: "..."}
 server -> client
   {"type": "accepted", "ref", "run_id", "thread_id", "assistant_id"}

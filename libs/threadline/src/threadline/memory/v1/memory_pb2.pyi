@@ -227,12 +227,14 @@ class EraseRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class EraseResponse(_message.Message):
-    __slots__ = ("threads", "store_items")
+    __slots__ = ("threads", "store_items", "assistants")
     THREADS_FIELD_NUMBER: _ClassVar[int]
     STORE_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANTS_FIELD_NUMBER: _ClassVar[int]
     threads: int
     store_items: int
-    def __init__(self, threads: _Optional[int] = ..., store_items: _Optional[int] = ...) -> None: ...
+    assistants: int
+    def __init__(self, threads: _Optional[int] = ..., store_items: _Optional[int] = ..., assistants: _Optional[int] = ...) -> None: ...
 
 class StoreItem(_message.Message):
     __slots__ = ("namespace", "key", "value_json", "created_at", "updated_at", "score")
@@ -349,3 +351,183 @@ class StoreBatchResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[StoreResult]
     def __init__(self, results: _Optional[_Iterable[_Union[StoreResult, _Mapping]]] = ...) -> None: ...
+
+class Assistant(_message.Message):
+    __slots__ = ("assistant_id", "graph_id", "name", "description", "config_json", "context_json", "metadata_json", "version", "created_at", "updated_at", "system")
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    assistant_id: str
+    graph_id: str
+    name: str
+    description: str
+    config_json: bytes
+    context_json: bytes
+    metadata_json: bytes
+    version: int
+    created_at: str
+    updated_at: str
+    system: bool
+    def __init__(self, assistant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., config_json: _Optional[bytes] = ..., context_json: _Optional[bytes] = ..., metadata_json: _Optional[bytes] = ..., version: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., system: _Optional[bool] = ...) -> None: ...
+
+class CreateAssistantRequest(_message.Message):
+    __slots__ = ("tenant_id", "assistant_id", "graph_id", "name", "description", "config_json", "context_json", "metadata_json", "if_exists_do_nothing")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    IF_EXISTS_DO_NOTHING_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    assistant_id: str
+    graph_id: str
+    name: str
+    description: str
+    config_json: bytes
+    context_json: bytes
+    metadata_json: bytes
+    if_exists_do_nothing: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., config_json: _Optional[bytes] = ..., context_json: _Optional[bytes] = ..., metadata_json: _Optional[bytes] = ..., if_exists_do_nothing: _Optional[bool] = ...) -> None: ...
+
+class GetAssistantRequest(_message.Message):
+    __slots__ = ("tenant_id", "assistant_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    assistant_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., assistant_id: _Optional[str] = ...) -> None: ...
+
+class UpdateAssistantRequest(_message.Message):
+    __slots__ = ("tenant_id", "assistant_id", "graph_id", "name", "description", "config_json", "context_json", "metadata_json")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    assistant_id: str
+    graph_id: str
+    name: str
+    description: str
+    config_json: bytes
+    context_json: bytes
+    metadata_json: bytes
+    def __init__(self, tenant_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., config_json: _Optional[bytes] = ..., context_json: _Optional[bytes] = ..., metadata_json: _Optional[bytes] = ...) -> None: ...
+
+class SetLatestVersionRequest(_message.Message):
+    __slots__ = ("tenant_id", "assistant_id", "version")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    assistant_id: str
+    version: int
+    def __init__(self, tenant_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class SearchAssistantsRequest(_message.Message):
+    __slots__ = ("tenant_id", "graph_id", "name", "metadata_filter_json", "limit", "offset", "sort_by", "sort_order")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SORT_BY_FIELD_NUMBER: _ClassVar[int]
+    SORT_ORDER_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    graph_id: str
+    name: str
+    metadata_filter_json: bytes
+    limit: int
+    offset: int
+    sort_by: str
+    sort_order: str
+    def __init__(self, tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., name: _Optional[str] = ..., metadata_filter_json: _Optional[bytes] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., sort_by: _Optional[str] = ..., sort_order: _Optional[str] = ...) -> None: ...
+
+class SearchAssistantsResponse(_message.Message):
+    __slots__ = ("assistants",)
+    ASSISTANTS_FIELD_NUMBER: _ClassVar[int]
+    assistants: _containers.RepeatedCompositeFieldContainer[Assistant]
+    def __init__(self, assistants: _Optional[_Iterable[_Union[Assistant, _Mapping]]] = ...) -> None: ...
+
+class CountAssistantsResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class DeleteAssistantRequest(_message.Message):
+    __slots__ = ("tenant_id", "assistant_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    assistant_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., assistant_id: _Optional[str] = ...) -> None: ...
+
+class DeleteAssistantResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListAssistantVersionsRequest(_message.Message):
+    __slots__ = ("tenant_id", "assistant_id", "metadata_filter_json", "limit", "offset")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    assistant_id: str
+    metadata_filter_json: bytes
+    limit: int
+    offset: int
+    def __init__(self, tenant_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., metadata_filter_json: _Optional[bytes] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class ListAssistantVersionsResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[Assistant]
+    def __init__(self, versions: _Optional[_Iterable[_Union[Assistant, _Mapping]]] = ...) -> None: ...
+
+class GraphSchemas(_message.Message):
+    __slots__ = ("graph_id", "input_schema_json", "output_schema_json", "state_schema_json", "config_schema_json", "context_schema_json", "graph_json")
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    STATE_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_JSON_FIELD_NUMBER: _ClassVar[int]
+    graph_id: str
+    input_schema_json: bytes
+    output_schema_json: bytes
+    state_schema_json: bytes
+    config_schema_json: bytes
+    context_schema_json: bytes
+    graph_json: bytes
+    def __init__(self, graph_id: _Optional[str] = ..., input_schema_json: _Optional[bytes] = ..., output_schema_json: _Optional[bytes] = ..., state_schema_json: _Optional[bytes] = ..., config_schema_json: _Optional[bytes] = ..., context_schema_json: _Optional[bytes] = ..., graph_json: _Optional[bytes] = ...) -> None: ...
+
+class RegisterGraphsRequest(_message.Message):
+    __slots__ = ("graphs",)
+    GRAPHS_FIELD_NUMBER: _ClassVar[int]
+    graphs: _containers.RepeatedCompositeFieldContainer[GraphSchemas]
+    def __init__(self, graphs: _Optional[_Iterable[_Union[GraphSchemas, _Mapping]]] = ...) -> None: ...
+
+class RegisterGraphsResponse(_message.Message):
+    __slots__ = ("assistants",)
+    ASSISTANTS_FIELD_NUMBER: _ClassVar[int]
+    assistants: _containers.RepeatedCompositeFieldContainer[Assistant]
+    def __init__(self, assistants: _Optional[_Iterable[_Union[Assistant, _Mapping]]] = ...) -> None: ...

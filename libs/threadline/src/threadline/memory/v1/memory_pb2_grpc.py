@@ -353,7 +353,8 @@ class ThreadServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Erase(self, request, context):
-        """Deletes a tenant's (or one user's) threads, checkpoints and store items, then announces
+        """Deletes a tenant's (or one user's) threads, checkpoints and store items (and a whole tenant's
+        assistants), then announces
         it on NATS ("<namespace>.erasure") so other services erase their copies.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -639,6 +640,492 @@ class StoreService:
             '/threadline.memory.v1.StoreService/Batch',
             threadline_dot_memory_dot_v1_dot_memory__pb2.StoreBatchRequest.SerializeToString,
             threadline_dot_memory_dot_v1_dot_memory__pb2.StoreBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AssistantServiceStub:
+    """Assistants, as LangGraph Platform has them: a graph with its own config, context, name,
+    description and metadata, kept in numbered versions. A tenant's own assistants are its alone;
+    each graph's default assistant (made by RegisterGraphs, id the graph's default_assistant_id,
+    metadata created_by "system") is seen by every tenant and cannot be changed through the API.
+    Wherever an assistant is named, the name of a graph names that graph's default assistant.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateAssistant = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/CreateAssistant',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CreateAssistantRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.FromString,
+                _registered_method=True)
+        self.GetAssistant = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/GetAssistant',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetAssistantRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.FromString,
+                _registered_method=True)
+        self.UpdateAssistant = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/UpdateAssistant',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.UpdateAssistantRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.FromString,
+                _registered_method=True)
+        self.SetLatestVersion = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/SetLatestVersion',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SetLatestVersionRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.FromString,
+                _registered_method=True)
+        self.SearchAssistants = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/SearchAssistants',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchAssistantsRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchAssistantsResponse.FromString,
+                _registered_method=True)
+        self.CountAssistants = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/CountAssistants',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchAssistantsRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CountAssistantsResponse.FromString,
+                _registered_method=True)
+        self.DeleteAssistant = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/DeleteAssistant',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteAssistantRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteAssistantResponse.FromString,
+                _registered_method=True)
+        self.ListAssistantVersions = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/ListAssistantVersions',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ListAssistantVersionsRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ListAssistantVersionsResponse.FromString,
+                _registered_method=True)
+        self.RegisterGraphs = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/RegisterGraphs',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.RegisterGraphsRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.RegisterGraphsResponse.FromString,
+                _registered_method=True)
+        self.GetGraphSchemas = channel.unary_unary(
+                '/threadline.memory.v1.AssistantService/GetGraphSchemas',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetAssistantRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GraphSchemas.FromString,
+                _registered_method=True)
+
+
+class AssistantServiceServicer:
+    """Assistants, as LangGraph Platform has them: a graph with its own config, context, name,
+    description and metadata, kept in numbered versions. A tenant's own assistants are its alone;
+    each graph's default assistant (made by RegisterGraphs, id the graph's default_assistant_id,
+    metadata created_by "system") is seen by every tenant and cannot be changed through the API.
+    Wherever an assistant is named, the name of a graph names that graph's default assistant.
+    """
+
+    def CreateAssistant(self, request, context):
+        """A new assistant at version 1. ALREADY_EXISTS if the id is taken, unless if_exists_do_nothing
+        (then the existing one is returned). NOT_FOUND when no agent has registered the graph.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssistant(self, request, context):
+        """The assistant at its latest version; NOT_FOUND when absent or another tenant's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAssistant(self, request, context):
+        """A new version (the previous one's fields, changed by the request's), made the latest.
+        NOT_FOUND; FAILED_PRECONDITION for a default assistant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLatestVersion(self, request, context):
+        """Makes an existing version the latest; NOT_FOUND (also for a version that does not exist).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchAssistants(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountAssistants(self, request, context):
+        """How many assistants a search would find, without limit and offset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAssistant(self, request, context):
+        """The assistant and every version of it; NOT_FOUND; FAILED_PRECONDITION for a default assistant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAssistantVersions(self, request, context):
+        """Its versions, newest first; NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterGraphs(self, request, context):
+        """An agent announces the graphs it serves, with their schemas: each graph's schemas are stored
+        (replaced) and its default assistant is created if missing. Idempotent: every replica calls it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGraphSchemas(self, request, context):
+        """The schemas of an assistant's graph (as the agent registered them); NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AssistantServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAssistant,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CreateAssistantRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.SerializeToString,
+            ),
+            'GetAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssistant,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetAssistantRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.SerializeToString,
+            ),
+            'UpdateAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAssistant,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.UpdateAssistantRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.SerializeToString,
+            ),
+            'SetLatestVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLatestVersion,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SetLatestVersionRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.SerializeToString,
+            ),
+            'SearchAssistants': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchAssistants,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchAssistantsRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchAssistantsResponse.SerializeToString,
+            ),
+            'CountAssistants': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountAssistants,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchAssistantsRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CountAssistantsResponse.SerializeToString,
+            ),
+            'DeleteAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAssistant,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteAssistantRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteAssistantResponse.SerializeToString,
+            ),
+            'ListAssistantVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAssistantVersions,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ListAssistantVersionsRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ListAssistantVersionsResponse.SerializeToString,
+            ),
+            'RegisterGraphs': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterGraphs,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.RegisterGraphsRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.RegisterGraphsResponse.SerializeToString,
+            ),
+            'GetGraphSchemas': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGraphSchemas,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetAssistantRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GraphSchemas.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'threadline.memory.v1.AssistantService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('threadline.memory.v1.AssistantService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AssistantService:
+    """Assistants, as LangGraph Platform has them: a graph with its own config, context, name,
+    description and metadata, kept in numbered versions. A tenant's own assistants are its alone;
+    each graph's default assistant (made by RegisterGraphs, id the graph's default_assistant_id,
+    metadata created_by "system") is seen by every tenant and cannot be changed through the API.
+    Wherever an assistant is named, the name of a graph names that graph's default assistant.
+    """
+
+    @staticmethod
+    def CreateAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/CreateAssistant',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.CreateAssistantRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/GetAssistant',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.GetAssistantRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/UpdateAssistant',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.UpdateAssistantRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLatestVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/SetLatestVersion',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.SetLatestVersionRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Assistant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchAssistants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/SearchAssistants',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.SearchAssistantsRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.SearchAssistantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountAssistants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/CountAssistants',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.SearchAssistantsRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.CountAssistantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/DeleteAssistant',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteAssistantRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteAssistantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAssistantVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/ListAssistantVersions',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.ListAssistantVersionsRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.ListAssistantVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterGraphs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/RegisterGraphs',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.RegisterGraphsRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.RegisterGraphsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGraphSchemas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.AssistantService/GetGraphSchemas',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.GetAssistantRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.GraphSchemas.FromString,
             options,
             channel_credentials,
             insecure,
