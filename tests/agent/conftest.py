@@ -57,7 +57,7 @@ async def running_worker(
         yield worker
     finally:
         await worker.app.stop()
-        for stream in (worker.topology.runs_stream, worker.topology.run_events_stream):
+        for stream in (worker.topology.runs_stream, worker.topology.run_events_stream, worker.topology.webhooks_stream):
             await nc.jetstream().delete_stream(stream)
 
 

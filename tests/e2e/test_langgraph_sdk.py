@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from langgraph.pregel.remote import RemoteGraph
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from threadline.assistants import default_assistant_id
@@ -135,3 +136,26 @@ async def test_a_run_on_an_unknown_thread_is_a_404_unless_asked_to_create_it(lg:
     assert missing.value.response.status_code == 404
     values = await lg.runs.wait("made-on-demand", "agent", input=QUESTION, if_not_exists="create")
     assert values["messages"][-1]["type"] == "ai"
+
+
+async def test_a_conversation_s_runs_are_listed_and_its_state_updated_with_its_reducers(
+    mesh: Mesh, lg: LangGraphClient
+) -> None:
+    thread_id = (await lg.threads.create())["thread_id"]
+    await lg.runs.wait(thread_id, "agent", input=QUESTION)
+    [run] = await lg.runs.list(thread_id)
+    assert run["status"] == "success" and run["assistant_id"] == "agent"
+    state = await lg.threads.get_state(thread_id)
+    assert state["next"] == [] and state["tasks"] == []
+    before = len(state["values"]["messages"])
+
+    note = {"type": "human", "content": "A note added by hand.", "id": "note-1"}
+    updated = await lg.threads.update_state(thread_id, {"messages": [note]})
+    state = await lg.threads.get_state(thread_id)
+    assert state["checkpoint"]["checkpoint_id"] == updated["checkpoint"]["checkpoint_id"]
+    assert len(state["values"]["messages"]) == before + 1  # add_messages appended it
+    assert state["values"]["messages"][-1]["content"] == "A note added by hand."
+
+    remote = RemoteGraph("agent", url=f"{mesh.url}/langgraph")
+    snapshot = await remote.aget_state({"configurable": {"thread_id": thread_id}})
+    assert snapshot.values["messages"][-1]["id"] == "note-1" and snapshot.next == ()

@@ -71,6 +71,14 @@ async def test_a_pending_run_is_cancelled(acme: LangGraphClient) -> None:
     assert await _status(acme.runs.cancel(thread_id, run["run_id"], action="rollback")) == 422
 
 
+async def test_a_run_is_deleted_only_once_it_has_ended(acme: LangGraphClient) -> None:
+    thread_id = (await acme.threads.create())["thread_id"]
+    run = await acme.runs.create(thread_id, "agent", input=QUESTION)  # no agent here: it stays pending
+    assert [r["run_id"] for r in await acme.runs.list(thread_id, status="pending")] == [run["run_id"]]
+    assert await _status(acme.runs.delete(thread_id, run["run_id"])) == 409
+    assert (await acme.runs.get(thread_id, run["run_id"]))["status"] == "pending"
+
+
 async def test_threads_are_updated_copied_and_deleted(acme: LangGraphClient) -> None:
     thread = await acme.threads.create(metadata={"user": "ada"})
     updated = await acme.threads.update(thread["thread_id"], metadata={"topic": "runs"})
@@ -99,7 +107,8 @@ async def test_another_tenant_s_threads_and_runs_are_not_found(acme: LangGraphCl
     ):
         assert await _status(call) == 404
     assert await globex.threads.search(metadata={"owner": "acme"}) == []
-    assert (await acme.threads.get(thread_id))["metadata"] == {"owner": "acme"}
+    metadata = (await acme.threads.get(thread_id))["metadata"]
+    assert metadata["owner"] == "acme" and metadata["graph_id"] == "agent"  # its first run recorded its graph
 
 
 @pytest.mark.parametrize(

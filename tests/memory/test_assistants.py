@@ -244,7 +244,7 @@ async def test_an_existing_postgres_database_from_before_assistants_is_migrated(
         assert kept.thread_id == "kept"
     with psycopg.connect(database) as conn:
         steps = [row[0] for row in conn.execute("SELECT v FROM threadline_memory_migrations ORDER BY v")]
-    assert steps == list(range(7))
+    assert steps == list(range(9))  # every step, the crons' (7-8) too
 
 
 async def test_an_existing_sqlite_file_from_before_assistants_is_migrated(tmp_path: Path) -> None:
@@ -265,5 +265,5 @@ async def test_an_existing_sqlite_file_from_before_assistants_is_migrated(tmp_pa
     with sqlite3.connect(path) as conn:
         steps = [row[0] for row in conn.execute("SELECT v FROM threadline_memory_migrations ORDER BY v")]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert steps == list(range(5))
+    assert steps == list(range(7))  # every step, the crons' (5-6) too
     assert {"threadline_assistants", "threadline_assistant_versions", "threadline_graphs"} <= tables

@@ -25,6 +25,7 @@ TABLES = {
     "threadline_assistants",
     "threadline_assistant_versions",
     "threadline_graphs",
+    "threadline_crons",
     "store",
     "store_migrations",
 }
@@ -77,6 +78,7 @@ def test_migrate_creates_the_sqlite_file_without_a_database_url(tmp_path: Path) 
         "threadline_threads",
         "threadline_assistants",
         "threadline_graphs",
+        "threadline_crons",
         "store",
     } <= tables
 

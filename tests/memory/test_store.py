@@ -152,8 +152,28 @@ async def test_malformed_operations_are_invalid_argument(memory_target: str) -> 
             ("acme", pb.StoreOp(put=pb.StorePut(namespace=["a"], key="", value_json=b"{}"))),
             ("acme", pb.StoreOp(put=pb.StorePut(namespace=["a"], key="k", value_json=b"[1]"))),
             ("acme", pb.StoreOp(put=pb.StorePut(namespace=["a"], key="k", value_json=b"{}", ttl_minutes=-1))),
+            ("acme", pb.StoreOp(put=pb.StorePut(namespace=["a"], key="k", value_json=b"{}", ttl_minutes=1e12))),
+            # What the stores cannot keep: NUL in a label, a key or a string; an integer beyond 64 bits.
+            ("acme", pb.StoreOp(put=pb.StorePut(namespace=["a\x00"], key="k", value_json=b"{}"))),
+            ("acme", pb.StoreOp(put=pb.StorePut(namespace=["a"], key="k\x00", value_json=b"{}"))),
+            ("acme", pb.StoreOp(put=pb.StorePut(namespace=["a"], key="k", value_json=b'{"s": "a\\u0000"}'))),
+            ("acme", pb.StoreOp(put=pb.StorePut(namespace=["a"], key="k", value_json=b'{"n": 1' + b"0" * 30 + b"}"))),
+            ("acme", pb.StoreOp(search=pb.StoreSearch(filter_json=b'{"n": 1' + b"0" * 30 + b"}"))),
+            (
+                "acme",
+                pb.StoreOp(
+                    list_namespaces=pb.StoreListNamespaces(
+                        match_conditions=[pb.NamespaceMatch(match_type="prefix", path=["a\x00"])]
+                    )
+                ),
+            ),
             ("acme", pb.StoreOp(search=pb.StoreSearch(limit=5000))),
             ("acme", pb.StoreOp(search=pb.StoreSearch(filter_json=b"nope"))),
+            # Filters the stores refuse: an operator they lack, a key SQLite cannot quote, a lone surrogate.
+            ("acme", pb.StoreOp(search=pb.StoreSearch(filter_json=b'{"a": {"$in": [1]}}'))),
+            ("acme", pb.StoreOp(search=pb.StoreSearch(filter_json=b'{"a\'b": 1}'))),
+            ("acme", pb.StoreOp(search=pb.StoreSearch(filter_json=b'{"a": "\\ud800"}'))),
+            ("acme", pb.StoreOp(put=pb.StorePut(namespace=["a"], key="k", value_json=b'{"s": "\\ud800"}'))),
             ("acme", pb.StoreOp(list_namespaces=pb.StoreListNamespaces(max_depth=0))),
             ("acme", pb.StoreOp(list_namespaces=pb.StoreListNamespaces(match_conditions=[pb.NamespaceMatch()]))),
             ("acme", pb.StoreOp()),

@@ -68,6 +68,16 @@ class RunConfig(BaseModel):
     )
 
 
+class StateUpdate(BaseModel):
+    """An update of a thread's state, applied with the graph's reducers (LangGraph's ``graph.aupdate_state``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    values: Any = Field(default=None, description="The update: an object of channel values, a list of them, or None.")
+    as_node: str | None = Field(default=None, description="Apply it as if this node had just run.")
+    checkpoint_id: str | None = Field(default=None, description="Branch off this checkpoint; none: the latest.")
+
+
 class RunRequested(Event):
     """A question accepted by the gateway; durable on the RUNS stream until a worker acks it."""
 
@@ -110,11 +120,22 @@ class RunRequested(Event):
     rollback_run_id: str | None = Field(
         default=None, description="Start from the thread's state before this (cancelled) run, as if it never ran."
     )
+    webhook: str | None = Field(
+        default=None,
+        description="POST the run's outcome here once it has ended: the worker publishes WebhookDue on the "
+        "WEBHOOKS stream after the final event, and the gateway delivers it (retried, durable).",
+    )
     resume: dict[str, Any] | None = Field(
         default=None,
         description="Resume the thread's interrupted run with this decision on the tool call it waits on: "
         '{"action": "approve"}, {"action": "reject", "reason": "..."} or {"action": "edit", "args": {...}}; '
         "input may then be empty.",
+    )
+
+    update_state: StateUpdate | None = Field(
+        default=None,
+        description="Not a run of the graph: apply this update to the thread's state and end, the new "
+        "checkpoint in the result (RunResult.checkpoint); input is then None.",
     )
 
     def wants(self, mode: StreamModeName) -> bool:
@@ -126,6 +147,20 @@ class RunRequested(Event):
         if not self.graph_id:
             self.graph_id = self.assistant_id
         return self
+
+
+class WebhookDue(Event):
+    """A run with a webhook has ended (its final event is stored): the gateway POSTs its outcome to ``webhook``.
+
+    Published by the worker with ``webhook-<run_id>`` as the ``Nats-Msg-Id``, so a redelivered run's
+    second publish is dropped; durable on the WEBHOOKS work queue until a gateway has delivered it.
+    """
+
+    run_id: str
+    thread_id: str
+    tenant_id: str
+    webhook: str
+    ended_at: datetime = Field(default_factory=_now)
 
 
 class DataErased(Event):
@@ -272,6 +307,20 @@ class Topology:
     @property
     def run_events_stream(self) -> str:
         return f"{self._stream_prefix}_RUN_EVENTS"
+
+    @property
+    def webhooks_due(self) -> str:
+        """``WebhookDue`` events: runs that ended and whose outcome a gateway must POST to their webhook."""
+        return f"{self.namespace}.webhooks.due"
+
+    @property
+    def webhooks_stream(self) -> str:
+        return f"{self._stream_prefix}_WEBHOOKS"
+
+    @property
+    def webhooks_consumer(self) -> str:
+        """The one durable consumer that every gateway replica pulls due webhooks from."""
+        return "gateway-webhooks"
 
     @property
     def erasure(self) -> str:

@@ -18,6 +18,7 @@ log = structlog.get_logger("threadline")
 
 RUN_EVENTS_MAX_AGE_S = 3600.0
 RUN_DEDUPE_WINDOW_S = 120.0
+WEBHOOK_DEDUPE_WINDOW_S = 600.0
 INGEST_EVENTS_MAX_AGE_S = 24 * 3600.0
 INGEST_DEDUPE_WINDOW_S = 600.0
 # Long enough for a service that was down for a while to catch up on the erasures it missed.
@@ -25,7 +26,8 @@ ERASURE_MAX_AGE_S = 30 * 24 * 3600.0
 
 
 def stream_configs(topology: Topology) -> list[StreamConfig]:
-    """RUNS is a work queue (each run taken by one worker); RUN_EVENTS keeps an hour of events for replay."""
+    """RUNS is a work queue (each run taken by one worker); RUN_EVENTS keeps an hour of events for replay;
+    WEBHOOKS is a work queue of the webhooks due (each delivered by one gateway)."""
     return [
         StreamConfig(
             name=topology.runs_stream,
@@ -41,6 +43,14 @@ def stream_configs(topology: Topology) -> list[StreamConfig]:
             storage=StorageType.FILE,
             max_age=RUN_EVENTS_MAX_AGE_S,
             discard=DiscardPolicy.OLD,
+        ),
+        StreamConfig(  # runs that ended and whose outcome a gateway must POST to their webhook
+            name=topology.webhooks_stream,
+            subjects=[topology.webhooks_due],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=WEBHOOK_DEDUPE_WINDOW_S,
+            max_age=RUN_EVENTS_MAX_AGE_S,  # a webhook is sent while its run's events can still be read
         ),
     ]
 

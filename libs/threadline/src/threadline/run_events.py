@@ -149,6 +149,10 @@ class RunResult(Payload):
     output: dict[str, Any] | None = Field(
         default=None, description="The graph's final state values as JSON (what LangGraph's runs.wait returns)."
     )
+    checkpoint: dict[str, str] | None = Field(
+        default=None,
+        description="A state update's new checkpoint: thread_id, checkpoint_ns and checkpoint_id.",
+    )
 
 
 class RunError(Payload):

@@ -85,7 +85,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         async with open_services(settings, metrics, authenticator, database) as services:
             # Routes reach it through the typed dependencies of threadline_gateway.deps, never directly.
             app.state.services = services
-            yield
+            crons = langgraph_compat.crons.ticker(services)  # claims due crons and starts their runs
+            crons.start()
+            try:
+                yield
+            finally:
+                await crons.stop()
 
     app = FastAPI(
         title="Threadline",

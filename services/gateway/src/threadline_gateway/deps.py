@@ -17,6 +17,7 @@ from threadline.retrieval.v1.retrieval_pb2_grpc import RetrievalServiceStub
 from threadline_gateway import ratelimit
 from threadline_gateway.auth import Authenticator, Principal
 from threadline_gateway.chat_threads import ChatThreads
+from threadline_gateway.crons import CronStore
 from threadline_gateway.db import Database
 from threadline_gateway.ingests import IngestBus
 from threadline_gateway.memory import Memory
@@ -77,6 +78,10 @@ async def _chat_threads(services: AppServices) -> ChatThreads:
     return services.chat_threads
 
 
+async def _crons(services: AppServices) -> CronStore:
+    return services.crons
+
+
 Settings = Annotated[GatewaySettings, Depends(_settings)]
 Auth = Annotated[Authenticator, Depends(_authenticator)]
 RateLimiter = Annotated[Limiter, Depends(_limiter)]
@@ -87,6 +92,7 @@ Ingests = Annotated[IngestBus, Depends(_ingests)]
 Retrieval = Annotated[RetrievalServiceStub, Depends(_retrieval)]
 MemoryClient = Annotated[Memory, Depends(_memory)]
 Chats = Annotated[ChatThreads, Depends(_chat_threads)]
+Crons = Annotated[CronStore, Depends(_crons)]
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT (HS256 or RS256), or an API key (`tl_...`).")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`tl_...`).")

@@ -18,9 +18,15 @@ import structlog
 from fastapi.encoders import jsonable_encoder
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from threadline.memory.v1 import memory_pb2 as pb
-from threadline.memory.v1.memory_pb2_grpc import AssistantServiceStub, CheckpointServiceStub, ThreadServiceStub
+from threadline.memory.v1.memory_pb2_grpc import (
+    AssistantServiceStub,
+    CheckpointServiceStub,
+    StoreServiceStub,
+    ThreadServiceStub,
+)
 
 from threadline_gateway.errors import ApiError
+from threadline_gateway.pending_tasks import next_tasks
 
 log = structlog.get_logger("threadline.gateway")
 TIMEOUT_S = 10.0
@@ -41,6 +47,8 @@ class Checkpoint:
     metadata: dict[str, Any]
     values: dict[str, Any]
     interrupts: list[dict[str, Any]] = field(default_factory=list)  # what a paused run waits on: value and id
+    next: list[str] = field(default_factory=list)  # the nodes the next step runs (LangGraph's StateSnapshot.next)
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # that step's tasks, as the LangGraph API lists them
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,7 @@ class Memory:
         self._checkpoints = CheckpointServiceStub(channel)
         self._threads = ThreadServiceStub(channel)
         self._assistants = AssistantServiceStub(channel)
+        self._store = StoreServiceStub(channel)
         # The agents write values with LangGraph's serializer; this reads them back.
         self._serde = JsonPlusSerializer()
 
@@ -344,6 +353,74 @@ class Memory:
             graph=schema(reply.graph_json),
         )
 
+    # --- the long-term store (LangGraph's BaseStore), one operation per Batch call ---------------
+
+    async def _store_op(self, tenant_id: str, op: pb.StoreOp) -> pb.StoreResult:
+        async with memory_errors():
+            reply = await self._store.Batch(pb.StoreBatchRequest(tenant_id=tenant_id, ops=[op]), timeout=TIMEOUT_S)
+        return reply.results[0]
+
+    async def store_put(
+        self, tenant_id: str, namespace: list[str], key: str, value: dict[str, Any] | None, ttl: float | None = None
+    ) -> None:
+        """Write the item (``value`` None: delete it), expiring ``ttl`` minutes after its last write."""
+        put = pb.StorePut(namespace=namespace, key=key)
+        if value is not None:
+            put.value_json = json.dumps(value).encode()
+        if ttl is not None:
+            put.ttl_minutes = ttl
+        await self._store_op(tenant_id, pb.StoreOp(put=put))
+
+    async def store_get(
+        self, tenant_id: str, namespace: list[str], key: str, *, refresh_ttl: bool = False
+    ) -> StoreItem | None:
+        get = pb.StoreGet(namespace=namespace, key=key, refresh_ttl=refresh_ttl)
+        result = await self._store_op(tenant_id, pb.StoreOp(get=get))
+        return _store_item(result.item) if result.HasField("item") else None
+
+    async def store_search(
+        self,
+        tenant_id: str,
+        namespace_prefix: list[str],
+        *,
+        filter: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+        query: str | None,
+        refresh_ttl: bool = False,
+    ) -> list[StoreItem]:
+        search = pb.StoreSearch(
+            namespace_prefix=namespace_prefix,
+            filter_json=json.dumps(filter).encode() if filter else b"",
+            limit=limit,
+            offset=offset,
+            query=query or "",
+            refresh_ttl=refresh_ttl,
+        )
+        result = await self._store_op(tenant_id, pb.StoreOp(search=search))
+        return [_store_item(item) for item in result.items]
+
+    async def store_namespaces(
+        self,
+        tenant_id: str,
+        *,
+        prefix: list[str] | None,
+        suffix: list[str] | None,
+        max_depth: int | None,
+        limit: int,
+        offset: int,
+    ) -> list[list[str]]:
+        conditions = [
+            pb.NamespaceMatch(match_type=kind, path=path)
+            for kind, path in (("prefix", prefix), ("suffix", suffix))
+            if path
+        ]
+        listing = pb.StoreListNamespaces(match_conditions=conditions, limit=limit, offset=offset)
+        if max_depth is not None:
+            listing.max_depth = max_depth
+        result = await self._store_op(tenant_id, pb.StoreOp(list_namespaces=listing))
+        return [list(ns.path) for ns in result.namespaces]
+
     @staticmethod
     def _search(
         tenant_id: str,
@@ -373,13 +450,28 @@ class Memory:
             for channel, value in item.channel_values.items()
             if not channel.startswith(("branch:", "__"))
         }
+        metadata = json.loads(item.metadata_json) if item.metadata_json else {}
+        writes = [
+            (
+                write.task_id,
+                write.channel,
+                jsonable_encoder(self._serde.loads_typed((write.value.type, write.value.data)))
+                if write.channel in (INTERRUPT, "__error__")
+                else None,
+            )
+            for write in item.pending_writes
+        ]
+        step = metadata.get("step")
+        tasks = next_tasks(checkpoint, set(item.channel_values), step if isinstance(step, int) else -1, writes)
         return Checkpoint(
             thread_id=thread_id,
             checkpoint_id=item.config.checkpoint_id,
             parent_checkpoint_id=item.parent_config.checkpoint_id if item.HasField("parent_config") else None,
             created_at=checkpoint.get("ts"),
-            metadata=json.loads(item.metadata_json) if item.metadata_json else {},
+            metadata=metadata,
             values=jsonable_encoder(values),
+            next=[t.name for t in tasks],
+            tasks=[t.as_langgraph() for t in tasks],
             interrupts=[
                 jsonable_encoder(interrupt)
                 for write in item.pending_writes
@@ -387,6 +479,29 @@ class Memory:
                 for interrupt in self._serde.loads_typed((write.value.type, write.value.data))
             ],
         )
+
+
+@dataclass(frozen=True)
+class StoreItem:
+    """An item of the long-term store, in the caller's tenant (the service strips the tenant off)."""
+
+    namespace: list[str]
+    key: str
+    value: dict[str, Any]
+    created_at: str
+    updated_at: str
+    score: float | None = None
+
+
+def _store_item(item: pb.StoreItem) -> StoreItem:
+    return StoreItem(
+        namespace=list(item.namespace),
+        key=item.key,
+        value=json.loads(item.value_json) if item.value_json else {},
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        score=item.score if item.HasField("score") else None,
+    )
 
 
 def _thread(reply: pb.Thread) -> Thread:

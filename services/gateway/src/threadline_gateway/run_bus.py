@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +59,7 @@ class RunRecord(BaseModel):
     thread_id: str
     tenant_id: str
     assistant_id: str
+    graph_id: str = ""  # empty in records stored before it was kept
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     multitask_strategy: MultitaskStrategy = "reject"
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -69,6 +71,7 @@ class RunRecord(BaseModel):
             thread_id=run.thread_id,
             tenant_id=run.tenant_id,
             assistant_id=run.assistant_id,
+            graph_id=run.graph_id,
             created_at=run.created_at,
             multitask_strategy=multitask,
             metadata=run.metadata,
@@ -125,8 +128,49 @@ class RunBus:
         """Claim the thread and store the run's owner, so a run is never visible without one; returns the
         thread's earlier run that is still pending or running, if any (with ``reject``, that is a 409)."""
         earlier = await self._claim_thread(record, multitask)
-        await self.runs.put(record.run_id, record.model_dump_json().encode())
+        data = record.model_dump_json().encode()
+        await self.runs.put(record.run_id, data)
+        await self.runs.put(_thread_run_key(record.tenant_id, record.thread_id, record.run_id), data)
         return earlier
+
+    async def thread_runs(self, tenant_id: str, thread_id: str) -> list[RunRecord]:
+        """The thread's runs still kept (an hour, as their events), newest first.
+
+        Each run is also stored under ``runs.<digest of tenant and thread>.<run_id>``, so a thread's runs are
+        one watch on that key prefix: the server filters the subjects, the cost is the thread's runs, not
+        the bucket's.
+        """
+        watcher = await self.runs.watch(f"{_thread_runs_prefix(tenant_id, thread_id)}.>", ignore_deletes=True)
+        found: list[RunRecord] = []
+        try:
+            async for entry in watcher:
+                if entry is None:  # the end of what is stored
+                    break
+                if entry.value:
+                    record = RunRecord.model_validate_json(entry.value)
+                    if record.tenant_id == tenant_id and record.thread_id == thread_id:
+                        found.append(record)
+        finally:
+            await watcher.stop()
+        return sorted(found, key=lambda r: r.created_at, reverse=True)
+
+    async def forget(self, record: RunRecord) -> None:
+        """Delete a run that has ended: its owner, its place in its thread's listing and its stored events.
+
+        A run without events would read ``pending``: if it is still its thread's latest, the thread's claim goes
+        too (compare-and-delete, so a run that claims the thread meanwhile keeps it), or the thread would read busy.
+        """
+        key = _thread_key(record.tenant_id, record.thread_id)
+        try:
+            claim = await self.runs.get(key)
+        except KeyNotFoundError:
+            claim = None
+        if claim is not None and claim.value == record.run_id.encode():
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                await self.runs.delete(key, last=claim.revision)
+        await self.runs.delete(_thread_run_key(record.tenant_id, record.thread_id, record.run_id))
+        await self.runs.delete(record.run_id)
+        await self.js.purge_stream(self.topology.run_events_stream, subject=self.topology.run_events(record.run_id))
 
     async def _claim_thread(self, record: RunRecord, multitask: MultitaskStrategy) -> str | None:
         """Make ``record`` the thread's latest run; returns the earlier run that is still pending or running, if any.
@@ -254,6 +298,14 @@ class RunBus:
 def _thread_key(tenant_id: str, thread_id: str) -> str:
     # KV keys allow few characters; thread ids allow more: the key is a digest of tenant and thread.
     return "thread." + hashlib.sha256(f"{tenant_id}:{thread_id}".encode()).hexdigest()[:40]
+
+
+def _thread_runs_prefix(tenant_id: str, thread_id: str) -> str:
+    return "runs." + hashlib.sha256(f"{tenant_id}:{thread_id}".encode()).hexdigest()[:40]
+
+
+def _thread_run_key(tenant_id: str, thread_id: str, run_id: str) -> str:
+    return f"{_thread_runs_prefix(tenant_id, thread_id)}.{run_id}"
 
 
 def _thread_busy(thread_id: str) -> ApiError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from threadline.events import RunConfig, RunRequested, StreamModeName, client_configurable
+from threadline.events import RunConfig, RunRequested, StateUpdate, StreamModeName, client_configurable
 from threadline.ids import is_graph_id
 
 from threadline_gateway.auth import Principal
@@ -23,6 +23,7 @@ from threadline_gateway.metrics import GatewayMetrics, RunMode
 from threadline_gateway.run_bus import RunBus, RunRecord
 from threadline_gateway.run_handle import RunHandle
 from threadline_gateway.schemas import MultitaskStrategy, QueryRequest, ToolDecision, strip_blank
+from threadline_gateway.webhooks import webhook_errors
 
 log = structlog.get_logger("threadline.gateway")
 
@@ -42,6 +43,9 @@ class NewRun:
     config: RunConfig = field(default_factory=RunConfig)
     context: Mapping[str, Any] | None = None
     multitask: MultitaskStrategy = "reject"
+    update_state: StateUpdate | None = None  # not a run of the graph: an update of the thread's state
+    webhook: str | None = None  # POST the run's outcome here once it has ended (threadline_gateway.webhooks)
+    run_id: str | None = None  # None: a new UUID; a cron's tick names its own, so a retried start is one run
 
     @classmethod
     def of(cls, body: QueryRequest) -> NewRun:
@@ -54,6 +58,7 @@ class NewRun:
             config=body.config or RunConfig(),
             context=body.context,
             multitask=body.multitask_strategy,
+            webhook=body.webhook,
         )
 
 
@@ -68,10 +73,16 @@ def input_errors(text: str, max_chars: int) -> list[dict[str, str]]:
 
 class RunStarter:
     def __init__(
-        self, bus: RunBus, metrics: GatewayMetrics, max_input_chars: int, memory: Memory | None = None
+        self,
+        bus: RunBus,
+        metrics: GatewayMetrics,
+        max_input_chars: int,
+        memory: Memory | None = None,
+        webhook_hosts: frozenset[str] = frozenset(),
     ) -> None:
         self.bus, self.metrics, self.max_input_chars = bus, metrics, max_input_chars
         self.memory = memory  # the assistant registry; None: every assistant is taken to be its graph
+        self.webhook_hosts = webhook_hosts  # the hosts a webhook may name; empty: any
 
     async def start(self, principal: Principal, new: NewRun, mode: RunMode) -> RunHandle:
         """Check ``new``, claim its thread, store its owner and submit it; the handle follows its events.
@@ -111,7 +122,8 @@ class RunStarter:
 
     def _request(self, principal: Principal, new: NewRun) -> RunRequested:
         text = strip_blank(new.input) if isinstance(new.input, str) else ""
-        continues = new.resume is not None or new.command is not None  # a decision or a command needs no input
+        # a decision, a command or a state update needs no input
+        continues = new.resume is not None or new.command is not None or new.update_state is not None
         if new.resume is not None and not new.thread_id:
             raise invalid_field("thread_id", "is required with resume: the thread whose run waits")
         if isinstance(new.input, str):
@@ -124,8 +136,10 @@ class RunStarter:
             raise invalid_field("input", "is required without resume or a command")
         if not is_graph_id(new.assistant_id):  # no graph is named so: its runs would have no subject to go to
             raise invalid_field("assistant_id", "must name a graph: 1-64 letters, digits, '_' or '-'")
+        if new.webhook is not None and (problem := webhook_errors(new.webhook, self.webhook_hosts)):
+            raise invalid_field("webhook", problem)
         return RunRequested(
-            run_id=str(uuid.uuid4()),
+            run_id=new.run_id or str(uuid.uuid4()),
             thread_id=new.thread_id or str(uuid.uuid4()),
             tenant_id=principal.tenant_id,
             assistant_id=new.assistant_id,
@@ -137,6 +151,8 @@ class RunStarter:
             command=dict(new.command) if new.command is not None else None,
             config=new.config.model_copy(update={"configurable": client_configurable(new.config.configurable)}),
             context=dict(new.context) if new.context is not None else None,
+            update_state=new.update_state,
+            webhook=new.webhook,
         )
 
 

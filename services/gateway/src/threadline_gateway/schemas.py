@@ -48,6 +48,11 @@ class ToolDecision(BaseModel):
         return self
 
 
+# An http(s) URL with a host (and a port in range): what threadline_gateway.webhooks accepts, said in the schema.
+_PORT = r"(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+WEBHOOK_PATTERN = r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9][A-Za-z0-9.-]*" + _PORT + r"([/?#].*)?$"
+
+
 class QueryRequest(BaseModel):
     """A question; without ``thread_id`` it starts a new conversation."""
 
@@ -85,6 +90,13 @@ class QueryRequest(BaseModel):
         description="Continue this conversation; an id that does not exist yet starts a thread under that id.",
     )
     assistant_id: str = Field(default="agent", pattern=ID_PATTERN, description="Which graph answers.")
+    webhook: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=WEBHOOK_PATTERN,
+        description="POST the run's outcome (LangGraph Platform's run object with `status` and `values` or "
+        "`error`) to this http(s) URL once it has ended; retried with backoff.",
+    )
     multitask_strategy: MultitaskStrategy = Field(
         default="reject",
         description="While the thread still answers an earlier question: `reject` it (409 thread_busy), "

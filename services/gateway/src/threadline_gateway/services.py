@@ -11,6 +11,7 @@ from threadline.retrieval.v1.retrieval_pb2_grpc import RetrievalServiceStub
 
 from threadline_gateway.auth import Authenticator
 from threadline_gateway.chat_threads import ChatThreads
+from threadline_gateway.crons import CronStore
 from threadline_gateway.db import Database
 from threadline_gateway.ingests import IngestBus
 from threadline_gateway.memory import Memory
@@ -19,6 +20,7 @@ from threadline_gateway.ratelimit import Limiter, make_limiter
 from threadline_gateway.run_bus import RunBus
 from threadline_gateway.run_starter import RunStarter
 from threadline_gateway.settings import GatewaySettings
+from threadline_gateway.webhooks import WebhookSender, allowed_hosts
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Services:
     retrieval: RetrievalServiceStub
     memory: Memory
     chat_threads: ChatThreads
+    webhooks: WebhookSender
+    crons: CronStore
 
 
 @asynccontextmanager
@@ -58,6 +62,17 @@ async def open_services(
         memory_channel = traced_channel(settings.memory_target)
         opened.push_async_callback(memory_channel.close)
         memory = Memory(memory_channel)
+        webhooks = WebhookSender(
+            bus.js,
+            settings.topology(),
+            bus,
+            memory,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_s=settings.webhook_backoff_s,
+            timeout_s=settings.webhook_timeout_s,
+        )
+        await webhooks.start()
+        opened.push_async_callback(webhooks.stop)
         yield Services(
             settings=settings,
             metrics=metrics,
@@ -65,9 +80,13 @@ async def open_services(
             database=database,
             limiter=limiter,
             bus=bus,
-            starter=RunStarter(bus, metrics, settings.max_input_chars, memory),
+            starter=RunStarter(
+                bus, metrics, settings.max_input_chars, memory, webhook_hosts=allowed_hosts(settings.webhook_hosts)
+            ),
             ingests=await IngestBus.create(bus.js, settings.topology(), bus.nc.max_payload),
             retrieval=RetrievalServiceStub(retrieval_channel),
             memory=memory,
             chat_threads=ChatThreads(bus.js, settings.topology(), settings.chat_thread_ttl_s),
+            webhooks=webhooks,
+            crons=CronStore(memory_channel),
         )

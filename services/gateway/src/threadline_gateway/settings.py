@@ -85,6 +85,36 @@ class GatewaySettings(ServiceSettings):
         validation_alias=AliasChoices("GATEWAY_CORS_ORIGINS"),
         description="Comma-separated origins browsers may call the API from; empty: same origin only.",
     )
+    webhook_hosts: str = Field(
+        default="",
+        validation_alias=AliasChoices("GATEWAY_WEBHOOK_HOSTS"),
+        description="Comma-separated hosts a run's webhook may name; empty: any host (local use: the gateway "
+        "POSTs wherever a caller says, a server-side request forgery risk in production).",
+    )
+    webhook_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("GATEWAY_WEBHOOK_MAX_ATTEMPTS"),
+        description="POSTs of a webhook before it is dropped.",
+    )
+    webhook_backoff_s: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=AliasChoices("GATEWAY_WEBHOOK_BACKOFF_S"),
+        description="Wait before a failed webhook's second POST, doubled for each further one (at most 300 s).",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=AliasChoices("GATEWAY_WEBHOOK_TIMEOUT_S"),
+        description="One webhook POST's timeout.",
+    )
+    cron_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("GATEWAY_CRON_INTERVAL_S"),
+        description="How often each replica claims the crons that are due and starts their runs.",
+    )
     retrieval_target: str = Field(default="127.0.0.1:50051", validation_alias=AliasChoices("RETRIEVAL_TARGET"))
     memory_target: str = Field(default="127.0.0.1:50052", validation_alias=AliasChoices("MEMORY_TARGET"))
     sse_ping_s: float = Field(

@@ -14,6 +14,8 @@ from threadline_memory.assistant_service import SERVICE_NAME as ASSISTANTS_SERVI
 from threadline_memory.assistant_service import AssistantServicer
 from threadline_memory.cache import LatestCheckpointCache
 from threadline_memory.checkpoint_service import SERVICE_NAME, CheckpointServicer
+from threadline_memory.cron_service import SERVICE_NAME as CRONS_SERVICE_NAME
+from threadline_memory.cron_service import CronServicer
 from threadline_memory.erasure_events import ErasureEvents
 from threadline_memory.settings import MemorySettings
 from threadline_memory.storage import StorageUnavailable, open_storage
@@ -48,7 +50,8 @@ async def serve(settings: MemorySettings) -> AsyncIterator[int]:
         memory_pb2_grpc.add_ThreadServiceServicer_to_server(ThreadServicer(storage, cache, events), server)
         memory_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(storage), server)
         memory_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(storage), server)
-        services = [SERVICE_NAME, THREADS_SERVICE_NAME, STORE_SERVICE_NAME, ASSISTANTS_SERVICE_NAME]
+        memory_pb2_grpc.add_CronServiceServicer_to_server(CronServicer(storage), server)
+        services = [SERVICE_NAME, THREADS_SERVICE_NAME, STORE_SERVICE_NAME, ASSISTANTS_SERVICE_NAME, CRONS_SERVICE_NAME]
         health = add_health_and_reflection(server, services)
         port = server.add_insecure_port(f"{settings.host}:{settings.port}")
         await server.start()

@@ -32,6 +32,7 @@ from psycopg_pool import AsyncConnectionPool
 from threadline.grpc import Unavailable
 
 from threadline_memory.assistants import assistants_for
+from threadline_memory.crons import crons_for
 from threadline_memory.serde import OpaqueSerde
 from threadline_memory.settings import MemorySettings
 from threadline_memory.threads import registry_for
@@ -65,6 +66,7 @@ class Storage:
         self.store = store
         self.threads = registry_for(saver)  # type: ignore[arg-type]
         self.assistants = assistants_for(saver)  # type: ignore[arg-type]  # its tables are migrated with the threads'
+        self.crons = crons_for(saver)  # type: ignore[arg-type]  # so are the crons'
         self.name = name
         self.system = "postgresql" if isinstance(saver, AsyncPostgresSaver) else "sqlite"
         self._timeout_s = timeout_s

@@ -9,6 +9,7 @@ the work, so its schema, filters and TTLs are LangGraph's own.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -35,8 +36,12 @@ from threadline_memory.storage import Storage
 
 SERVICE_NAME = memory_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
 MAX_LIMIT = 1000
+MAX_TTL_MINUTES = 10 * 366 * 24 * 60  # beyond, an expiry time overflows the stores' datetimes
 _MAX_OPS = 1000
 _ERASE_PAGE = 500
+# What both stores accept in a search filter: SQLite's key rule (it builds SQL from keys) and their operators.
+_FILTER_KEY = re.compile(r"[A-Za-z0-9_.-]+")
+_FILTER_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
 
 
 class StoreServicer(memory_pb2_grpc.StoreServiceServicer):
@@ -70,13 +75,55 @@ def _namespace(tenant: str, path: Sequence[str], field: str, *, allow_empty: boo
         # The stores join namespaces with ".", so a label holding one would name another namespace.
         if not label or "." in label:
             raise BadRequest(f"{field} elements must be non-empty and must not contain '.'")
+        if "\x00" in label:  # the stores refuse NUL in a label (and PostgreSQL in any text)
+            raise BadRequest(f"{field} elements must not contain NUL")
     return (tenant, *path)
 
 
 def _key(key: str) -> str:
     if not key:
         raise BadRequest("key is required")
+    if "\x00" in key:
+        raise BadRequest("key must not contain NUL")
     return key
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _search_filter(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` if both stores can search by it, else a BadRequest naming what they refuse (not a 500)."""
+    for key, condition in _storable(value, "filter_json").items():
+        if not _FILTER_KEY.fullmatch(key):
+            raise BadRequest(f"filter key {key!r}: use letters, digits, '_', '.' and '-'")
+        if isinstance(condition, dict) and (unknown := set(condition) - _FILTER_OPERATORS):
+            known = ", ".join(sorted(_FILTER_OPERATORS))
+            raise BadRequest(f"filter on {key!r}: unsupported operator {sorted(unknown)[0]!r}; use {known}")
+    return value
+
+
+def _storable(value: Any, field: str) -> Any:
+    """``value`` if the stores can keep it: their JSON encoders take integers of 64 bits, PostgreSQL no NUL."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and "\x00" in item:
+            raise BadRequest(f"{field} must not contain NUL in its strings")
+        elif isinstance(item, str) and not item.isascii() and not _is_utf8(item):
+            raise BadRequest(f"{field} must not contain lone surrogates in its strings")
+        elif isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**64:
+            raise BadRequest(f"{field} holds an integer beyond 64 bits")
+    return value
 
 
 def _paging(limit: int, offset: int, default: int) -> tuple[int, int]:
@@ -93,10 +140,12 @@ def _op_in(tenant: str, op: memory_pb2.StoreOp) -> Op:
         return GetOp(_namespace(tenant, op.get.namespace, "namespace"), _key(op.get.key), op.get.refresh_ttl)
     if kind == "put":
         put = op.put
-        value = json_object(put.value_json, "value_json") if put.HasField("value_json") else None
+        value = None
+        if put.HasField("value_json"):
+            value = _storable(json_object(put.value_json, "value_json"), "value_json")
         ttl = put.ttl_minutes if put.HasField("ttl_minutes") else None
-        if ttl is not None and ttl <= 0:
-            raise BadRequest("ttl_minutes must be positive")
+        if ttl is not None and not 0 < ttl <= MAX_TTL_MINUTES:
+            raise BadRequest(f"ttl_minutes must be positive, at most {MAX_TTL_MINUTES} (ten years)")
         # index=False: no vector index is configured, and the stores then skip embedding.
         return PutOp(_namespace(tenant, put.namespace, "namespace"), _key(put.key), value, index=False, ttl=ttl)
     if kind == "search":
@@ -104,7 +153,7 @@ def _op_in(tenant: str, op: memory_pb2.StoreOp) -> Op:
         limit, offset = _paging(search.limit, search.offset, 10)
         return SearchOp(
             _namespace(tenant, search.namespace_prefix, "namespace_prefix", allow_empty=True),
-            json_object(search.filter_json, "filter_json") if search.filter_json else None,
+            _search_filter(json_object(search.filter_json, "filter_json")) if search.filter_json else None,
             limit,
             offset,
             search.query or None,
@@ -119,8 +168,8 @@ def _list_namespaces_in(tenant: str, op: memory_pb2.StoreListNamespaces) -> List
     conditions: list[MatchCondition] = []
     for match in op.match_conditions:
         for label in match.path:
-            if not label or "." in label:
-                raise BadRequest("match_conditions paths must have non-empty elements without '.'")
+            if not label or "." in label or "\x00" in label:
+                raise BadRequest("match_conditions paths must have non-empty elements without '.' or NUL")
         if match.match_type == "prefix":
             conditions.append(MatchCondition("prefix", (tenant, *match.path)))
         elif match.match_type == "suffix":

@@ -148,6 +148,8 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
                 assistants = await self._storage.run(
                     "erase_assistants", lambda _: self._storage.assistants.erase(tenant)
                 )
+            # The tenant's crons, or those the user made: they would start runs with the erased data again.
+            crons = await self._storage.run("erase_crons", lambda _: self._storage.crons.erase(tenant, user_id))
             if self._cache is not None:
                 await self._cache.forget(tenant, [scoped(tenant, thread_id) for thread_id in erased])
             if self._events is not None:
@@ -156,7 +158,7 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
                     await self._events.publish(event)
                 except EventsUnavailable as exc:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, f"erased, but not yet announced: {exc}")
-        return memory_pb2.EraseResponse(threads=len(erased), store_items=items, assistants=assistants)
+        return memory_pb2.EraseResponse(threads=len(erased), store_items=items, assistants=assistants, crons=crons)
 
 
 async def _copy_checkpoints(saver: BaseCheckpointSaver, source: str, target: str) -> None:

@@ -23,7 +23,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from threadline_memory import assistants
+from threadline_memory import assistants, crons
 
 SortBy = Literal["created_at", "updated_at", "thread_id"]
 SortOrder = Literal["asc", "desc"]
@@ -97,6 +97,8 @@ _PG_MIGRATIONS = (
     """,
     # 4-6: the assistant registry's tables (assistants.py). One numbered sequence: new steps go at the end.
     *assistants.PG_MIGRATIONS,
+    # 7-8: the crons' table (crons.py).
+    *crons.PG_MIGRATIONS,
 )
 
 
@@ -224,6 +226,8 @@ _SQLITE_MIGRATIONS = (
     """,
     # 2-4: the assistant registry's tables (assistants.py). One numbered sequence: new steps go at the end.
     *assistants.SQLITE_MIGRATIONS,
+    # 5-6: the crons' table (crons.py).
+    *crons.SQLITE_MIGRATIONS,
 )
 
 

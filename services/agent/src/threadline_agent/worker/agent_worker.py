@@ -32,7 +32,7 @@ from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
 from pydantic import ValidationError
-from threadline.events import RunRequested
+from threadline.events import RunRequested, WebhookDue
 from threadline.grpc import traced_channel
 from threadline.nats import cancelled_runs, ensure_streams, keep_alive, retire_legacy_runs_consumer
 from threadline.retrieval.v1 import retrieval_pb2_grpc
@@ -192,6 +192,7 @@ class AgentWorker:
         if earlier is not None and earlier.is_final:
             # The worker before finished the run but died before its ack: answering again would answer twice.
             log.info("redelivered run had already finished; acking", attempt=attempt)
+            await self._webhook_due(request)  # the worker before may have died before announcing it
             await msg.ack_sync()
             return
         try:
@@ -240,13 +241,29 @@ class AgentWorker:
         return RunContext(request, loaded.assistant, loaded.for_run(config), events, attempt)
 
     async def _end(self, request: RunRequested, events: RunEventPublisher, outcome: RunResult | RunError) -> None:
-        """Publish the run's final event, and count its outcome."""
+        """Publish the run's final event (and, for a run with a webhook, that it is due), and count its outcome."""
         await events.finish(outcome)
+        await self._webhook_due(request)
         if isinstance(outcome, RunError):
             self.metrics.runs.labels(request.assistant_id, outcome.code).inc()
         else:
             self.metrics.runs.labels(request.assistant_id, outcome.status).inc()
             self.metrics.record_usage(outcome.model or "unknown", outcome.usage)
+
+    async def _webhook_due(self, request: RunRequested) -> None:
+        """Put the run's webhook on the WEBHOOKS work queue (after its final event is stored, before the ack).
+
+        Keyed by run id, so a redelivered run's second announcement is dropped as a duplicate.
+        """
+        if not request.webhook:
+            return
+        assert self._nc is not None
+        due = WebhookDue(
+            run_id=request.run_id, thread_id=request.thread_id, tenant_id=request.tenant_id, webhook=request.webhook
+        )
+        await self._nc.jetstream().publish(
+            self.topology.webhooks_due, due.to_bytes(), headers={"Nats-Msg-Id": f"webhook-{request.run_id}"}
+        )
 
     async def _must_wait(self, request: RunRequested) -> bool:
         """Whether ``request`` is queued behind an earlier run of its thread that has not ended yet.

@@ -18,7 +18,7 @@ import openai
 from langchain_core.messages import AIMessage, BaseMessage, BaseMessageChunk, HumanMessage, ToolMessage
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.runnables import RunnableConfig
-from langgraph.errors import GraphRecursionError
+from langgraph.errors import GraphRecursionError, InvalidUpdateError
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StreamMode
 from pydantic import BaseModel
@@ -72,7 +72,12 @@ def run_config(request: RunRequested, *, max_recursion_limit: int = MAX_RECURSIO
             "thread_id": request.thread_id,
             "tenant_id": request.tenant_id,
         },
-        metadata={"run_id": request.run_id, "assistant_id": request.assistant_id, **_user(request)},
+        metadata={
+            "run_id": request.run_id,
+            "assistant_id": request.assistant_id,
+            "graph_id": request.graph_id,  # the thread takes it on: its graph, for a later state update
+            **_user(request),
+        },
         recursion_limit=min(asked.recursion_limit or RECURSION_LIMIT, max_recursion_limit),
         tags=list(asked.tags),
     )
@@ -181,6 +186,55 @@ async def execute_run(
         usage=turn.usage(),
         knowledge_base_unavailable=turn.knowledge_base_unavailable,
     )
+
+
+async def update_state(
+    graph: CompiledStateGraph,
+    request: RunRequested,
+    *,
+    redelivered: bool = False,
+    max_recursion_limit: int = MAX_RECURSION_LIMIT,
+) -> RunResult:
+    """Apply ``request.update_state`` to the thread with the graph's reducers (``graph.aupdate_state``), as
+    ``as_node`` if given, from ``checkpoint_id`` if given; the result names the new checkpoint.
+
+    A redelivered update whose checkpoint is already the thread's latest (this run's, from a worker that
+    died before acking) is not applied twice.
+    """
+    update = request.update_state
+    assert update is not None
+    config = run_config(request, max_recursion_limit=max_recursion_limit)
+    ids = {"run_id": request.run_id, "thread_id": request.thread_id, "assistant_id": request.assistant_id}
+    try:
+        if redelivered:
+            latest = await graph.aget_state(config)
+            if (latest.metadata or {}).get("run_id") == request.run_id:
+                return RunResult(**ids, checkpoint=_checkpoint_ref(latest.config))
+        if update.checkpoint_id:
+            config["configurable"]["checkpoint_id"] = update.checkpoint_id
+        updated = await graph.aupdate_state(config, update.values, as_node=update.as_node)
+    except (InvalidUpdateError, ValueError, KeyError) as exc:
+        raise RunFailed("invalid_update", f"The state update was refused: {exc}") from exc
+    except grpc.aio.AioRpcError as exc:
+        raise RunFailed(
+            "dependency_unavailable",
+            f"A service the agent depends on failed: {exc.code().name} {exc.details() or ''}".strip(),
+            transient=exc.code() in TRANSIENT_CODES,
+        ) from exc
+    except CircuitOpen as exc:
+        raise RunFailed(
+            "dependency_unavailable", f"A service the agent depends on is failing: {exc}", transient=True
+        ) from exc
+    return RunResult(**ids, checkpoint=_checkpoint_ref(updated))
+
+
+def _checkpoint_ref(config: RunnableConfig) -> dict[str, str]:
+    configurable = config.get("configurable") or {}
+    return {
+        "thread_id": str(configurable.get("thread_id", "")),
+        "checkpoint_ns": str(configurable.get("checkpoint_ns", "")),
+        "checkpoint_id": str(configurable.get("checkpoint_id", "")),
+    }
 
 
 def _graph_input(given: str | dict[str, Any] | None, with_messages: bool) -> Any:

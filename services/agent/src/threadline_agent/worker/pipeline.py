@@ -23,7 +23,7 @@ from threadline_agent.resilience import CircuitBreaker, CircuitOpen
 from threadline_agent.settings import AgentSettings
 from threadline_agent.worker.answer_cache import AnswerCache, FromAnswerCache
 from threadline_agent.worker.cancellation import UnlessCancelled
-from threadline_agent.worker.execution import execute_run
+from threadline_agent.worker.execution import execute_run, update_state
 from threadline_agent.worker.failures import MODEL_UNAVAILABLE, RunFailed
 from threadline_agent.worker.guardrails import Guardrails
 from threadline_agent.worker.publisher import RunEventPublisher
@@ -183,6 +183,10 @@ class ExecuteGraph:
         self._model, self._timeout_s, self._max_recursion_limit = model, timeout_s, max_recursion_limit
 
     async def __call__(self, run: RunContext) -> RunResult:
+        if run.request.update_state is not None:  # not a run of the graph: an update of the thread's state
+            return await update_state(
+                run.graph, run.request, redelivered=run.redelivered, max_recursion_limit=self._max_recursion_limit
+            )
         return await execute_run(
             run.graph,
             run.request,

@@ -7,9 +7,11 @@ gateway's own (the SDK's ``api_key`` travels as ``X-API-Key``).
 
 from fastapi import APIRouter
 
-from threadline_gateway.langgraph_compat import assistants, runs, threads
+from threadline_gateway.langgraph_compat import assistants, crons, runs, store, threads
 
 router = APIRouter(prefix="/langgraph", tags=["langgraph"])
 router.include_router(assistants.router)
 router.include_router(threads.router)
+router.include_router(crons.router)  # before runs': /runs/crons/... is not a run
 router.include_router(runs.router)
+router.include_router(store.router)

@@ -78,7 +78,7 @@ async def search_assistants(
         graph_id=body.graph_id,
         name=body.name,
         metadata=body.metadata,
-        limit=body.limit + 1,  # one more tells whether a next page exists
+        limit=min(body.limit + 1, 1000),  # one more tells whether a next page exists (the service's most: 1000)
         offset=body.offset,
         sort_by=body.sort_by,
         sort_order=body.sort_order,

@@ -8,6 +8,7 @@ the turns before it); any other input is the graph's, passed as it is, with the 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -25,6 +26,7 @@ from threadline_gateway.errors import ApiError, invalid_field, nats_errors_as_50
 from threadline_gateway.langgraph_compat.frames import StreamParts, error_body
 from threadline_gateway.langgraph_compat.schemas import Run, RunCreate, RunStatus, StreamMode
 from threadline_gateway.memory import Memory
+from threadline_gateway.memory import Thread as StoredThread
 from threadline_gateway.run_bus import RunBus, RunRecord
 from threadline_gateway.run_handle import RunHandle
 from threadline_gateway.run_starter import NewRun, RunStarter, input_errors
@@ -133,12 +135,13 @@ class _Runs:
         given = _question(body, self.settings)
         resume, command = _command(body)
         tenant_id = self.principal.tenant_id
+        thread: StoredThread | None = None
         if thread_id is None:
             thread_id = str(uuid.uuid4())  # a stateless run gets a thread of its own
         elif body.if_not_exists == "create":
-            await self.memory.create_thread(tenant_id, thread_id, {}, if_exists_do_nothing=True)
+            thread = await self.memory.create_thread(tenant_id, thread_id, {}, if_exists_do_nothing=True)
         else:
-            await self.memory.get_thread(tenant_id, thread_id)  # 404 for a thread that was never created
+            thread = await self.memory.get_thread(tenant_id, thread_id)  # 404 for a thread that was never created
         claimed = body.metadata.get("user_id")
         modes = body.stream_modes()
         new = NewRun(
@@ -153,8 +156,16 @@ class _Runs:
             config=_config(body),
             context=body.context,
             multitask=body.multitask_strategy,
+            webhook=body.webhook,
         )
-        return await self.starter.start(self.principal, new, "langgraph")
+        run = await self.starter.start(self.principal, new, "langgraph")
+        if thread is not None and "graph_id" not in thread.metadata and run.record.graph_id:
+            # As LangGraph Platform does: the thread's graph, which a state update of it runs in.
+            labels: dict[str, Any] = {"graph_id": run.record.graph_id}
+            if "assistant_id" not in thread.metadata:
+                labels["assistant_id"] = run.record.metadata.get("assistant_id", run.record.assistant_id)
+            await self.memory.update_thread(tenant_id, thread_id, labels)
+        return run
 
     async def owned(self, thread_id: str, run_id: str) -> RunHandle:
         with nats_errors_as_503():
@@ -265,6 +276,37 @@ async def wait_stateless_run(body: RunCreate, runs: Runs) -> JSONResponse:
 )
 async def get_run(thread_id: ThreadId, run_id: RunId, runs: Runs) -> Run:
     return await runs.info((await runs.owned(thread_id, run_id)).record)
+
+
+@router.get("/threads/{thread_id}/runs", response_model=list[Run], responses=error_responses(404, 503))
+async def list_runs(
+    thread_id: ThreadId,
+    runs: Runs,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status: Annotated[RunStatus | None, Query()] = None,
+) -> list[Run]:
+    """The thread's runs of the last hour (runs are kept as long as their events), newest first."""
+    await runs.memory.get_thread(runs.principal.tenant_id, thread_id)  # 404 for another tenant's thread
+    with nats_errors_as_503():
+        records = await runs.bus.thread_runs(runs.principal.tenant_id, thread_id)
+    if status is None:
+        page = records[offset : offset + limit]
+        return list(await asyncio.gather(*(runs.info(r) for r in page)))
+    listed = await asyncio.gather(*(runs.info(r) for r in records))
+    return [r for r in listed if r.status == status][offset : offset + limit]
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, responses=error_responses(404, 409, 503))
+async def delete_run(thread_id: ThreadId, run_id: RunId, runs: Runs) -> Response:
+    """Forget a run that has ended (its record and events; the thread's checkpoints stay); a 409 while it runs."""
+    run = await runs.owned(thread_id, run_id)
+    with nats_errors_as_503():
+        status = await runs.bus.status(run_id)
+        if status in ("pending", "running"):
+            raise ApiError(409, "run_active", f"The run is still {status}; cancel it first.")
+        await runs.bus.forget(run.record)
+    return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join", responses=error_responses(404, 503, 504))

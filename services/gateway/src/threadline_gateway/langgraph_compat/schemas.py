@@ -167,6 +167,17 @@ class StateAtCheckpoint(_Lenient):
     checkpoint: CheckpointSelector
 
 
+class ThreadStateUpdate(_Lenient):
+    values: dict[str, Any] | list[dict[str, Any]] | None = None
+    as_node: str | None = Field(default=None, max_length=256, description="Apply it as if this node had just run.")
+    checkpoint: CheckpointSelector | None = None
+    checkpoint_id: str | None = Field(default=None, pattern=ID_PATTERN, description="Deprecated: checkpoint.")
+
+
+class StateUpdated(BaseModel):
+    checkpoint: CheckpointRef
+
+
 class RunCreate(_Lenient):
     assistant_id: str = Field(pattern=ID_PATTERN)
     input: dict[str, Any] | None = None
@@ -177,6 +188,9 @@ class RunCreate(_Lenient):
     stream_mode: StreamMode | list[StreamMode] = "values"
     multitask_strategy: MultitaskStrategy = "reject"
     if_not_exists: Literal["create", "reject"] = "reject"
+    webhook: str | None = Field(
+        default=None, max_length=2048, description="POST the run's outcome here once it has ended (http or https)."
+    )
 
     def stream_modes(self) -> set[StreamMode]:
         return {self.stream_mode} if isinstance(self.stream_mode, str) else set(self.stream_mode)

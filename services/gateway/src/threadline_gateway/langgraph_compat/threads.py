@@ -12,24 +12,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
+from threadline.events import StateUpdate
 from threadline.ids import ID_PATTERN
+from threadline.run_events import RunError
 
-from threadline_gateway.deps import Bus, Caller, MemoryClient
+from threadline_gateway.deps import Bus, Caller, MemoryClient, Settings, Starter
 from threadline_gateway.errors import ApiError
 from threadline_gateway.langgraph_compat.schemas import (
     CheckpointRef,
     HistoryRequest,
     StateAtCheckpoint,
+    StateUpdated,
     Thread,
     ThreadCreate,
     ThreadPatch,
     ThreadSearch,
     ThreadState,
+    ThreadStateUpdate,
 )
 from threadline_gateway.memory import Checkpoint, Memory
 from threadline_gateway.memory import Thread as StoredThread
 from threadline_gateway.routes.threads import thread_status
 from threadline_gateway.run_bus import RunBus
+from threadline_gateway.run_starter import NewRun
 from threadline_gateway.schemas import error_responses
 
 router = APIRouter(prefix="/threads")
@@ -91,6 +96,8 @@ def _state_of(thread_id: str, checkpoint: Checkpoint | None) -> ThreadState:
         created_at=checkpoint.created_at,
         parent_checkpoint=CheckpointRef(thread_id=thread_id, checkpoint_id=parent) if parent else None,
         interrupts=checkpoint.interrupts,
+        next=checkpoint.next,
+        tasks=checkpoint.tasks,
     )
 
 
@@ -145,6 +152,51 @@ async def copy_thread(thread_id: ThreadId, threads: Threads) -> Thread:
 @router.get("/{thread_id}/state", response_model=ThreadState, responses=error_responses(404, 503))
 async def get_state(thread_id: ThreadId, threads: Threads) -> ThreadState:
     return await threads.state(thread_id)
+
+
+@router.post("/{thread_id}/state", response_model=StateUpdated, responses=error_responses(404, 409, 422, 503, 504))
+async def update_state(
+    thread_id: ThreadId,
+    body: ThreadStateUpdate,
+    threads: Threads,
+    principal: Caller,
+    starter: Starter,
+    settings: Settings,
+) -> StateUpdated:
+    """Update the thread's state with the graph's reducers, as if ``as_node`` had just run; the new checkpoint.
+
+    Only the thread's graph knows its reducers, so the update is a run of its own kind, durable on JetStream
+    like every run, that a worker of the thread's graph applies (``graph.aupdate_state``); this waits for it.
+    The thread's graph is its metadata's ``graph_id`` (set by its first run, or given on create), else its
+    latest checkpoint's.
+    """
+    found = await threads.memory.get_thread(threads.tenant_id, thread_id)
+    graph_id = found.metadata.get("graph_id")
+    if not isinstance(graph_id, str) or not graph_id:
+        latest = await threads.memory.latest(threads.tenant_id, thread_id)
+        graph_id = latest.metadata.get("graph_id") if latest else None
+    if not isinstance(graph_id, str) or not graph_id:
+        raise ApiError(
+            409, "thread_has_no_graph", f"Thread {thread_id!r} has no graph yet: run it, or create it with graph_id."
+        )
+    checkpoint_id = (body.checkpoint.checkpoint_id if body.checkpoint else None) or body.checkpoint_id
+    update = StateUpdate(values=body.values, as_node=body.as_node, checkpoint_id=checkpoint_id)
+    new = NewRun(input=None, assistant_id=graph_id, thread_id=thread_id, update_state=update)
+    run = await starter.start(principal, new, "langgraph")
+    outcome = await run.outcome(settings.run_timeout_s)
+    if isinstance(outcome, RunError):
+        status = _UPDATE_ERRORS.get(outcome.code, 503)
+        raise ApiError(status, outcome.code, outcome.message or "The state update failed.", run_id=run.record.run_id)
+    ref = outcome.checkpoint or {}
+    return StateUpdated(
+        checkpoint=CheckpointRef(
+            thread_id=thread_id, checkpoint_ns=ref.get("checkpoint_ns", ""), checkpoint_id=ref.get("checkpoint_id")
+        )
+    )
+
+
+# A failed update's status, by the worker's error code; any other failure (a dependency down) is a 503.
+_UPDATE_ERRORS = {"invalid_update": 422, "assistant_not_found": 404, "cancelled": 409}
 
 
 @router.get("/{thread_id}/state/{checkpoint_id}", response_model=ThreadState, responses=error_responses(404, 503))

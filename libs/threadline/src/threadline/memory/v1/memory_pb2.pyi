@@ -227,14 +227,16 @@ class EraseRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
 
 class EraseResponse(_message.Message):
-    __slots__ = ("threads", "store_items", "assistants")
+    __slots__ = ("threads", "store_items", "assistants", "crons")
     THREADS_FIELD_NUMBER: _ClassVar[int]
     STORE_ITEMS_FIELD_NUMBER: _ClassVar[int]
     ASSISTANTS_FIELD_NUMBER: _ClassVar[int]
+    CRONS_FIELD_NUMBER: _ClassVar[int]
     threads: int
     store_items: int
     assistants: int
-    def __init__(self, threads: _Optional[int] = ..., store_items: _Optional[int] = ..., assistants: _Optional[int] = ...) -> None: ...
+    crons: int
+    def __init__(self, threads: _Optional[int] = ..., store_items: _Optional[int] = ..., assistants: _Optional[int] = ..., crons: _Optional[int] = ...) -> None: ...
 
 class StoreItem(_message.Message):
     __slots__ = ("namespace", "key", "value_json", "created_at", "updated_at", "score")
@@ -531,3 +533,133 @@ class RegisterGraphsResponse(_message.Message):
     ASSISTANTS_FIELD_NUMBER: _ClassVar[int]
     assistants: _containers.RepeatedCompositeFieldContainer[Assistant]
     def __init__(self, assistants: _Optional[_Iterable[_Union[Assistant, _Mapping]]] = ...) -> None: ...
+
+class Cron(_message.Message):
+    __slots__ = ("tenant_id", "cron_id", "assistant_id", "thread_id", "schedule", "timezone", "payload_json", "metadata_json", "enabled", "end_time", "next_run_at", "created_at", "updated_at", "user_id", "on_run_completed")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CRON_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    NEXT_RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ON_RUN_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    cron_id: str
+    assistant_id: str
+    thread_id: str
+    schedule: str
+    timezone: str
+    payload_json: bytes
+    metadata_json: bytes
+    enabled: bool
+    end_time: str
+    next_run_at: str
+    created_at: str
+    updated_at: str
+    user_id: str
+    on_run_completed: str
+    def __init__(self, tenant_id: _Optional[str] = ..., cron_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., payload_json: _Optional[bytes] = ..., metadata_json: _Optional[bytes] = ..., enabled: _Optional[bool] = ..., end_time: _Optional[str] = ..., next_run_at: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., user_id: _Optional[str] = ..., on_run_completed: _Optional[str] = ...) -> None: ...
+
+class CreateCronRequest(_message.Message):
+    __slots__ = ("cron",)
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    cron: Cron
+    def __init__(self, cron: _Optional[_Union[Cron, _Mapping]] = ...) -> None: ...
+
+class GetCronRequest(_message.Message):
+    __slots__ = ("tenant_id", "cron_id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CRON_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    cron_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., cron_id: _Optional[str] = ...) -> None: ...
+
+class UpdateCronRequest(_message.Message):
+    __slots__ = ("tenant_id", "cron_id", "schedule", "timezone", "payload_json", "metadata_json", "enabled", "end_time", "on_run_completed")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CRON_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    ON_RUN_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    cron_id: str
+    schedule: str
+    timezone: str
+    payload_json: bytes
+    metadata_json: bytes
+    enabled: bool
+    end_time: str
+    on_run_completed: str
+    def __init__(self, tenant_id: _Optional[str] = ..., cron_id: _Optional[str] = ..., schedule: _Optional[str] = ..., timezone: _Optional[str] = ..., payload_json: _Optional[bytes] = ..., metadata_json: _Optional[bytes] = ..., enabled: _Optional[bool] = ..., end_time: _Optional[str] = ..., on_run_completed: _Optional[str] = ...) -> None: ...
+
+class DeleteCronResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SearchCronsRequest(_message.Message):
+    __slots__ = ("tenant_id", "assistant_id", "thread_id", "enabled", "metadata_json", "limit", "offset", "sort_by", "sort_order")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SORT_BY_FIELD_NUMBER: _ClassVar[int]
+    SORT_ORDER_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    assistant_id: str
+    thread_id: str
+    enabled: bool
+    metadata_json: bytes
+    limit: int
+    offset: int
+    sort_by: str
+    sort_order: str
+    def __init__(self, tenant_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., enabled: _Optional[bool] = ..., metadata_json: _Optional[bytes] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., sort_by: _Optional[str] = ..., sort_order: _Optional[str] = ...) -> None: ...
+
+class SearchCronsResponse(_message.Message):
+    __slots__ = ("crons",)
+    CRONS_FIELD_NUMBER: _ClassVar[int]
+    crons: _containers.RepeatedCompositeFieldContainer[Cron]
+    def __init__(self, crons: _Optional[_Iterable[_Union[Cron, _Mapping]]] = ...) -> None: ...
+
+class CountCronsResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class ClaimDueCronsRequest(_message.Message):
+    __slots__ = ("now", "limit")
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    now: str
+    limit: int
+    def __init__(self, now: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ClaimedTick(_message.Message):
+    __slots__ = ("cron", "tick")
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TICK_FIELD_NUMBER: _ClassVar[int]
+    cron: Cron
+    tick: str
+    def __init__(self, cron: _Optional[_Union[Cron, _Mapping]] = ..., tick: _Optional[str] = ...) -> None: ...
+
+class ClaimDueCronsResponse(_message.Message):
+    __slots__ = ("ticks",)
+    TICKS_FIELD_NUMBER: _ClassVar[int]
+    ticks: _containers.RepeatedCompositeFieldContainer[ClaimedTick]
+    def __init__(self, ticks: _Optional[_Iterable[_Union[ClaimedTick, _Mapping]]] = ...) -> None: ...

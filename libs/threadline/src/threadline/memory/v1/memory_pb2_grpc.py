@@ -1135,3 +1135,349 @@ class AssistantService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class CronServiceStub:
+    """Scheduled runs (LangGraph Platform's crons), per tenant: each cron has a cron schedule and
+    the run to start at each of its ticks. The gateways start the runs: ClaimDueCrons hands each
+    due tick to exactly one caller, however many gateway replicas call it at once.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateCron = channel.unary_unary(
+                '/threadline.memory.v1.CronService/CreateCron',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CreateCronRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Cron.FromString,
+                _registered_method=True)
+        self.GetCron = channel.unary_unary(
+                '/threadline.memory.v1.CronService/GetCron',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetCronRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Cron.FromString,
+                _registered_method=True)
+        self.UpdateCron = channel.unary_unary(
+                '/threadline.memory.v1.CronService/UpdateCron',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.UpdateCronRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Cron.FromString,
+                _registered_method=True)
+        self.DeleteCron = channel.unary_unary(
+                '/threadline.memory.v1.CronService/DeleteCron',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetCronRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteCronResponse.FromString,
+                _registered_method=True)
+        self.SearchCrons = channel.unary_unary(
+                '/threadline.memory.v1.CronService/SearchCrons',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchCronsRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchCronsResponse.FromString,
+                _registered_method=True)
+        self.CountCrons = channel.unary_unary(
+                '/threadline.memory.v1.CronService/CountCrons',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchCronsRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CountCronsResponse.FromString,
+                _registered_method=True)
+        self.ClaimDueCrons = channel.unary_unary(
+                '/threadline.memory.v1.CronService/ClaimDueCrons',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ClaimDueCronsRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ClaimDueCronsResponse.FromString,
+                _registered_method=True)
+
+
+class CronServiceServicer:
+    """Scheduled runs (LangGraph Platform's crons), per tenant: each cron has a cron schedule and
+    the run to start at each of its ticks. The gateways start the runs: ClaimDueCrons hands each
+    due tick to exactly one caller, however many gateway replicas call it at once.
+    """
+
+    def CreateCron(self, request, context):
+        """INVALID_ARGUMENT for a schedule or timezone that does not parse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCron(self, request, context):
+        """NOT_FOUND when absent or another tenant's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCron(self, request, context):
+        """Changes the fields the request sets; a new schedule, timezone or enabled recomputes next_run_at.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCron(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchCrons(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountCrons(self, request, context):
+        """How many crons a search would find, without limit and offset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimDueCrons(self, request, context):
+        """Every tenant's enabled crons due at `now` (at most `limit`), each advanced to its next tick
+        after `now` in the same transaction (FOR UPDATE SKIP LOCKED on PostgreSQL), so a tick is
+        claimed once. A cron past its end_time is disabled instead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_CronServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateCron': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCron,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CreateCronRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Cron.SerializeToString,
+            ),
+            'GetCron': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCron,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetCronRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Cron.SerializeToString,
+            ),
+            'UpdateCron': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCron,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.UpdateCronRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.Cron.SerializeToString,
+            ),
+            'DeleteCron': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCron,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.GetCronRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteCronResponse.SerializeToString,
+            ),
+            'SearchCrons': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchCrons,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchCronsRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchCronsResponse.SerializeToString,
+            ),
+            'CountCrons': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountCrons,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.SearchCronsRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.CountCronsResponse.SerializeToString,
+            ),
+            'ClaimDueCrons': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimDueCrons,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ClaimDueCronsRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.ClaimDueCronsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'threadline.memory.v1.CronService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('threadline.memory.v1.CronService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class CronService:
+    """Scheduled runs (LangGraph Platform's crons), per tenant: each cron has a cron schedule and
+    the run to start at each of its ticks. The gateways start the runs: ClaimDueCrons hands each
+    due tick to exactly one caller, however many gateway replicas call it at once.
+    """
+
+    @staticmethod
+    def CreateCron(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.CronService/CreateCron',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.CreateCronRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Cron.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCron(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.CronService/GetCron',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.GetCronRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Cron.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCron(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.CronService/UpdateCron',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.UpdateCronRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.Cron.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCron(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.CronService/DeleteCron',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.GetCronRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteCronResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchCrons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.CronService/SearchCrons',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.SearchCronsRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.SearchCronsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountCrons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.CronService/CountCrons',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.SearchCronsRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.CountCronsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimDueCrons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.CronService/ClaimDueCrons',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.ClaimDueCronsRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.ClaimDueCronsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
