@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import aiosqlite
 import psycopg
@@ -31,6 +31,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from threadline.assistants import SYSTEM_METADATA, default_assistant_id
+
+from threadline_memory.sql import Conn, PgConn, SqliteConn
 
 SYSTEM_TENANT = ""  # the owner of every graph's default assistant: no tenant id is empty
 AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
@@ -92,11 +94,6 @@ class GraphRow:
     schemas: dict[str, Any]  # kind (SCHEMA_KINDS) -> JSON object, or absent
 
 
-class _Conn(Protocol):
-    async def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]: ...
-    async def execute(self, query: str, params: tuple[Any, ...] = ()) -> int: ...
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -109,7 +106,7 @@ class SqlAssistants:
     """The registry over one back-end; :class:`PostgresAssistants` and :class:`SqliteAssistants` say which."""
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Conn]:
+    async def _transaction(self) -> AsyncIterator[Conn]:
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -140,7 +137,7 @@ class SqlAssistants:
             system=row[10] == SYSTEM_TENANT,
         )
 
-    async def _visible(self, conn: _Conn, tenant: str, assistant_id: str) -> AssistantRow | None:
+    async def _visible(self, conn: Conn, tenant: str, assistant_id: str) -> AssistantRow | None:
         """The tenant's assistant or a default one, by id or by its graph's name."""
         ids = (assistant_id, default_assistant_id(assistant_id))
         rows = await conn.rows(
@@ -152,14 +149,14 @@ class SqlAssistants:
         # An id beats a graph's name: a graph may be named like another assistant's id.
         return next((r for r in found if r.assistant_id == assistant_id), found[0] if found else None)
 
-    async def _own(self, conn: _Conn, tenant: str, assistant_id: str) -> AssistantRow | None:
+    async def _own(self, conn: Conn, tenant: str, assistant_id: str) -> AssistantRow | None:
         """Like :meth:`_visible`, but a default assistant is :class:`ReadOnly`."""
         found = await self._visible(conn, tenant, assistant_id)
         if found is not None and found.system:
             raise ReadOnly(found.assistant_id)
         return found
 
-    async def _insert_version(self, conn: _Conn, tenant: str, row: AssistantRow, at: dt.datetime) -> None:
+    async def _insert_version(self, conn: Conn, tenant: str, row: AssistantRow, at: dt.datetime) -> None:
         await conn.execute(
             "INSERT INTO threadline_assistant_versions (tenant_id, assistant_id, version, graph_id, name,"
             " description, config, context, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -177,7 +174,7 @@ class SqlAssistants:
             ),
         )
 
-    async def _graph_known(self, conn: _Conn, graph_id: str) -> bool:
+    async def _graph_known(self, conn: Conn, graph_id: str) -> bool:
         return bool(await conn.rows("SELECT 1 FROM threadline_graphs WHERE graph_id = ?", (graph_id,)))
 
     async def create(
@@ -251,7 +248,7 @@ class SqlAssistants:
             await self._make_latest(conn, tenant, new, at)
             return await self._visible(conn, tenant, current.assistant_id)
 
-    async def _make_latest(self, conn: _Conn, tenant: str, row: AssistantRow, at: dt.datetime) -> None:
+    async def _make_latest(self, conn: Conn, tenant: str, row: AssistantRow, at: dt.datetime) -> None:
         await conn.execute(
             "UPDATE threadline_assistants SET graph_id = ?, name = ?, description = ?, config = ?, context = ?,"
             " metadata = ?, version = ?, updated_at = ? WHERE tenant_id = ? AND assistant_id = ?",
@@ -375,47 +372,21 @@ class SqlAssistants:
             return await conn.execute("DELETE FROM threadline_assistants WHERE tenant_id = ?", (tenant,))
 
 
-class _PgConn:
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._conn = conn
-
-    async def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        cursor = await self._conn.execute(query.replace("?", "%s"), params)
-        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in await cursor.fetchall()]
-
-    async def execute(self, query: str, params: tuple[Any, ...] = ()) -> int:
-        cursor = await self._conn.execute(query.replace("?", "%s"), params)
-        return cursor.rowcount
-
-
 class PostgresAssistants(SqlAssistants):
     def __init__(self, saver: AsyncPostgresSaver) -> None:
         assert isinstance(saver.conn, AsyncConnectionPool)
         self._pool: AsyncConnectionPool[Any] = saver.conn
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Conn]:
+    async def _transaction(self) -> AsyncIterator[Conn]:
         async with self._pool.connection() as conn, conn.transaction():
-            yield _PgConn(conn)
+            yield PgConn(conn)
 
     def _json(self, value: dict[str, Any]) -> Any:
         return Jsonb(value)
 
     def _time(self, value: dt.datetime) -> Any:
         return value
-
-
-class _SqliteConn:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-
-    async def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        async with self._conn.execute(query, params) as cursor:
-            return [tuple(r) for r in await cursor.fetchall()]
-
-    async def execute(self, query: str, params: tuple[Any, ...] = ()) -> int:
-        cursor = await self._conn.execute(query, params)
-        return cursor.rowcount
 
 
 class SqliteAssistants(SqlAssistants):
@@ -426,10 +397,10 @@ class SqliteAssistants(SqlAssistants):
         self._lock = saver.lock
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Conn]:
+    async def _transaction(self) -> AsyncIterator[Conn]:
         async with self._lock:
             try:
-                yield _SqliteConn(self._conn)
+                yield SqliteConn(self._conn)
             except BaseException:
                 await self._conn.rollback()
                 raise

@@ -29,7 +29,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from threadline_memory.assistants import _Conn, _PgConn, _SqliteConn
+from threadline_memory.sql import Conn, PgConn, SqliteConn
 
 CronSortBy = Literal["created_at", "updated_at", "next_run_date", "cron_id", "assistant_id", "thread_id"]
 _SORT_COLUMNS: dict[str, str] = {
@@ -116,7 +116,7 @@ class SqlCrons:
     _lock_due = ""  # what a claim's SELECT ends with
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Conn]:
+    async def _transaction(self) -> AsyncIterator[Conn]:
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -155,7 +155,7 @@ class SqlCrons:
             on_run_completed=row[14] or "",
         )
 
-    async def _get(self, conn: _Conn, tenant: str, cron_id: str) -> CronRow | None:
+    async def _get(self, conn: Conn, tenant: str, cron_id: str) -> CronRow | None:
         rows = await conn.rows(
             f"SELECT {_COLUMNS} FROM threadline_crons WHERE tenant_id = ? AND cron_id = ?", (tenant, cron_id)
         )
@@ -325,9 +325,9 @@ class PostgresCrons(SqlCrons):
         self._pool: AsyncConnectionPool[Any] = saver.conn
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Conn]:
+    async def _transaction(self) -> AsyncIterator[Conn]:
         async with self._pool.connection() as conn, conn.transaction():
-            yield _PgConn(conn)
+            yield PgConn(conn)
 
     def _json(self, value: dict[str, Any]) -> Any:
         return Jsonb(value)
@@ -344,10 +344,10 @@ class SqliteCrons(SqlCrons):
         self._lock = saver.lock
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Conn]:
+    async def _transaction(self) -> AsyncIterator[Conn]:
         async with self._lock:
             try:
-                yield _SqliteConn(self._conn)
+                yield SqliteConn(self._conn)
             except BaseException:
                 await self._conn.rollback()
                 raise
