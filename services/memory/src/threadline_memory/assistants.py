@@ -19,20 +19,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import aiosqlite
 import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 from threadline.assistants import SYSTEM_METADATA, default_assistant_id
 
-from threadline_memory.sql import Conn, PgConn, SqliteConn
+from threadline_memory.sql import Conn, PostgresBackend, SqlBackend, SqliteBackend
 
 SYSTEM_TENANT = ""  # the owner of every graph's default assistant: no tenant id is empty
 AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
@@ -102,19 +98,8 @@ def _matches(row: AssistantRow, metadata: Mapping[str, Any]) -> bool:
     return all(k in row.metadata and row.metadata[k] == v for k, v in metadata.items())
 
 
-class SqlAssistants:
+class SqlAssistants(SqlBackend):
     """The registry over one back-end; :class:`PostgresAssistants` and :class:`SqliteAssistants` say which."""
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Conn]:
-        raise NotImplementedError
-        yield  # pragma: no cover
-
-    def _json(self, value: dict[str, Any]) -> Any:
-        raise NotImplementedError
-
-    def _time(self, value: dt.datetime) -> Any:
-        raise NotImplementedError
 
     def _row(self, row: tuple[Any, ...]) -> AssistantRow:
         def obj(v: Any) -> dict[str, Any]:
@@ -372,46 +357,12 @@ class SqlAssistants:
             return await conn.execute("DELETE FROM threadline_assistants WHERE tenant_id = ?", (tenant,))
 
 
-class PostgresAssistants(SqlAssistants):
-    def __init__(self, saver: AsyncPostgresSaver) -> None:
-        assert isinstance(saver.conn, AsyncConnectionPool)
-        self._pool: AsyncConnectionPool[Any] = saver.conn
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Conn]:
-        async with self._pool.connection() as conn, conn.transaction():
-            yield PgConn(conn)
-
-    def _json(self, value: dict[str, Any]) -> Any:
-        return Jsonb(value)
-
-    def _time(self, value: dt.datetime) -> Any:
-        return value
+class PostgresAssistants(PostgresBackend, SqlAssistants):
+    """The registry in the saver's PostgreSQL database."""
 
 
-class SqliteAssistants(SqlAssistants):
-    """On the saver's one connection, under its lock: a transaction commits or rolls back whole."""
-
-    def __init__(self, saver: AsyncSqliteSaver) -> None:
-        self._conn: aiosqlite.Connection = saver.conn
-        self._lock = saver.lock
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Conn]:
-        async with self._lock:
-            try:
-                yield SqliteConn(self._conn)
-            except BaseException:
-                await self._conn.rollback()
-                raise
-            await self._conn.commit()
-
-    def _json(self, value: dict[str, Any]) -> Any:
-        return json.dumps(value)
-
-    def _time(self, value: dt.datetime) -> Any:
-        # One fixed width, so text order is time order (as the thread registry's).
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+class SqliteAssistants(SqliteBackend, SqlAssistants):
+    """The registry in the saver's SQLite file."""
 
 
 def assistants_for(saver: AsyncPostgresSaver | AsyncSqliteSaver) -> SqlAssistants:

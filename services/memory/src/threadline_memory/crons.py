@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import aiosqlite
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterNotAlphaError, croniter
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from threadline_memory.sql import Conn, PgConn, SqliteConn
+from threadline_memory.sql import Conn, PostgresBackend, SqlBackend, SqliteBackend
 
 CronSortBy = Literal["created_at", "updated_at", "next_run_date", "cron_id", "assistant_id", "thread_id"]
 _SORT_COLUMNS: dict[str, str] = {
@@ -110,21 +106,10 @@ def _matches(row: CronRow, metadata: Mapping[str, Any]) -> bool:
     return all(k in row.metadata and row.metadata[k] == v for k, v in metadata.items())
 
 
-class SqlCrons:
+class SqlCrons(SqlBackend):
     """The crons over one back-end; :class:`PostgresCrons` and :class:`SqliteCrons` say which."""
 
     _lock_due = ""  # what a claim's SELECT ends with
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Conn]:
-        raise NotImplementedError
-        yield  # pragma: no cover
-
-    def _json(self, value: dict[str, Any]) -> Any:
-        raise NotImplementedError
-
-    def _time(self, value: dt.datetime | None) -> Any:
-        raise NotImplementedError
 
     def _row(self, row: tuple[Any, ...]) -> CronRow:
         def obj(v: Any) -> dict[str, Any]:
@@ -317,48 +302,12 @@ class SqlCrons:
             )
 
 
-class PostgresCrons(SqlCrons):
+class PostgresCrons(PostgresBackend, SqlCrons):
     _lock_due = " FOR UPDATE SKIP LOCKED"  # replicas claiming at once each take other rows
 
-    def __init__(self, saver: AsyncPostgresSaver) -> None:
-        assert isinstance(saver.conn, AsyncConnectionPool)
-        self._pool: AsyncConnectionPool[Any] = saver.conn
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Conn]:
-        async with self._pool.connection() as conn, conn.transaction():
-            yield PgConn(conn)
-
-    def _json(self, value: dict[str, Any]) -> Any:
-        return Jsonb(value)
-
-    def _time(self, value: dt.datetime | None) -> Any:
-        return value
-
-
-class SqliteCrons(SqlCrons):
-    """On the saver's one connection, under its lock: one writer, so a claim is never shared."""
-
-    def __init__(self, saver: AsyncSqliteSaver) -> None:
-        self._conn: aiosqlite.Connection = saver.conn
-        self._lock = saver.lock
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Conn]:
-        async with self._lock:
-            try:
-                yield SqliteConn(self._conn)
-            except BaseException:
-                await self._conn.rollback()
-                raise
-            await self._conn.commit()
-
-    def _json(self, value: dict[str, Any]) -> Any:
-        return json.dumps(value)
-
-    def _time(self, value: dt.datetime | None) -> Any:
-        # One fixed width, in UTC, so text order is time order (as the other tables').
-        return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+class SqliteCrons(SqliteBackend, SqlCrons):
+    """One writer (the saver's lock), so a claim is never shared."""
 
 
 def crons_for(saver: AsyncPostgresSaver | AsyncSqliteSaver) -> SqlCrons:
