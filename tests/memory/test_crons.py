@@ -87,8 +87,10 @@ async def test_a_due_tick_is_claimed_once_by_callers_claiming_together(channel: 
 
 async def test_a_cron_past_its_end_time_is_disabled_when_claimed(channel: grpc.aio.Channel) -> None:
     crons = CronServiceStub(channel)
-    made = await crons.CreateCron(_cron(end_time=_in(1.2)))
-    claimed = await crons.ClaimDueCrons(pb.ClaimDueCronsRequest(now=_in(1.1)))
+    # Times from the next minute's tick, not from now: its following tick must fall after end_time.
+    tick = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    made = await crons.CreateCron(_cron(end_time=(tick + dt.timedelta(seconds=30)).isoformat()))
+    claimed = await crons.ClaimDueCrons(pb.ClaimDueCronsRequest(now=(tick + dt.timedelta(seconds=1)).isoformat()))
     assert [t.cron.cron_id for t in claimed.ticks] == [made.cron_id]
     assert not claimed.ticks[0].cron.enabled
     assert list((await crons.ClaimDueCrons(pb.ClaimDueCronsRequest(now=_in(10)))).ticks) == []
