@@ -17,6 +17,7 @@ BENCHMARKS = (
     "memory_latency",
     "agent_overhead",
     "end_to_end",
+    "user_graph",
 )
 
 

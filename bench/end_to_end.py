@@ -22,21 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
-import psycopg
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline.retrieval.v1 import retrieval_pb2_grpc
@@ -44,24 +39,15 @@ from threadline_retrieval.embeddings import LocalEmbedder
 from websockets.asyncio.client import connect
 
 from bench import scifact
+from bench.langgraph_dev import PEERS, http_process, langgraph_dev
 from bench.mesh import ROOT, _free_port, running_mesh
 from bench.peers import knowledge_base
+from bench.postgres import fresh_database
 from bench.stats import machine, percentiles
 
 LEVELS = (1, 8, 32)
 RESULTS = Path(__file__).parent / "results" / "end_to_end.json"
 PLOT = ROOT / "docs" / "bench-latency.png"
-PEERS = Path(__file__).parent / "peers"
-LANGGRAPH_VENV = ROOT / ".venv-langgraph"
-ADMIN_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-# langgraph dev would otherwise report to LangSmith and fetch its Studio; nothing leaves this machine.
-_OFFLINE = {
-    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-    "LANGGRAPH_NO_VERSION_CHECK": "1",
-    "LANGSMITH_TRACING": "false",
-    "LANGCHAIN_TRACING_V2": "false",
-}
 # (question) -> (total ms, time to first token ms or None when the call does not stream)
 Call = Callable[[str], Awaitable[tuple[float, float | None]]]
 
@@ -73,44 +59,6 @@ def _chunks(abstracts: list[scifact.Abstract]) -> list[dict[str, str]]:
         for a in abstracts
         for n, text in enumerate(splitter.split_text(a.text))
     ]
-
-
-def _fresh_database(name: str) -> str:
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], ready_url: str, timeout_s: float = 180) -> Iterator[None]:
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                if httpx.get(ready_url, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{args[0]} did not become ready at {ready_url}")
-            time.sleep(0.5)
-        yield
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
-
-
-def _langgraph_venv() -> Path:
-    """``.venv-langgraph`` with langgraph-cli[inmem] and our packages, made once."""
-    binary = LANGGRAPH_VENV / "bin" / "langgraph"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(LANGGRAPH_VENV)], check=True)
-        pip = [str(LANGGRAPH_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "-r", "requirements.txt"], cwd=PEERS, check=True)
-    return binary
 
 
 async def _level(call: Call, questions: list[str], total: int, concurrency: int) -> dict[str, Any]:
@@ -325,36 +273,23 @@ def run(quick: bool = False, peers: tuple[str, ...] = ("monolith", "langgraph_de
         del embedder
 
         # Dense search, as the peers do: the same retrieval work in all three (hybrid is the mesh's default).
-        env = {"DATABASE_URL": _fresh_database("threadline_bench_mesh"), "SEARCH_DEFAULT_MODE": "dense"}
+        env = {"DATABASE_URL": fresh_database("threadline_bench_mesh"), "SEARCH_DEFAULT_MODE": "dense"}
         with running_mesh(extra_env=env) as mesh:
             asyncio.run(_ingest(mesh.retrieval_target, abstracts))
             systems["mesh"] = asyncio.run(_run_against(_mesh_calls, mesh.url, questions, quick))
 
         if "monolith" in peers:
             port = _free_port()
-            env = {"BENCH_KB_DIR": str(kb_dir), "DATABASE_URL": _fresh_database("threadline_bench_mono")}
+            env = {"BENCH_KB_DIR": str(kb_dir), "DATABASE_URL": fresh_database("threadline_bench_mono")}
             args = [sys.executable, "-m", "uvicorn", "bench.peers.monolith:app", "--port", str(port)]
-            with _process([*args, "--log-level", "warning"], env, f"http://127.0.0.1:{port}/docs"):
+            with http_process([*args, "--log-level", "warning"], env, f"http://127.0.0.1:{port}/docs"):
                 url = f"http://127.0.0.1:{port}"
                 systems["monolith"] = asyncio.run(_run_against(_monolith_calls, url, questions, quick))
 
         if "langgraph_dev" in peers:
-            port = _free_port()
-            # --allow-blocking: the peer reads the knowledge base from disk on first use, as the monolith does at start.
-            args = [
-                str(_langgraph_venv()),
-                "dev",
-                "--no-browser",
-                "--no-reload",
-                "--allow-blocking",
-                "--port",
-                str(port),
-            ]
-            args += ["--config", str(PEERS / "langgraph.json"), "--n-jobs-per-worker", str(max(LEVELS))]
-            args += ["--server-log-level", "WARNING"]
-            env = {"BENCH_KB_DIR": str(kb_dir), "PYTHONPATH": str(ROOT), **_OFFLINE}
-            with _process(args, env, f"http://127.0.0.1:{port}/ok"):
-                url = f"http://127.0.0.1:{port}"
+            # allow_blocking: the peer reads the knowledge base from disk on first use, as the monolith does at start.
+            env = {"BENCH_KB_DIR": str(kb_dir), "PYTHONPATH": str(ROOT)}
+            with langgraph_dev(PEERS / "langgraph.json", max(LEVELS), env, allow_blocking=True) as url:
                 systems["langgraph_dev"] = asyncio.run(_run_against(_langgraph_calls, url, questions, quick))
 
     result = {

@@ -5,7 +5,8 @@ Run it with JSON input and a context, e.g. with the LangGraph SDK::
     await client.runs.wait(None, "tally", input={"text": "to be or not to be"},
                            context={"user": "ada", "unit": "words"})
 
-and it ends with ``{"text": ..., "count": 6, "report": "ada: 6 words"}``.
+and it ends with ``{"text": ..., "count": 6, "report": "ada: 6 words"}``. ``count`` also writes its
+progress to LangGraph's stream writer, which a client reads with ``stream_mode="custom"``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
@@ -35,7 +37,9 @@ class Who:
 
 
 def count(state: Tally) -> dict:
-    return {"count": len(state.text.split())}
+    counted = len(state.text.split())
+    get_stream_writer()({"counted": counted})  # a "custom" stream part; nothing when no client asked for it
+    return {"count": counted}
 
 
 def report(state: Tally, runtime: Runtime[Who]) -> dict:

@@ -78,18 +78,18 @@ class ScriptedModel:
 
         yield chunk({"role": "assistant", "content": ""})
         if delta.get("tool_calls"):
-            call = delta["tool_calls"][0]
-            arguments = call["function"]["arguments"]
-            head = {
-                "index": 0,
-                "id": call["id"],
-                "type": "function",
-                "function": {"name": call["function"]["name"], "arguments": ""},
-            }
-            yield chunk({"tool_calls": [head]})
-            # Arguments arrive in pieces, as real models send them.
-            for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
-                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            for index, call in enumerate(delta["tool_calls"]):
+                arguments = call["function"]["arguments"]
+                head = {
+                    "index": index,
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""},
+                }
+                yield chunk({"tool_calls": [head]})
+                # Arguments arrive in pieces, as real models send them.
+                for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+                    yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
         else:
             for word in re.findall(r"\S+\s*", delta["content"]):
                 yield chunk({"content": word})
@@ -100,9 +100,9 @@ class ScriptedModel:
 
 
 @asynccontextmanager
-async def serve_openai() -> AsyncIterator[ScriptedModel]:
-    """The scripted model on a free loopback port, served by uvicorn in this event loop."""
-    model = ScriptedModel()
+async def serve_openai(model: ScriptedModel | None = None) -> AsyncIterator[ScriptedModel]:
+    """The scripted model (or a test's own script of it) on a free loopback port, served by uvicorn in this loop."""
+    model = model or ScriptedModel()
     app = Starlette(routes=[Route("/v1/chat/completions", model.completions, methods=["POST"])])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))

@@ -91,10 +91,13 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_the_built_in_graphs_load_from_the_shipped_langgraph_json() -> None:
     assert BUILTIN_GRAPHS.is_file() and BUILTIN_GRAPHS.parent.name == "graphs"
     graphs = load_graphs()
-    assert set(graphs) == {"agent", "research"}
+    assert set(graphs) == {"agent", "research", "planner", "supervisor"}
     assert graphs["agent"].assistant == Assistant("agent", frozenset({"agent"}))
     assert graphs["research"].assistant == Assistant("review", frozenset({"write"}))
-    assert set().union(*(g.assistant.answer_nodes for g in graphs.values())) == ANSWER_NODES
+    assert graphs["planner"].assistant == Assistant("synthesize", frozenset({"synthesize"}))
+    assert graphs["supervisor"].assistant == Assistant("writer", frozenset({"writer"}))
+    # A graph without its own answer nodes streams those of the first two, by name (execute_run's default).
+    assert graphs["agent"].assistant.answer_nodes | graphs["research"].assistant.answer_nodes == ANSWER_NODES
     saver = InMemorySaver()
     for graph in graphs.values():
         assert not graph.per_run

@@ -22,6 +22,8 @@ from threadline_memory.settings import MemorySettings
 from tests.agent.conftest import running_worker
 from tests.conftest import free_port
 
+BUILT_IN = ("agent", "research", "planner", "supervisor")  # the graphs a worker serves by default
+
 
 def _memory(port: int, tmp_path: Path) -> MemorySettings:
     return MemorySettings(
@@ -46,9 +48,7 @@ async def test_a_worker_registers_its_graphs_schemas_and_default_assistants(
         running_worker(nats_namespace, nc, tmp_path, ExtractiveAnswerer(), MEMORY_TARGET=f"127.0.0.1:{port}") as w,
     ):
         assert w._announcing is not None
-        assert sorted(await asyncio.wait_for(w._announcing, 10)) == sorted(
-            default_assistant_id(g) for g in ("agent", "research")
-        )
+        assert sorted(await asyncio.wait_for(w._announcing, 10)) == sorted(default_assistant_id(g) for g in BUILT_IN)
         schemas = await _registered(f"127.0.0.1:{port}", "agent")
         assert "messages" in json.loads(schemas.input_schema_json)["properties"]
         assert "messages" in json.loads(schemas.state_schema_json)["properties"]
@@ -60,12 +60,10 @@ async def test_a_worker_registers_its_graphs_schemas_and_default_assistants(
             guard=w.settings.guard("memory"),
             timeout_s=5,
         )
-        assert sorted(await asyncio.wait_for(again, 10)) == sorted(
-            default_assistant_id(g) for g in ("agent", "research")
-        )
+        assert sorted(await asyncio.wait_for(again, 10)) == sorted(default_assistant_id(g) for g in BUILT_IN)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             found = await AssistantServiceStub(channel).CountAssistants(pb.SearchAssistantsRequest(tenant_id="acme"))
-        assert found.count == 2
+        assert found.count == len(BUILT_IN)
 
 
 async def test_a_worker_starts_with_memory_down_and_registers_once_it_is_up(

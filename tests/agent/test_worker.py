@@ -39,7 +39,7 @@ async def run_and_collect(nc: NatsClient, topology: Topology, run: RunRequested)
     )
     headers = {"Nats-Msg-Id": run.run_id, "traceparent": TRACEPARENT}
     # On its graph's subject; a run for a graph no worker serves on the agent's, so that a worker refuses it.
-    graph = run.graph_id if run.graph_id in ("agent", "research") else "agent"
+    graph = run.graph_id if run.graph_id in ("agent", "research", "planner", "supervisor") else "agent"
     await js.publish(topology.runs_requested_for(graph), run.to_bytes(), headers=headers)
     events = []
     async with asyncio.timeout(60):

@@ -121,7 +121,7 @@ def test_errors_surface_as_the_clients_exceptions(client: openai.OpenAI) -> None
 
 
 def test_the_research_assistant_is_a_model_that_answers_with_citations(client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list()] == ["agent", "research"]
+    assert [m.id for m in client.models.list()] == ["agent", "research", "planner", "supervisor"]
     completion = client.chat.completions.create(
         model="research", messages=[{"role": "user", "content": "How are runs kept durable?"}]
     )

@@ -37,7 +37,7 @@ def ask(page: Page, question: str):
 def test_a_question_streams_in_with_citations_and_the_thread_continues(page: Page) -> None:
     page.goto("/")
     assert page.url.endswith("/chat")
-    expect(page.locator("#assistant option")).to_have_text(["agent", "research"])
+    expect(page.locator("#assistant option")).to_have_text(["agent", "research", "planner", "supervisor"])
 
     # Records every text the answer showed while it was being written, to see it arrive in pieces.
     page.evaluate(

@@ -71,6 +71,11 @@ async def test_crons_are_made_found_changed_and_deleted(lg: LangGraphClient) -> 
         ({"schedule": "0 9 * * *", "timezone": "Mars/Olympus"}, 422),
         ({"schedule": "0 9 * * *", "webhook": "ftp://example.com"}, 422),
         ({"schedule": "0 9 * * *", "input": {"messages": []}}, 422),
+        # checked as a run is, when the cron is made rather than at every tick
+        ({"schedule": "0 9 * * *", "input": None}, 422),  # each tick's thread is new: nothing to go on from
+        ({"schedule": "0 9 * * *", "config": {"configurable": {"mcp_servers": {}}}}, 422),
+        ({"schedule": "0 9 * * *", "config": {"configurable": {"filter": {"year": 2024}}}}, 422),
+        ({"schedule": "0 9 * * *", "config": {"configurable": {"output_schema": {"type": "array"}}}}, 422),
     ],
 )
 async def test_a_bad_cron_is_refused_with_the_reason(lg: LangGraphClient, fields: dict, status: int) -> None:

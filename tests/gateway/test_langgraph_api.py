@@ -122,7 +122,6 @@ async def test_another_tenant_s_threads_and_runs_are_not_found(acme: LangGraphCl
         ({"command": {"jump": "agent"}}, 422),
         ({"command": {"resume": {"action": "edit"}}}, 422),
         ({"input": QUESTION, "config": {"recursion_limit": 0}}, 422),
-        ({}, 422),
         ({"input": QUESTION, "assistant_id": "nope"}, 404),
         ({"input": QUESTION, "multitask_strategy": "sometimes"}, 422),
     ],
@@ -133,6 +132,13 @@ async def test_bad_runs_get_a_clear_error(url: str, body: dict, status: int) -> 
         reply = await client.post(f"/threads/{thread_id}/runs", json={"assistant_id": "agent", **body})
     assert reply.status_code == status, reply.text
     assert "error" in reply.json()
+
+
+async def test_a_run_without_input_needs_a_thread_to_go_on_from(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEYS["acme"]}) as client:
+        reply = await client.post("/runs/wait", json={"assistant_id": "agent"})
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error"]["details"]["fields"][0]["field"] == "input"
 
 
 async def test_a_command_resumes_the_thread_with_the_decision(acme: LangGraphClient, nats_namespace: str) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from threadline.ids import INGEST_ID_PATTERN, is_graph_id
+from threadline.output_schema import OutputSchema
 
 NAMESPACE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -136,6 +137,20 @@ class RunRequested(Event):
         default=None,
         description="Not a run of the graph: apply this update to the thread's state and end, the new "
         "checkpoint in the result (RunResult.checkpoint); input is then None.",
+    )
+    output_schema: OutputSchema | None = Field(
+        default=None,
+        description="Structured output: the final answer (of a graph with messages) must be a JSON object "
+        "matching this schema, the result's structured_response; checked by the gateway, validated by the agent.",
+    )
+
+    client_tools: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="OpenAI function tools the client offers and runs itself (its assistant allows them): the "
+        "model may call them beside the platform's; such a call ends the run, its calls in RunResult.tool_calls.",
+    )
+    tool_choice: str | dict[str, Any] | None = Field(
+        default=None, description="The client's OpenAI tool_choice for the run's first model reply."
     )
 
     def wants(self, mode: StreamModeName) -> bool:

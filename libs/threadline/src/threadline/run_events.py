@@ -153,6 +153,15 @@ class RunResult(Payload):
         default=None,
         description="A state update's new checkpoint: thread_id, checkpoint_ns and checkpoint_id.",
     )
+    structured_response: dict[str, Any] | None = Field(
+        default=None,
+        description="With an output schema: the answer as the JSON object that matches it (LangGraph's name).",
+    )
+    tool_calls: list[ToolCall] = Field(
+        default_factory=list,
+        description="The run ended calling the client's tools (RunRequested.client_tools): the client runs them "
+        "and continues the thread with their results; ``answer`` is then whatever text came with the calls.",
+    )
 
 
 class RunError(Payload):

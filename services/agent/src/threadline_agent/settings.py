@@ -42,7 +42,7 @@ class AgentSettings(ServiceSettings):
         default=4,
         ge=1,
         validation_alias=AliasChoices("AGENT_CONCURRENCY"),
-        description="Runs one worker works at once.",
+        description="Runs one worker works at once, per graph it serves; a free slot asks for the next run at once.",
     )
     max_ack_pending: int = Field(
         default=64,
@@ -161,6 +161,36 @@ class AgentSettings(ServiceSettings):
         description="Tools whose calls wait for a person's approval (comma-separated names, e.g. calculator); "
         "the run ends interrupted and a run carrying RunRequested.resume decides.",
     )
+    mcp_allow_stdio: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("AGENT_MCP_ALLOW_STDIO"),
+        description="Let an assistant's config start stdio MCP servers: a command run on the worker's host, so "
+        "only for a deployment whose assistants are all trusted; off, such servers' tools are unavailable.",
+    )
+    mcp_hosts: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        validation_alias=AliasChoices("AGENT_MCP_HOSTS"),
+        description="The hosts an assistant's Streamable HTTP MCP servers may be on (comma-separated); empty: any. "
+        "Set it where the workers can reach services tenants must not (cloud metadata, internal APIs).",
+    )
+    mcp_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=AliasChoices("AGENT_MCP_TIMEOUT_S"),
+        description="Deadline of listing an MCP server's tools; a server slower than this has no tools for the run.",
+    )
+    mcp_call_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("AGENT_MCP_CALL_TIMEOUT_S"),
+        description="Deadline of one MCP tool call; a slower call is a tool error the model reads.",
+    )
+    mcp_tools_ttl_s: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias=AliasChoices("AGENT_MCP_TOOLS_TTL_S"),
+        description="How long an MCP server's tool list is reused by later runs before it is listed again.",
+    )
     answer_cache_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("AGENT_ANSWER_CACHE_URL"),
@@ -177,7 +207,8 @@ class AgentSettings(ServiceSettings):
         default=None,
         validation_alias=AliasChoices("THREADLINE_GRAPHS"),
         description="A langgraph.json (the LangGraph CLI's format) naming the graphs to serve; "
-        "unset: the built-in graphs (agent, research), declared in the langgraph.json of the agent package.",
+        "unset: the built-in graphs (agent, research, planner, supervisor), declared in the langgraph.json "
+        "of the agent package.",
     )
     serve_graphs: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(),
@@ -197,7 +228,7 @@ class AgentSettings(ServiceSettings):
     def _unset_if_empty(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("approval_tools", "serve_graphs", mode="before")
+    @field_validator("approval_tools", "serve_graphs", "mcp_hosts", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -17,6 +17,9 @@ _ERROR_STATUS = {
     "nothing_to_resume": 409,
     # The graph's state has no messages: it takes its input as JSON, not a question's text.
     "graph_takes_no_messages": 422,
+    # The request's output schema cannot be filled here (the offline answerer fills only its cited-answer schema).
+    "output_schema_unsupported": 422,
+    # "output_invalid" stays a 502: the request was sound, the model (the gateway's upstream) failed to meet it.
 }
 
 
@@ -43,5 +46,6 @@ def answer(record: RunRecord, outcome: RunOutcome) -> QueryResponse:
         interrupts=result.interrupts,
         knowledge_base_unavailable=result.knowledge_base_unavailable,
         cached=result.cached,
-        output=result.output,
+        # A run has one or the other: the structured answer of a conversation, or a graph's final values.
+        output=result.structured_response if result.structured_response is not None else result.output,
     )

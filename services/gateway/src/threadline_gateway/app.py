@@ -18,6 +18,7 @@ from threadline_gateway.auth import Authenticator
 from threadline_gateway.db import Database
 from threadline_gateway.deps import rate_limited
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
+from threadline_gateway.mcp import endpoint as mcp
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
 from threadline_gateway.routes import (
     assistants,
@@ -74,6 +75,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # Built here, not in the lifespan: a misconfigured key stops the gateway before it serves anything.
     authenticator = Authenticator(settings, ApiKeyStore(database) if database else None)
     metrics = GatewayMetrics()
+    mcp_endpoint = mcp.McpEndpoint(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,7 +84,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 f"AUTHENTICATION IS OFF (GATEWAY_AUTH=none): every caller acts as tenant {settings.default_tenant!r}; "
                 "set GATEWAY_AUTH=required anywhere but a local machine"
             )
-        async with open_services(settings, metrics, authenticator, database) as services:
+        # The MCP session manager runs inside the lifespan too, so it starts and stops with the services it uses.
+        async with (
+            open_services(settings, metrics, authenticator, database) as services,
+            mcp_endpoint.serving(services),
+        ):
             # Routes reach it through the typed dependencies of threadline_gateway.deps, never directly.
             app.state.services = services
             crons = langgraph_compat.crons.ticker(services)  # claims due crons and starts their runs
@@ -126,6 +132,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(erasure.router, **protected)
     app.include_router(langgraph_compat.router, **protected)
     app.include_router(ws.router)
+    # Authenticated and rate-limited by the endpoint itself, with the same code as the API routes' dependency.
+    app.router.routes.append(mcp.route(mcp_endpoint))
     app.include_router(health.router)
     chat.mount(app)
     openapi_document.install(app, settings.max_input_chars)

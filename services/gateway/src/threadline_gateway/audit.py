@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 audit_log = structlog.get_logger("threadline.gateway.audit")
 
-AUDITED_PREFIXES = ("/api/", "/v1/")
+AUDITED_PREFIXES = ("/api/", "/v1/", "/mcp")
 
 
 def who(scope: Scope) -> dict[str, str]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import grpc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,6 +54,27 @@ def nats_errors_as_503() -> Iterator[None]:
     except (NatsError, ConnectionError, OSError) as exc:
         log.warning("nats unavailable", error=str(exc))
         raise _bus_unavailable() from exc
+
+
+@contextmanager
+def retrieval_errors(invalid_code: str = "invalid_request") -> Iterator[None]:
+    """The retrieval service's refusals as the client's errors (a 422 ``invalid_code``, a 404), with its own
+    message; its absence a 503 with Retry-After."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        code = exc.code()
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            raise ApiError(422, invalid_code, exc.details() or "The request was refused.") from exc
+        if code == grpc.StatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", exc.details() or "Not found.") from exc
+        log.warning("retrieval unavailable", code=code.name, error=exc.details())
+        raise ApiError(
+            503,
+            "retrieval_unavailable",
+            "The knowledge base is unavailable; try again shortly.",
+            headers={"Retry-After": "2"},
+        ) from exc
 
 
 def error_body(request_id: str, code: str, message: str, details: Any = None) -> dict[str, Any]:

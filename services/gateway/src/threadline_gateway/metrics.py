@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 # How a client asked for a run, and how the run ended for the client that started it.
-RunMode = Literal["query", "background", "stream", "websocket", "openai", "langgraph", "cron"]
+RunMode = Literal["query", "background", "stream", "websocket", "openai", "langgraph", "cron", "mcp"]
 RunOutcomeLabel = Literal["success", "error", "timeout", "disconnected"]
 
 

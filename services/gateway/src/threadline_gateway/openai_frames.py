@@ -1,7 +1,9 @@
 """A run as OpenAI's streamed chat completion: ``chat.completion.chunk`` events, then ``data: [DONE]``.
 
 A run that fails mid-stream sends an ``{"error": ...}`` chunk, which the ``openai`` client raises as
-``APIError``. The final chunk adds Threadline's ``thread_id`` and ``citations``.
+``APIError``. The final chunk adds Threadline's ``thread_id`` and ``citations``. With a
+``response_format`` the content is the structured answer's JSON text, sent whole at the end: the
+answer's tokens are prose, not that JSON.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from threadline.run_events import RunEvent, RunResult, Token
 
 from threadline_gateway.openai_schemas import Usage
+from threadline_gateway.openai_tools import ChatToolCall
 from threadline_gateway.run_bus import RunRecord
 
 _DONE = b"data: [DONE]\n\n"
@@ -26,11 +29,26 @@ def _error(code: str, message: str) -> bytes:
     return _data({"error": {"message": message, "type": "run_error", "code": code}})
 
 
+def content_of(result: RunResult, structured: bool) -> str:
+    """The assistant message's content: the answer, or with a response format its structured answer as JSON text."""
+    if structured and result.structured_response is not None:
+        return json.dumps(result.structured_response, ensure_ascii=False)
+    return result.answer
+
+
 class ChatChunks:
     """The frames of one streamed completion; ``remember`` is told the answer exactly as the client saw it."""
 
-    def __init__(self, record: RunRecord, include_usage: bool, remember: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        record: RunRecord,
+        include_usage: bool,
+        remember: Callable[[str], Awaitable[None]],
+        *,
+        structured: bool = False,
+    ) -> None:
         self.record, self.include_usage, self.remember = record, include_usage, remember
+        self.structured = structured  # a response format: the content is the end's JSON, not the tokens
         self.streamed: list[str] = []
         self.base = {
             "id": f"chatcmpl-{record.run_id}",
@@ -43,7 +61,7 @@ class ChatChunks:
         return self._chunk({"role": "assistant", "content": ""})
 
     async def frame(self, event: RunEvent) -> bytes | None:
-        if event.kind == "token":
+        if event.kind == "token" and not self.structured:
             token = event.payload()
             assert isinstance(token, Token)  # a token event's payload, by RunEvent.payload's contract
             if not token.text:
@@ -63,11 +81,16 @@ class ChatChunks:
 
     async def _last(self, result: RunResult) -> bytes:
         frames = []
-        if not self.streamed and result.answer:
-            self.streamed.append(result.answer)
-            frames.append(self._chunk({"content": result.answer}))
+        content = content_of(result, self.structured)
+        if not self.streamed and content:
+            self.streamed.append(content)
+            frames.append(self._chunk({"content": content}))
+        calls = [{"index": n, **ChatToolCall.of(call).model_dump()} for n, call in enumerate(result.tool_calls)]
+        if calls:  # whole, in one chunk: the agent has them only once the model's reply is complete
+            frames.append(self._chunk({"tool_calls": calls}))
         citations = [c.model_dump(mode="json") for c in result.citations]
-        frames.append(self._chunk({}, "stop", thread_id=self.record.thread_id, citations=citations))
+        finish = "tool_calls" if calls else "stop"
+        frames.append(self._chunk({}, finish, thread_id=self.record.thread_id, citations=citations))
         if self.include_usage:
             frames.append(_data({**self.base, "choices": [], "usage": Usage.of(result.usage).model_dump()}))
         frames.append(_DONE)

@@ -7,9 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from threadline.aim import CollectionName, SearchFilter
 from threadline.events import RunConfig
 from threadline.ids import GRAPH_ID_PATTERN, ID_PATTERN
 from threadline.run_events import Citation
+
+from threadline_gateway.assistant_tools import checked_tool_config
+from threadline_gateway.output_schemas import DOCUMENTED, checked_schema
 
 # What a blank question may consist of: the characters both JSON Schema (ECMAScript) and Python regexes
 # call whitespace, spelled out, because the two engines' \s differ (and str.strip() strips still more).
@@ -103,6 +107,20 @@ class QueryRequest(BaseModel):
         "`enqueue` this one after it, `interrupt` it and answer this one, or `rollback` (interrupt it and "
         "forget it).",
     )
+    output_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="Structured output: a JSON Schema (root `type: object`) the answer must match, given as "
+        "`output` (validated; a model that misses twice fails the run `output_invalid`, 502). The offline "
+        "extractive answerer fills only its cited-answer schema (others: 422 output_schema_unsupported). "
+        "Unset: the assistant's `config.configurable.output_schema`, if any.",
+        json_schema_extra=DOCUMENTED,
+    )
+    collection: CollectionName | None = Field(
+        default=None,
+        description="Search this collection of the knowledge base (`default`: the tenant's default one; "
+        "one the tenant does not have: 404 collection_not_found). Unset: as the assistant's config says.",
+    )
+    filter: SearchFilter | None = None
 
     @field_validator("input", mode="before")
     @classmethod
@@ -111,6 +129,11 @@ class QueryRequest(BaseModel):
         if not isinstance(value, str | dict):
             raise ValueError("must be a question (a string) or the graph's input (a JSON object)")
         return value
+
+    @field_validator("output_schema")
+    @classmethod
+    def _a_json_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else checked_schema(value)
 
 
 class QueryResponse(BaseModel):
@@ -132,7 +155,9 @@ class QueryResponse(BaseModel):
     )
     cached: bool = Field(default=False, description="The answer came from the answer cache.")
     output: dict[str, Any] | None = Field(
-        default=None, description="A graph without messages: its final state values (`answer` is then empty)."
+        default=None,
+        description="With `output_schema`: the answer as the JSON object that matches it. A graph without "
+        "messages: its final state values (`answer` is then empty).",
     )
 
 
@@ -326,6 +351,11 @@ class AssistantConfig(BaseModel):
     configurable: dict[str, Any] = Field(default_factory=dict, description="The graph's `config['configurable']`.")
     tags: list[str] = Field(default_factory=list)
     recursion_limit: int | None = Field(default=None, ge=1)
+
+    @field_validator("configurable")
+    @classmethod
+    def _tools(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return checked_tool_config({"configurable": value})["configurable"]
 
 
 class AssistantCreate(BaseModel):

@@ -59,6 +59,7 @@ async def open_services(
         opened.push_async_callback(bus.close)
         retrieval_channel = traced_channel(settings.retrieval_target)
         opened.push_async_callback(retrieval_channel.close)
+        retrieval = RetrievalServiceStub(retrieval_channel)
         memory_channel = traced_channel(settings.memory_target)
         opened.push_async_callback(memory_channel.close)
         memory = Memory(memory_channel)
@@ -81,10 +82,15 @@ async def open_services(
             limiter=limiter,
             bus=bus,
             starter=RunStarter(
-                bus, metrics, settings.max_input_chars, memory, webhook_hosts=allowed_hosts(settings.webhook_hosts)
+                bus,
+                metrics,
+                settings.max_input_chars,
+                memory,
+                webhook_hosts=allowed_hosts(settings.webhook_hosts),
+                retrieval=retrieval,
             ),
             ingests=await IngestBus.create(bus.js, settings.topology(), bus.nc.max_payload),
-            retrieval=RetrievalServiceStub(retrieval_channel),
+            retrieval=retrieval,
             memory=memory,
             chat_threads=ChatThreads(bus.js, settings.topology(), settings.chat_thread_ttl_s),
             webhooks=webhooks,

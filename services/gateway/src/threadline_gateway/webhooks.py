@@ -34,7 +34,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from pydantic import ValidationError
 from threadline.events import Topology, WebhookDue
-from threadline.run_events import RunError
+from threadline.run_events import RunError, RunResult
 
 from threadline_gateway.errors import ApiError
 from threadline_gateway.memory import Memory
@@ -184,6 +184,8 @@ class WebhookSender:
         else:
             latest = await self.memory.latest(record.tenant_id, record.thread_id)
             body["values"] = latest.values if latest else {}
+        if isinstance(outcome, RunResult) and outcome.structured_response is not None:  # as runs.wait gives it
+            body["values"] = {**(body["values"] or {}), "structured_response": outcome.structured_response}
         return body
 
     async def deliver(self, due: WebhookDue) -> bool:

@@ -10,11 +10,14 @@ thread's checkpoint keeps the place. A later run on the thread carries the decis
 - ``{"action": "reject", "reason": "..."}``: it does not run; the model is told so and answers without it.
 
 One interrupt is one call: a message with two calls that need approval stops twice.
+
+A call of one of the run's client tools (graphs/client_tools.py) never waits here nor runs in the
+tools node: the client runs it, so the run ends once the platform's own calls of that message are done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, ToolCall, ToolMessage
@@ -25,11 +28,16 @@ from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from threadline_agent.graphs.client_tools import client_tools_of, unanswered
+from threadline_agent.graphs.platform import RunTools
+
 APPROVAL_NODE = "approve"
 # Set in the response_metadata of a refused call's result (stored in checkpoints, so never renamed): an error of
 # the user's making, not the tool's. The run reports it as ToolResult.rejected.
 REJECTED = "rejected"
 TOOLS_NODE = "tools"
+# A run's tools from its config (Platform.run_tools): for graphs shared by runs whose tools differ.
+ToolResolver = Callable[[RunnableConfig], Awaitable[RunTools]]
 
 
 class Decision(BaseModel):
@@ -68,17 +76,24 @@ def approval_request(call: ToolCall) -> dict[str, Any]:
     }
 
 
-def route_tool_calls(approval_tools: Collection[str]) -> Callable[[MessagesState], str]:
-    """After the model: to approval when a call needs it, else to the tools, or the end for an answer."""
+def route_tool_calls(approval_tools: Collection[str]) -> Callable[[MessagesState, RunnableConfig], str]:
+    """After the model: to approval when a call needs it, else to the tools, or the end for an answer
+    (or for calls of client tools only, which the client runs)."""
 
-    def route(state: MessagesState) -> str:
+    def route(state: MessagesState, config: RunnableConfig) -> str:
         last = state["messages"][-1]
-        calls = last.tool_calls if isinstance(last, AIMessage) else []
-        if not calls:
+        client = client_tools_of(config).names
+        ours = [c for c in last.tool_calls if c["name"] not in client] if isinstance(last, AIMessage) else []
+        if not ours:
             return END
-        return APPROVAL_NODE if any(c["name"] in approval_tools for c in calls) else TOOLS_NODE
+        return APPROVAL_NODE if any(c["name"] in approval_tools for c in ours) else TOOLS_NODE
 
     return route
+
+
+def after_tools(state: MessagesState, config: RunnableConfig) -> str:
+    """After the tools: back to the model, or the end while calls of client tools wait for the client."""
+    return END if unanswered(state["messages"], client_tools_of(config).names) else "agent"
 
 
 def make_approval_node(approval_tools: Collection[str]) -> Callable[..., Command]:
@@ -88,13 +103,14 @@ def make_approval_node(approval_tools: Collection[str]) -> Callable[..., Command
     the decision given for it, in order; so the node must do nothing before them but read state.
     """
 
-    def approve(state: MessagesState) -> Command:
+    def approve(state: MessagesState, config: RunnableConfig) -> Command:
         message = state["messages"][-1]
         assert isinstance(message, AIMessage)
+        client = client_tools_of(config).names
         calls: list[ToolCall] = []
         refusals: list[ToolMessage] = []
         for call in message.tool_calls:
-            if call["name"] not in approval_tools:
+            if call["name"] not in approval_tools or call["name"] in client:
                 calls.append(call)
                 continue
             decision = parse_decision(interrupt(approval_request(call)))
@@ -115,15 +131,19 @@ def make_approval_node(approval_tools: Collection[str]) -> Callable[..., Command
                 )
         # The same id replaces the model's message: the thread records the calls as they were run.
         updated = message.model_copy(update={"tool_calls": calls})
-        runnable = len(refusals) < len(calls)
-        return Command(update={"messages": [updated, *refusals]}, goto=TOOLS_NODE if runnable else "agent")
+        refused = {r.tool_call_id for r in refusals}
+        if any(c["id"] not in refused and c["name"] not in client for c in calls):
+            return Command(update={"messages": [updated, *refusals]}, goto=TOOLS_NODE)
+        waiting = any(c["name"] in client for c in calls)  # the client's calls: the run ends, the client runs them
+        return Command(update={"messages": [updated, *refusals]}, goto=END if waiting else "agent")
 
     return approve
 
 
-def make_tools_node(tools: Sequence[BaseTool]) -> Callable[..., Any]:
-    """``ToolNode`` over the last model message's calls that have no result yet (a refused one has)."""
-    tool_node = ToolNode(list(tools))
+def make_tools_node(tools: Sequence[BaseTool], resolve: ToolResolver | None = None) -> Callable[..., Any]:
+    """``ToolNode`` over the last model message's calls that have no result yet (a refused one has), but
+    the client's; with ``resolve``, over the run's tools (its MCP servers') rather than ``tools``."""
+    fixed = ToolNode(list(tools))
 
     async def run_tools(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
         messages = state["messages"]
@@ -131,7 +151,11 @@ def make_tools_node(tools: Sequence[BaseTool]) -> Callable[..., Any]:
         asked = messages[at]
         assert isinstance(asked, AIMessage)
         answered = {m.tool_call_id for m in messages[at + 1 :] if isinstance(m, ToolMessage)}
-        pending = [{**c, "type": "tool_call"} for c in asked.tool_calls if c["id"] not in answered]
+        client = client_tools_of(config).names
+        pending = [
+            {**c, "type": "tool_call"} for c in asked.tool_calls if c["id"] not in answered and c["name"] not in client
+        ]
+        tool_node = ToolNode((await resolve(config)).tools) if resolve is not None else fixed
         return await tool_node.ainvoke(pending, config)
 
     return run_tools

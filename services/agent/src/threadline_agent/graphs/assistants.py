@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Collection, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -23,12 +23,15 @@ from langgraph.graph.state import CompiledStateGraph
 from threadline_agent.graphs.approval import (
     APPROVAL_NODE,
     TOOLS_NODE,
+    ToolResolver,
+    after_tools,
     make_approval_node,
     make_tools_node,
     route_tool_calls,
 )
+from threadline_agent.graphs.client_tools import answer_left_calls
 from threadline_agent.graphs.knowledge_base import KNOWLEDGE_BASE_TOOL
-from threadline_agent.graphs.platform import Assistant, Platform, assistant
+from threadline_agent.graphs.platform import Assistant, Platform, RunTools, assistant
 
 __all__ = ["ANSWER_NODES", "Assistant", "agent", "build_graph", "build_research_graph", "research"]
 
@@ -58,26 +61,50 @@ def build_graph(
     checkpointer: BaseCheckpointSaver | None,
     *,
     approval_tools: Collection[str] = (),
+    resolve: ToolResolver | None = None,
 ) -> CompiledStateGraph:
     """A ReAct loop: the model either calls tools (whose results go back to it) or answers.
 
     A call of a tool in ``approval_tools`` first stops the run for a person's decision (see ``approval``).
+    With ``resolve`` (``Platform.run_tools``) each run's tools come from its config instead of ``tools``:
+    its MCP servers' and its client's too, one graph serving every assistant. A reply calling only client
+    tools ends the run, which the client continues with their results.
     """
-    bound = model.bind_tools(list(tools))
+    fixed = RunTools(list(tools))
 
-    async def agent(state: MessagesState) -> dict:
-        reply = await bound.ainvoke([SystemMessage(SYSTEM_PROMPT), *state["messages"]])
+    async def agent(state: MessagesState, config: RunnableConfig) -> dict:
+        run = await resolve(config) if resolve is not None else fixed
+        messages = answer_left_calls(state["messages"])
+        choice: Any = run.client.choice if _choice_applies(messages, run) else None  # a name, a mode or a dict
+        bound = model.bind_tools([*run.tools, *run.client.specs], tool_choice=choice)
+        reply = await bound.ainvoke([SystemMessage(SYSTEM_PROMPT + _unavailable_note(run)), *messages])
         return {"messages": [reply]}
 
     needs_approval = frozenset(approval_tools)
     builder = StateGraph(MessagesState)
     builder.add_node("agent", agent)
-    builder.add_node(TOOLS_NODE, make_tools_node(tools))
-    builder.add_node(APPROVAL_NODE, make_approval_node(needs_approval), destinations=("agent", TOOLS_NODE))
+    builder.add_node(TOOLS_NODE, make_tools_node(tools, resolve))
+    builder.add_node(APPROVAL_NODE, make_approval_node(needs_approval), destinations=("agent", TOOLS_NODE, END))
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", route_tool_calls(needs_approval), [APPROVAL_NODE, TOOLS_NODE, END])
-    builder.add_edge(TOOLS_NODE, "agent")
+    builder.add_conditional_edges(TOOLS_NODE, after_tools, ["agent", END])
     return builder.compile(checkpointer=checkpointer)
+
+
+def _choice_applies(messages: Sequence[AnyMessage], run: RunTools) -> bool:
+    """Whether the client's ``tool_choice`` binds this reply: the run's first, not one after the platform's own
+    tools ran (with "required" the loop would otherwise never end)."""
+    ours = {tool.name for tool in run.tools}
+    last = messages[-1] if messages else None
+    return not (isinstance(last, ToolMessage) and last.name in ours)
+
+
+def _unavailable_note(run: RunTools) -> str:
+    """Tells the model which MCP servers' tools it lacks this run, so it says so rather than guess."""
+    if not run.unavailable:
+        return ""
+    lines = "".join(f"\n- {name}: {why}" for name, why in sorted(run.unavailable.items()))
+    return f"\n\nThese tool servers are unavailable for this answer, so their tools cannot be used:{lines}"
 
 
 WRITE_PROMPT = (
@@ -142,7 +169,9 @@ def build_research_graph(
 # A ReAct agent: the model picks its tools, and answers with citations.
 @assistant(final_node="agent", answer_nodes=("agent",))
 def agent(platform: Platform) -> CompiledStateGraph:
-    return build_graph(platform.model, platform.tools, None, approval_tools=platform.approval_tools)
+    return build_graph(
+        platform.model, platform.tools, None, approval_tools=platform.approval_tools, resolve=platform.run_tools
+    )
 
 
 # Research, write, review: always searches first and checks the answer's citations.

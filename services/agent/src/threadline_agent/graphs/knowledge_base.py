@@ -8,6 +8,8 @@ import grpc
 import structlog
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from pydantic import ValidationError
+from threadline.aim import SearchAim
 from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from threadline_agent.resilience import CircuitOpen, Guarded
@@ -36,7 +38,9 @@ def make_knowledge_base_tool(
     """``search_knowledge_base(query)`` over the caller's tenant.
 
     The tenant comes from the run's config (``configurable.tenant_id``), the same
-    place the checkpointer reads it, so one compiled graph serves every tenant.
+    place the checkpointer reads it, so one compiled graph serves every tenant; so does
+    the run's aim (``configurable.collection`` and ``filter``, :mod:`threadline.aim`), which
+    the model cannot change: it only chooses the query.
     A retrieval outage becomes an error tool result (status "error", no
     artifact) that the model can read, never a failed run. With a ``guard``, transient
     failures are retried with backoff first, and once its breaker is open the tool
@@ -44,11 +48,15 @@ def make_knowledge_base_tool(
     """
 
     async def search_knowledge_base(query: str, config: RunnableConfig) -> tuple[str, list[dict[str, Any]]]:
-        tenant_id = config.get("configurable", {}).get("tenant_id")
+        configurable = config.get("configurable", {})
+        tenant_id = configurable.get("tenant_id")
         if not tenant_id:
             # A bug in the caller, not an outage the model should route around: the run fails loudly.
             raise ValueError(f"{KNOWLEDGE_BASE_TOOL} needs the run's tenant: its config has no configurable.tenant_id")
-        request = retrieval_pb2.SearchRequest(tenant_id=str(tenant_id), query=query, k=k)
+        aim = _aim(configurable)
+        request = retrieval_pb2.SearchRequest(
+            tenant_id=str(tenant_id), collection=aim.collection, filter=aim.filter, query=query, k=k
+        )
         try:
             if guard is None:
                 reply = await stub.Search(request, timeout=timeout_s)
@@ -64,6 +72,10 @@ def make_knowledge_base_tool(
                 "are suspended for now."
             ) from exc
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:  # deleted since the gateway checked it
+                raise ToolException(
+                    f"The knowledge base could not be consulted: it has no collection {aim.collection!r}."
+                ) from exc
             log.warning(
                 "knowledge base unavailable; answering without it (check the retrieval service at RETRIEVAL_TARGET)",
                 code=exc.code().name,
@@ -94,3 +106,12 @@ def make_knowledge_base_tool(
         response_format="content_and_artifact",
         handle_tool_error=True,
     )
+
+
+def _aim(configurable: dict[str, Any]) -> SearchAim:
+    """The run's aim; a malformed one (which the gateway refuses) fails the run rather than search elsewhere."""
+    try:
+        return SearchAim.of(configurable)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{KNOWLEDGE_BASE_TOOL}: the run's configurable aims it wrongly ({problems})") from None

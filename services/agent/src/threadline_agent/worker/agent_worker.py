@@ -2,7 +2,8 @@
 
 Each graph's runs travel on their own subject, with a durable pull consumer of their own
 (``agent-workers-<graph>``); a worker binds to the consumers of the graphs it serves
-(AGENT_GRAPHS), so each run goes to exactly one worker of its graph's pool.
+(AGENT_GRAPHS), so each run goes to exactly one worker of its graph's pool; a RunPuller
+(run_puller.py) per consumer takes its runs, up to AGENT_CONCURRENCY at once.
 A run's message is acked only after its graph has finished (its
 last checkpoint stored) and its final event is stored on the RUN_EVENTS stream;
 a worker that dies before that leaves the run to be redelivered to another.
@@ -18,14 +19,13 @@ from datetime import UTC, datetime
 import grpc
 import structlog
 from faststream import FastStream
-from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
+from faststream.nats import NatsBroker
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy as ConsumerAckPolicy
 from nats.js.api import ConsumerConfig
@@ -43,6 +43,7 @@ from threadline_agent.graphs.calculator import make_calculator_tool
 from threadline_agent.graphs.chat_models import chat_model, model_name
 from threadline_agent.graphs.knowledge_base import make_knowledge_base_tool
 from threadline_agent.graphs.loader import LoadedGraph, load_graphs
+from threadline_agent.graphs.mcp_tools import McpToolbox
 from threadline_agent.graphs.memory_tools import make_memory_tools
 from threadline_agent.graphs.platform import Platform
 from threadline_agent.liveness import beat
@@ -53,15 +54,16 @@ from threadline_agent.worker.cache_invalidation import forget_erased, forget_on_
 from threadline_agent.worker.execution import run_config
 from threadline_agent.worker.failures import RunFailed
 from threadline_agent.worker.metrics import AgentMetrics
-from threadline_agent.worker.nats_logs import NATS_LOGGER, quiet_idle_fetches
 from threadline_agent.worker.pipeline import Pipeline, RunContext, agent_pipeline
 from threadline_agent.worker.publisher import RunEventPublisher
+from threadline_agent.worker.run_puller import RunPuller
 
 ACK_WAIT_S = 30.0
 IN_PROGRESS_EVERY_S = 10.0  # well inside ACK_WAIT_S, so a slow run is never taken for a dead one
 MAX_NAK_DELAY_S = 30.0
 AFTER_RUN_POLL_S = 0.25  # how soon a run queued behind another looks again
 SHUTDOWN_GRACE_S = 10.0  # runs in flight at shutdown get this long to finish before they are handed back
+NATS_LOGGER = "threadline.agent.nats"
 
 log = structlog.get_logger("threadline.agent")
 tracer = trace.get_tracer("threadline.agent")
@@ -102,30 +104,14 @@ class AgentWorker:
         # Runs, not requests: the OpenAI client retries a request itself; this stops runs queueing on a dead model.
         self.model_breaker = settings.guard("model").breaker
         nats_logger = logging.getLogger(NATS_LOGGER)
-        quiet_idle_fetches(nats_logger)
         self.broker = NatsBroker(
             settings.nats_url,
             name="threadline-agent",
             max_reconnect_attempts=-1,
             logger=nats_logger,
             log_level=logging.DEBUG,  # one line per message is noise; runs log their own outcome
-            graceful_timeout=SHUTDOWN_GRACE_S,
         )
-        for graph_id in self.loaded:  # one pool of workers per graph: its own subject and consumer
-            subscriber = self.broker.subscriber(
-                self.topology.runs_requested_for(graph_id),
-                stream=JStream(self.topology.runs_stream, declare=False),  # declared by ensure_streams
-                durable=self.topology.runs_consumer_for(graph_id),
-                # A batch is worked concurrently and fully before the next fetch: no message waits un-heartbeaten.
-                pull_sub=PullSub(batch_size=settings.concurrency, timeout=settings.fetch_timeout_s),
-                config=ConsumerConfig(
-                    ack_policy=ConsumerAckPolicy.EXPLICIT,
-                    ack_wait=ACK_WAIT_S,
-                    max_ack_pending=settings.max_ack_pending,
-                ),
-                ack_policy=AckPolicy.MANUAL,
-            )
-            subscriber(self.handle)
+        self._pullers: list[RunPuller] = []  # one per graph, started once everything a run needs is up (_ready)
         self.app = FastStream(
             self.broker,
             logger=nats_logger,
@@ -135,21 +121,21 @@ class AgentWorker:
             after_shutdown=[self._close],
         )
 
-    async def handle(self, msg: NatsMessage) -> None:
-        """One delivery of a run, from FastStream: traced, kept alive while it works, counted."""
+    async def handle(self, msg: Msg) -> None:
+        """One delivery of a run, from its graph's RunPuller: traced, kept alive while it works, counted."""
         try:
-            request = RunRequested.model_validate_json(msg.body)
+            request = RunRequested.model_validate_json(msg.data)
         except ValidationError as exc:
             # Without a run id no client can be told; terminated, since every redelivery would fail alike.
             log.error(
                 "malformed run request dropped: fix its publisher (it is not a RunRequested)",
-                subject=msg.raw_message.subject,
+                subject=msg.subject,
                 error=str(exc),
             )
-            await msg.reject()
+            await msg.term()
             return
         if await self._must_wait(request):
-            await msg.nack(delay=AFTER_RUN_POLL_S)
+            await msg.nak(delay=AFTER_RUN_POLL_S)
             return
         with (
             tracer.start_as_current_span(
@@ -163,7 +149,7 @@ class AgentWorker:
             span.set_attribute("threadline.thread_id", request.thread_id)
             span.set_attribute("threadline.assistant_id", request.assistant_id)
             span.set_attribute("threadline.graph_id", request.graph_id)
-            span.set_attribute("messaging.destination.name", msg.raw_message.subject)
+            span.set_attribute("messaging.destination.name", msg.subject)
             beating = asyncio.create_task(keep_alive(msg, IN_PROGRESS_EVERY_S))
             self.metrics.in_flight.inc()
             try:
@@ -171,13 +157,13 @@ class AgentWorker:
                     await self._run(request, msg)
             except asyncio.CancelledError:
                 # Stopping mid-run: hand the run back now rather than after ack_wait.
-                await asyncio.shield(msg.nack())
+                await asyncio.shield(msg.nak())
                 raise
             finally:
                 beating.cancel()
                 self.metrics.in_flight.dec()
 
-    async def _run(self, request: RunRequested, msg: NatsMessage) -> None:
+    async def _run(self, request: RunRequested, msg: Msg) -> None:
         """Take the run through the pipeline, publish how it ended, then ack (or hand it back to try again)."""
         assert self._nc is not None and self._pipeline is not None
         events = RunEventPublisher(
@@ -187,7 +173,7 @@ class AgentWorker:
             coalesce_s=self.settings.token_coalesce_ms / 1000,
             guardrails=self.guardrails,
         )
-        attempt = msg.raw_message.metadata.num_delivered or 1
+        attempt = msg.metadata.num_delivered or 1
         earlier = await events.last_stored() if attempt > 1 else None
         if earlier is not None and earlier.is_final:
             # The worker before finished the run but died before its ack: answering again would answer twice.
@@ -206,7 +192,7 @@ class AgentWorker:
                 delay = min(2.0 ** (attempt - 1), MAX_NAK_DELAY_S)
                 log.warning("run failed transiently; redelivering", code=failure.code, attempt=attempt, delay_s=delay)
                 self.metrics.redeliveries.inc()
-                await msg.nack(delay=delay)
+                await msg.nak(delay=delay)
                 return
             log.warning("run failed", code=failure.code, error=failure.message, attempt=attempt)
             trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, failure.code))
@@ -290,7 +276,7 @@ class AgentWorker:
     # --- the FastStream app's lifecycle --------------------------------------------------------
 
     async def _start(self) -> None:
-        """Before the subscribers start: connect, declare the streams, compile the graphs, build the pipeline."""
+        """Before runs are taken: connect, declare the streams, compile the graphs, build the pipeline."""
         self._channel = traced_channel(self.settings.retrieval_target)
         tools = [
             make_knowledge_base_tool(
@@ -302,7 +288,14 @@ class AgentWorker:
             make_calculator_tool(),
             *(make_memory_tools(self.store) if self.store is not None else []),
         ]
-        platform = Platform(self.model, tools, self.settings.approval_tools)
+        mcp = McpToolbox(
+            allow_stdio=self.settings.mcp_allow_stdio,
+            allowed_hosts=self.settings.mcp_hosts,
+            list_timeout_s=self.settings.mcp_timeout_s,
+            call_timeout_s=self.settings.mcp_call_timeout_s,
+            ttl_s=self.settings.mcp_tools_ttl_s,
+        )
+        platform = Platform(self.model, tools, self.settings.approval_tools, mcp=mcp)
         for loaded in self.loaded.values():  # the worker's checkpointer and store, on every graph
             loaded.prepare(platform, self.checkpointer, self.store)
         self.graphs = {gid: g.compiled for gid, g in self.loaded.items() if g.compiled is not None}
@@ -326,6 +319,7 @@ class AgentWorker:
             cache=self.answer_cache,
             model_breaker=self.model_breaker,
             model=model_name(self.model),
+            chat_model=self.model,
         )
         if self.answer_cache is not None:
             self._forgetting = [
@@ -353,6 +347,25 @@ class AgentWorker:
             )
 
     async def _ready(self) -> None:
+        """Everything a run needs is up: start taking runs, one pool (consumer) per graph."""
+        assert self._nc is not None
+        for graph_id in self.loaded:
+            puller = RunPuller(
+                self._nc,
+                self.topology.runs_stream,
+                ConsumerConfig(
+                    durable_name=self.topology.runs_consumer_for(graph_id),
+                    filter_subject=self.topology.runs_requested_for(graph_id),
+                    ack_policy=ConsumerAckPolicy.EXPLICIT,
+                    ack_wait=ACK_WAIT_S,
+                    max_ack_pending=self.settings.max_ack_pending,
+                ),
+                self.handle,
+                slots=self.settings.concurrency,
+                expires_s=self.settings.fetch_timeout_s,
+            )
+            await puller.start()
+            self._pullers.append(puller)
         log.info(
             "agent ready",
             consumers=[self.topology.runs_consumer_for(gid) for gid in sorted(self.loaded)],
@@ -362,7 +375,9 @@ class AgentWorker:
         )
 
     async def _stop_listening(self) -> None:
-        """Before the broker drains NATS: no cache work may start on a connection going away."""
+        """Before the broker drains NATS: take no more runs, let those in flight end, start no cache work."""
+        await asyncio.gather(*(puller.stop(SHUTDOWN_GRACE_S) for puller in self._pullers))
+        self._pullers = []
         for subscription in self._forgetting:
             await subscription.unsubscribe()
         self._forgetting = []

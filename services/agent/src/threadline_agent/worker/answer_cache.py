@@ -1,5 +1,8 @@
 """The answer cache: a question asked again, in the same tenant of the same assistant, is answered from Redis.
 
+Asked again means aimed at the same knowledge base too (the run's collection and filter,
+:mod:`threadline.aim`): an answer found in one collection says nothing of another.
+
 Matching is exact on the *normalised* question (case, punctuation and spacing ignored),
 not by embedding similarity: the agent has no embedding model, and the retrieval
 service exposes none over its API, so a cosine match would need a new retrieval RPC
@@ -29,7 +32,9 @@ from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from threadline.aim import SearchAim
 from threadline.events import RunRequested
+from threadline.mcp_servers import MCP_SERVERS_KEY
 from threadline.run_events import Citation, Citations, RunResult, Token
 
 from threadline_agent.graphs.memory_tools import MEMORY_TOOLS
@@ -62,19 +67,22 @@ class CachedAnswer(BaseModel):
 
 
 class AnswerCache:
-    """Cached answers by tenant, assistant and normalised question."""
+    """Cached answers by tenant, assistant, normalised question and aim (``SearchAim.key()``, empty: unaimed)."""
 
     def __init__(self, url: str, prefix: str, ttl_s: float) -> None:
         self._redis = Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
         self._prefix = prefix
         self._ttl_s = ttl_s
 
-    def key(self, tenant_id: str, assistant_id: str, question: str) -> str:
-        digest = hashlib.sha256(normalize_question(question).encode()).hexdigest()
+    def key(self, tenant_id: str, assistant_id: str, question: str, aim: str = "") -> str:
+        # NUL cannot occur in a normalised question, so no question and aim hash as another pair does;
+        # an unaimed question keeps the key it had before runs could be aimed.
+        asked = normalize_question(question) + (f"\0{aim}" if aim else "")
+        digest = hashlib.sha256(asked.encode()).hexdigest()
         return f"{self._prefix}:answer:{tenant_id}:{assistant_id}:{digest}"
 
-    async def get(self, tenant_id: str, assistant_id: str, question: str) -> CachedAnswer | None:
-        key = self.key(tenant_id, assistant_id, question)
+    async def get(self, tenant_id: str, assistant_id: str, question: str, aim: str = "") -> CachedAnswer | None:
+        key = self.key(tenant_id, assistant_id, question, aim)
         try:
             cached = await self._redis.get(key)
         except RedisError as exc:
@@ -89,10 +97,10 @@ class AnswerCache:
             log.warning("unreadable cached answer ignored; answering afresh", key=key, error=str(exc))
             return None
 
-    async def put(self, tenant_id: str, assistant_id: str, question: str, answer: CachedAnswer) -> None:
+    async def put(self, tenant_id: str, assistant_id: str, question: str, answer: CachedAnswer, aim: str = "") -> None:
         if not normalize_question(question):
             return  # nothing but punctuation: every such question would share one answer
-        key = self.key(tenant_id, assistant_id, question)
+        key = self.key(tenant_id, assistant_id, question, aim)
         try:
             await self._redis.set(key, answer.model_dump_json(), ex=max(1, round(self._ttl_s)))
         except RedisError as exc:
@@ -124,20 +132,34 @@ class FromAnswerCache:
     async def __call__(self, run: RunContext, next: Next) -> RunResult:
         if run.assistant.final_node is None:  # a graph without messages to record a cached turn in
             return await next()
+        if run.request.client_tools or run.request.config.configurable.get(MCP_SERVERS_KEY):
+            # The client's tools or an MCP server's answer differently each time: nothing to serve again.
+            return await next()
         question = run.request.input
         if not isinstance(question, str):  # a graph's input as JSON: not a question to match, nothing cached
             return await next()
         request, graph = run.request, run.graph
         config = run_config(request)
+        aim = _aim(config)
+        if aim is None:  # a run aimed wrongly fails in its tool; nothing to serve it or keep of it
+            return await next()
         eligible = await _first_question(graph, request, config)
-        hit = await self._cache.get(request.tenant_id, request.assistant_id, question) if eligible else None
+        hit = await self._cache.get(request.tenant_id, request.assistant_id, question, aim) if eligible else None
         if hit is not None:
             return await _answer_again(run, config, hit)
         result = await next()
         complete = result.status == "success" and result.answer and not result.knowledge_base_unavailable
         if eligible and complete and not await _personal(graph, config):
-            await self._cache.put(request.tenant_id, request.assistant_id, question, CachedAnswer.of(result))
+            await self._cache.put(request.tenant_id, request.assistant_id, question, CachedAnswer.of(result), aim)
         return result
+
+
+def _aim(config: RunnableConfig) -> str | None:
+    """The run's aim as the cache keys on it; None when it is malformed."""
+    try:
+        return SearchAim.of(config.get("configurable", {})).key()
+    except ValidationError:
+        return None
 
 
 async def _first_question(graph: CompiledStateGraph, request: RunRequested, config: RunnableConfig) -> bool:

@@ -9,11 +9,10 @@ Any graph runs: one whose state has ``messages`` (the assistants here) gets Thre
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import asdict, is_dataclass
 from typing import Any, cast
 
-import grpc
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, BaseMessageChunk, HumanMessage, ToolMessage
 from langchain_core.messages.utils import message_chunk_to_message
@@ -40,10 +39,10 @@ from threadline.run_events import (
 
 from threadline_agent.graphs.approval import APPROVAL_NODE, REJECTED, parse_decision
 from threadline_agent.graphs.assistants import ANSWER_NODES
+from threadline_agent.graphs.client_tools import client_tools_config
 from threadline_agent.graphs.knowledge_base import KNOWLEDGE_BASE_TOOL
 from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
-from threadline_agent.resilience import TRANSIENT_CODES, CircuitOpen
-from threadline_agent.worker.failures import MODEL_UNAVAILABLE, RunFailed
+from threadline_agent.worker.failures import MODEL_UNAVAILABLE, RunFailed, dependency_failures
 from threadline_agent.worker.tracing import SpanCallbacks
 
 RECURSION_LIMIT = 12  # a run's steps when its client names no recursion_limit
@@ -71,6 +70,7 @@ def run_config(request: RunRequested, *, max_recursion_limit: int = MAX_RECURSIO
             **client_configurable(asked.configurable),
             "thread_id": request.thread_id,
             "tenant_id": request.tenant_id,
+            **client_tools_config(request.client_tools, request.tool_choice),
         },
         metadata={
             "run_id": request.run_id,
@@ -105,6 +105,7 @@ async def execute_run(
     timeout_s: float,
     resume: bool = False,
     max_recursion_limit: int = MAX_RECURSION_LIMIT,
+    answer_nodes: Collection[str] = (),
 ) -> RunResult:
     """Stream the graph, emitting its events and the stream modes the run asked for; return the run's result.
 
@@ -113,48 +114,41 @@ async def execute_run(
     has steps left continues from there instead of taking the input again. A request that
     carries a decision (``request.resume``) or a command continues the thread's interrupted run
     with it. A run that stops for an interrupt returns ``status`` "interrupted" and what it waits on.
+    ``answer_nodes``: the graph's nodes whose model output is streamed as the answer's tokens (its
+    assistant's); none: the built-in graphs' names, which a user's graph may reuse.
     """
     with_messages = takes_messages(graph)
-    turn = _Turn()
+    turn = _Turn(answer_nodes or ANSWER_NODES)
     config = run_config(request, max_recursion_limit=max_recursion_limit)
     try:
-        async with asyncio.timeout(timeout_s):
-            config["callbacks"] = [SpanCallbacks()]
-            state_input: Any
-            if resume and await _continues(graph, request, config, turn, with_messages):
-                state_input = None
-            elif request.resume is not None:
-                state_input = await _decision(graph, config, request.resume)
-            elif request.command is not None:
-                state_input = await _command(graph, config, request.command)
-            else:
-                state_input = _graph_input(request.input, with_messages)
-                if request.rollback_run_id:
-                    await _roll_back(graph, config, request.rollback_run_id)
-            parts = _Parts(request, turn, emit, emit_state, with_messages)
-            async for mode, chunk in _stream(graph, state_input, config, request, parts.modes, emit_state):
-                await parts.on(mode, chunk)
-            output: dict[str, Any] | None = None
-            if not with_messages:  # its values are its outcome (a conversation's are its thread's, read from memory)
-                values = parts.values if parts.values is not None else (await graph.aget_state(config)).values
-                output = plain(values) if isinstance(values, dict) else {"value": plain(values)}
+        with dependency_failures():
+            async with asyncio.timeout(timeout_s):
+                config["callbacks"] = [SpanCallbacks()]
+                state_input: Any
+                if resume and await _continues(graph, request, config, turn, with_messages):
+                    state_input = None
+                elif request.resume is not None:
+                    state_input = await _decision(graph, config, request.resume)
+                elif request.command is not None:
+                    state_input = await _command(graph, config, request.command)
+                else:
+                    state_input = _graph_input(request.input, with_messages)
+                    if request.rollback_run_id:
+                        await _roll_back(graph, config, request.rollback_run_id)
+                parts = _Parts(request, turn, emit, emit_state, with_messages)
+                async for mode, chunk in _stream(graph, state_input, config, request, parts.modes, emit_state):
+                    await parts.on(mode, chunk)
+                output: dict[str, Any] | None = None
+                if not with_messages:  # its values are its outcome (a conversation is its thread, in memory)
+                    values = parts.values if parts.values is not None else (await graph.aget_state(config)).values
+                    output = plain(values) if isinstance(values, dict) else {"value": plain(values)}
     except TimeoutError as exc:
         raise RunFailed("run_timeout", f"The run did not finish within {timeout_s:g} s.") from exc
     except GraphRecursionError as exc:
         raise RunFailed("recursion_limit", f"The graph took more than {config['recursion_limit']} steps.") from exc
-    except grpc.aio.AioRpcError as exc:
-        raise RunFailed(
-            "dependency_unavailable",
-            f"A service the agent depends on failed: {exc.code().name} {exc.details() or ''}".strip(),
-            transient=exc.code() in TRANSIENT_CODES,
-        ) from exc
     except (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError) as exc:
         # Raised once the OpenAI client's own retries (OPENAI_MAX_RETRIES) are spent.
         raise RunFailed(MODEL_UNAVAILABLE, f"The model endpoint failed: {type(exc).__name__}.", transient=True) from exc
-    except CircuitOpen as exc:
-        raise RunFailed(
-            "dependency_unavailable", f"A service the agent depends on is failing: {exc}", transient=True
-        ) from exc
     ids = {"run_id": request.run_id, "thread_id": request.thread_id, "assistant_id": request.assistant_id}
     if turn.interrupts:
         return RunResult(
@@ -168,6 +162,16 @@ async def execute_run(
         )
     if not with_messages:
         return RunResult(**ids, usage=turn.usage(), output=output)
+    if calls := _client_calls(turn, request):  # the client runs them, then continues the thread
+        last = turn.replies[-1]
+        return RunResult(
+            **ids,
+            answer=last.text,
+            tool_calls=calls,
+            model=last.response_metadata.get("model_name") or model,
+            usage=turn.usage(),
+            knowledge_base_unavailable=turn.knowledge_base_unavailable,
+        )
     if turn.answer is None:
         raise RunFailed("no_answer", "The agent stopped without an answer.")
     answer: str = turn.answer.text
@@ -206,25 +210,16 @@ async def update_state(
     config = run_config(request, max_recursion_limit=max_recursion_limit)
     ids = {"run_id": request.run_id, "thread_id": request.thread_id, "assistant_id": request.assistant_id}
     try:
-        if redelivered:
-            latest = await graph.aget_state(config)
-            if (latest.metadata or {}).get("run_id") == request.run_id:
-                return RunResult(**ids, checkpoint=_checkpoint_ref(latest.config))
-        if update.checkpoint_id:
-            config["configurable"]["checkpoint_id"] = update.checkpoint_id
-        updated = await graph.aupdate_state(config, update.values, as_node=update.as_node)
+        with dependency_failures():
+            if redelivered:
+                latest = await graph.aget_state(config)
+                if (latest.metadata or {}).get("run_id") == request.run_id:
+                    return RunResult(**ids, checkpoint=_checkpoint_ref(latest.config))
+            if update.checkpoint_id:
+                config["configurable"]["checkpoint_id"] = update.checkpoint_id
+            updated = await graph.aupdate_state(config, update.values, as_node=update.as_node)
     except (InvalidUpdateError, ValueError, KeyError) as exc:
         raise RunFailed("invalid_update", f"The state update was refused: {exc}") from exc
-    except grpc.aio.AioRpcError as exc:
-        raise RunFailed(
-            "dependency_unavailable",
-            f"A service the agent depends on failed: {exc.code().name} {exc.details() or ''}".strip(),
-            transient=exc.code() in TRANSIENT_CODES,
-        ) from exc
-    except CircuitOpen as exc:
-        raise RunFailed(
-            "dependency_unavailable", f"A service the agent depends on is failing: {exc}", transient=True
-        ) from exc
     return RunResult(**ids, checkpoint=_checkpoint_ref(updated))
 
 
@@ -262,7 +257,7 @@ async def _stream(
     As LangGraph Platform does it: the events of the graph's own run that carry a stream part are
     the parts, every other event is an ``events`` part.
     """
-    context: Any = request.context  # the graph's context_schema, which its type does not say
+    context: Any = _known_context(graph, request.context)  # the graph's context_schema, which its type does not say
     if not request.wants("events"):
         async for part in graph.astream(state_input, config, stream_mode=modes, context=context):
             # With several modes LangGraph yields (mode, chunk) pairs, which its stubs do not say.
@@ -273,6 +268,16 @@ async def _stream(
             yield cast(tuple[StreamMode, Any], event["data"]["chunk"])
         elif "langsmith:hidden" not in (event.get("tags") or []):
             await emit_state("events", StateChunk(plain(event)))
+
+
+def _known_context(graph: CompiledStateGraph, given: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run's context without the keys the graph's ``context_schema`` does not declare, as LangGraph Platform
+    filters it: a client's (or an assistant's) extra key would otherwise fail the run when the schema is built."""
+    schema = graph.get_context_jsonschema() if given else None
+    declared = (schema or {}).get("properties")
+    if not given or not declared:
+        return given
+    return {key: value for key, value in given.items() if key in declared}
 
 
 class _Parts:
@@ -289,7 +294,9 @@ class _Parts:
             self.modes.append("values")
         if with_messages or self.relay_messages:
             self.modes.append("messages")
-        self.modes += [m for m in ("custom", "debug") if request.wants(m)]
+        # A conversation's custom writes are how its graph shows its progress (the planner's plan and steps):
+        # every client sees them, as LangGraph's clients see what they asked for.
+        self.modes += [m for m in ("custom", "debug") if request.wants(m) or (m == "custom" and with_messages)]
         self._messages = _MessageParts(whole=request.wants("messages"))
 
     async def on(self, mode: StreamMode, chunk: Any) -> None:
@@ -440,7 +447,8 @@ def plain(value: Any) -> Any:
 class _Turn:
     """What one run has produced so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer_nodes: Collection[str] = ANSWER_NODES) -> None:
+        self.answer_nodes = answer_nodes
         self.answer: AIMessage | None = None
         self.replies: list[AIMessage] = []
         self.retrieved: list[Citation] = []
@@ -462,7 +470,7 @@ class _Turn:
     async def on_message_chunk(self, message: Any, metadata: dict[str, Any], emit: Emit) -> None:
         # Only the answer's text is streamed: a message that calls tools is reported as tool_call events.
         if (
-            metadata.get("langgraph_node") in ANSWER_NODES
+            metadata.get("langgraph_node") in self.answer_nodes
             and isinstance(message, AIMessage)
             and not message.tool_calls
             and not getattr(message, "tool_call_chunks", None)
@@ -535,6 +543,15 @@ class _Turn:
             total_tokens=sum(u["total_tokens"] for u in counted),
             approximate=any(m.response_metadata.get("usage_is_approximate") for m in self.replies),
         )
+
+
+def _client_calls(turn: _Turn, request: RunRequested) -> list[ToolCall]:
+    """The calls of the client's tools the run ended on (its last reply, when that calls no tool of ours)."""
+    names = {spec.get("function", {}).get("name") for spec in request.client_tools}
+    last = turn.replies[-1] if turn.replies else None
+    if last is None or last is turn.answer:
+        return []
+    return [ToolCall(name=c["name"], args=c["args"], id=c["id"]) for c in last.tool_calls if c["name"] in names]
 
 
 def _passages(message: ToolMessage) -> list[Citation]:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
 from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
@@ -27,6 +28,7 @@ from threadline_agent.worker.execution import execute_run, update_state
 from threadline_agent.worker.failures import MODEL_UNAVAILABLE, RunFailed
 from threadline_agent.worker.guardrails import Guardrails
 from threadline_agent.worker.publisher import RunEventPublisher
+from threadline_agent.worker.structured import StructuredOutput
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ def agent_pipeline(
     cache: AnswerCache | None,
     model_breaker: CircuitBreaker,
     model: str,
+    chat_model: BaseChatModel,
 ) -> Pipeline:
     """Every run's steps, outermost first, each placed where it is for the reason beside it."""
     return Pipeline(
@@ -68,6 +71,9 @@ def agent_pipeline(
             CheckedInput(guardrails),
             # A cancel stops whatever runs inside it, the cache's lookup and write included.
             UnlessCancelled(nc, topology, cancelled),
+            # Around the cache: a cached answer is structured like a fresh one, and the cache keeps answers only.
+            # A refused schema (the offline answerer's) is refused before any work.
+            StructuredOutput(chat_model),
             # A hit answers without the model, so cached answers are served even while the breaker below is open.
             *([FromAnswerCache(cache)] if cache is not None else []),
             ThroughModelBreaker(model_breaker),
@@ -107,7 +113,8 @@ class Priced:
 class CheckedInput:
     """Refuses an empty question, and one the deployment's guardrails block (``input_blocked``).
 
-    A graph's input given as JSON is the graph's to judge; the text of any human messages in it is checked.
+    A graph's input given as JSON is the graph's to judge; the text of any human (or system) messages in it
+    is checked.
     """
 
     def __init__(self, guardrails: Guardrails) -> None:
@@ -121,13 +128,16 @@ class CheckedInput:
             elif request.resume is None and request.command is None:  # a decision or a command asks no question
                 raise RunFailed("invalid_input", "The input is empty.")
         elif request.input is not None:
-            for text in human_texts(request.input):
+            for text in human_texts(request.input, system=True):
                 self._guardrails.check_input(text, request.tenant_id)
         return await next()
 
 
-def human_texts(given: dict[str, Any]) -> list[str]:
-    """The texts of the human messages in a graph's JSON input (LangGraph's message dicts, or plain strings)."""
+def human_texts(given: dict[str, Any], *, system: bool = False) -> list[str]:
+    """The texts of the human messages in a graph's JSON input (LangGraph's message dicts, or plain strings);
+    with ``system``, of the client's system messages too (an OpenAI client's reach the model as such)."""
+    roles = ("user", "human", "system", "developer") if system else ("user", "human")
+    kinds = ("human", "system") if system else ("human",)
     messages = given.get("messages")
     if isinstance(messages, str | dict):
         messages = [messages]
@@ -135,7 +145,7 @@ def human_texts(given: dict[str, Any]) -> list[str]:
     for message in messages if isinstance(messages, list) else []:
         if isinstance(message, str):
             texts.append(message)
-        elif isinstance(message, dict) and (message.get("role") in ("user", "human") or message.get("type") == "human"):
+        elif isinstance(message, dict) and (message.get("role") in roles or message.get("type") in kinds):
             content = message.get("content")
             if isinstance(content, list):
                 content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
@@ -196,4 +206,5 @@ class ExecuteGraph:
             timeout_s=self._timeout_s,
             resume=run.redelivered,
             max_recursion_limit=self._max_recursion_limit,
+            answer_nodes=run.assistant.answer_nodes,
         )

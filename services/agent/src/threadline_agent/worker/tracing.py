@@ -57,7 +57,9 @@ class SpanCallbacks(AsyncCallbackHandler):
     ) -> None:
         node = (metadata or {}).get("langgraph_node")
         if node and kwargs.get("name") == node:
-            self._start(f"node {node}", run_id, parent_run_id, **{"langgraph.node": node})
+            # The superstep tells apart the runs of one node (the planner's execute, once per step).
+            step = (metadata or {}).get("langgraph_step")
+            self._start(f"node {node}", run_id, parent_run_id, **{"langgraph.node": node, "langgraph.step": step})
         else:
             self._parents[run_id] = parent_run_id
 

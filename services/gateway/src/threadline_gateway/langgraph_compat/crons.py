@@ -21,8 +21,7 @@ from threadline.memory.v1 import memory_pb2 as pb
 
 from threadline_gateway.auth import Principal
 from threadline_gateway.crons import Cron, CronChanges, CronQuery, CronStore, CronTicker, cron_principal, tick_ids
-from threadline_gateway.deps import Caller, Crons, MemoryClient, Settings
-from threadline_gateway.errors import invalid_field
+from threadline_gateway.deps import Caller, Crons, MemoryClient, Settings, Starter
 from threadline_gateway.langgraph_compat.runs import _command, _config, _question
 from threadline_gateway.langgraph_compat.schemas import RunCreate, StreamMode
 from threadline_gateway.memory import Memory
@@ -30,7 +29,6 @@ from threadline_gateway.run_starter import NewRun, RunStarter
 from threadline_gateway.schemas import MultitaskStrategy, error_responses
 from threadline_gateway.services import Services
 from threadline_gateway.settings import GatewaySettings
-from threadline_gateway.webhooks import allowed_hosts, webhook_errors
 
 router = APIRouter()
 ThreadId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -98,16 +96,50 @@ def _run_body(payload: dict[str, Any], assistant_id: str, metadata: dict[str, An
     return RunCreate.model_validate({**payload, "assistant_id": assistant_id, "metadata": metadata})
 
 
-def _checked_payload(payload: dict[str, Any], assistant_id: str, settings: GatewaySettings) -> dict[str, Any]:
-    """The run a tick starts, checked now as a run's body would be: a 422 names a bad field."""
+def _new_run(
+    payload: dict[str, Any],
+    assistant_id: str,
+    thread_id: str | None,
+    metadata: dict[str, Any],
+    settings: GatewaySettings,
+    tick: tuple[str, str] | None = None,
+) -> NewRun:
+    """The run a tick of a cron with this ``payload`` starts, on the cron's ``thread_id`` (None: a new thread
+    each tick); ``tick``: the run id and new thread the tick derives (None: a check, before any tick)."""
+    run_id, new_thread = tick or (None, None)
+    body = _run_body(payload, assistant_id, metadata)
+    resume, command = _command(body)
+    claimed = body.metadata.get("user_id")
+    multitask: MultitaskStrategy = payload.get("multitask_strategy") or ("enqueue" if thread_id else "reject")
+    return NewRun(
+        input=_question(body, settings),
+        assistant_id=assistant_id,
+        thread_id=thread_id or new_thread,
+        user_id=claimed if isinstance(claimed, str) else None,
+        metadata=body.metadata,
+        stream_modes=sorted(body.stream_modes()),
+        resume=resume,
+        command=command,
+        config=_config(body),
+        context=body.context,
+        multitask=multitask,
+        webhook=body.webhook,
+        run_id=run_id,
+    )
+
+
+async def _checked_payload(
+    starter: RunStarter,
+    principal: Principal,
+    settings: GatewaySettings,
+    payload: dict[str, Any],
+    assistant_id: str,
+    thread_id: str | None,
+) -> dict[str, Any]:
+    """The run a tick starts, checked now as a run would be (a 422 names a bad field, a 404 an assistant
+    or collection that does not exist), so that no tick of a cron fails for what was wrong when it was made."""
     payload = {k: v for k, v in payload.items() if v is not None}
-    webhook = payload.get("webhook")
-    if webhook is not None and (problem := webhook_errors(webhook, allowed_hosts(settings.webhook_hosts))):
-        raise invalid_field("webhook", problem)
-    body = _run_body(payload, assistant_id, {})
-    _question(body, settings)
-    _command(body)
-    _config(body)
+    await starter.checked(principal, _new_run(payload, assistant_id, thread_id, {}, settings))
     return payload
 
 
@@ -120,12 +152,13 @@ async def _create(
     thread_id: str | None,
     principal: Principal,
     settings: GatewaySettings,
+    starter: RunStarter,
     memory: Memory,
     crons: CronStore,
 ) -> dict[str, Any]:
-    payload = _checked_payload(body.model_dump(include=set(_RUN_FIELDS)), body.assistant_id, settings)
     tenant = principal.tenant_id
-    await memory.get_assistant(tenant, body.assistant_id)  # 404 for an assistant that does not exist
+    given = body.model_dump(include=set(_RUN_FIELDS))
+    payload = await _checked_payload(starter, principal, settings, given, body.assistant_id, thread_id)
     if thread_id is not None:
         await memory.get_thread(tenant, thread_id)  # 404 for a thread that was never created
     claimed = body.metadata.get("user_id")
@@ -154,18 +187,24 @@ def _utc(value: dt.datetime | None) -> str:
 
 @router.post("/runs/crons", responses=error_responses(404, 422, 503))
 async def create_cron(
-    body: CronCreate, principal: Caller, settings: Settings, memory: MemoryClient, crons: Crons
+    body: CronCreate, principal: Caller, settings: Settings, starter: Starter, memory: MemoryClient, crons: Crons
 ) -> Any:
     """A cron whose every tick starts a run on a new thread."""
-    return await _create(body, None, principal, settings, memory, crons)
+    return await _create(body, None, principal, settings, starter, memory, crons)
 
 
 @router.post("/threads/{thread_id}/runs/crons", responses=error_responses(404, 422, 503))
 async def create_thread_cron(
-    thread_id: ThreadId, body: CronCreate, principal: Caller, settings: Settings, memory: MemoryClient, crons: Crons
+    thread_id: ThreadId,
+    body: CronCreate,
+    principal: Caller,
+    settings: Settings,
+    starter: Starter,
+    memory: MemoryClient,
+    crons: Crons,
 ) -> Any:
     """A cron whose every tick starts a run on the thread (``multitask_strategy`` decides while it is busy)."""
-    return await _create(body, thread_id, principal, settings, memory, crons)
+    return await _create(body, thread_id, principal, settings, starter, memory, crons)
 
 
 @router.post("/runs/crons/search", responses=error_responses(422, 503))
@@ -191,13 +230,18 @@ async def count_crons(body: CronCount, principal: Caller, crons: Crons) -> int:
 
 
 @router.patch("/runs/crons/{cron_id}", responses=error_responses(404, 422, 503))
-async def update_cron(cron_id: CronId, body: CronPatch, principal: Caller, settings: Settings, crons: Crons) -> Any:
+async def update_cron(
+    cron_id: CronId, body: CronPatch, principal: Caller, settings: Settings, starter: Starter, crons: Crons
+) -> Any:
     tenant = principal.tenant_id
     current = await crons.get(tenant, cron_id)
     given = body.model_dump(include=set(_RUN_FIELDS), exclude_unset=True)
     payload = None
     if given:
-        payload = _checked_payload({**current.payload, **given}, current.assistant_id, settings)
+        changed = {**current.payload, **given}
+        payload = await _checked_payload(
+            starter, principal, settings, changed, current.assistant_id, current.thread_id or None
+        )
     changes = CronChanges(
         schedule=body.schedule.strip() if body.schedule else None,
         timezone=body.timezone,
@@ -219,26 +263,9 @@ async def delete_cron(cron_id: CronId, principal: Caller, crons: Crons) -> Respo
 
 async def start_tick(starter: RunStarter, settings: GatewaySettings, cron: Cron, tick: str) -> None:
     """Start the run of one claimed tick, for the cron's tenant, with ids derived from the cron and the tick."""
-    run_id, new_thread = tick_ids(cron.cron_id, tick)
-    body = _run_body(cron.payload, cron.assistant_id, {**cron.metadata, "cron_id": cron.cron_id})
-    resume, command = _command(body)
-    claimed = body.metadata.get("user_id")
-    multitask: MultitaskStrategy = cron.payload.get("multitask_strategy") or ("enqueue" if cron.thread_id else "reject")
-    new = NewRun(
-        input=_question(body, settings),
-        assistant_id=cron.assistant_id,
-        thread_id=cron.thread_id or new_thread,
-        user_id=claimed if isinstance(claimed, str) else None,
-        metadata=body.metadata,
-        stream_modes=sorted(body.stream_modes()),
-        resume=resume,
-        command=command,
-        config=_config(body),
-        context=body.context,
-        multitask=multitask,
-        webhook=body.webhook,
-        run_id=run_id,
-    )
+    metadata = {**cron.metadata, "cron_id": cron.cron_id}
+    ids = tick_ids(cron.cron_id, tick)
+    new = _new_run(cron.payload, cron.assistant_id, cron.thread_id or None, metadata, settings, ids)
     await starter.start(cron_principal(cron), new, "cron")
 
 

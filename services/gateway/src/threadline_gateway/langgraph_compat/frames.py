@@ -2,7 +2,8 @@
 
 The agent publishes the graph's own parts for the modes a run asks for, so these parts are
 LangGraph's, not imitations: ``values``, ``updates``, ``debug``, ``events`` and ``custom`` as the
-graph gave them, ``messages-tuple`` as ``messages`` parts of ``[message chunk, metadata]``, and the
+graph gave them (a ``debug`` checkpoint with its references added, as LangGraph Platform adds
+them), ``messages-tuple`` as ``messages`` parts of ``[message chunk, metadata]``, and the
 whole-message ``messages`` mode as ``messages/metadata`` (once per message), then
 ``messages/partial`` (the message so far, as a model streams it) or ``messages/complete``. Each
 frame's ``id:`` is the run event's seq, so a client's ``Last-Event-ID`` resumes exactly where it
@@ -20,7 +21,7 @@ from threadline_gateway.langgraph_compat.schemas import StreamMode
 from threadline_gateway.run_bus import RunRecord
 from threadline_gateway.streaming import V1Frames
 
-# Relayed as the agent sent them: the graph's parts are LangGraph's already.
+# Relayed as the agent sent them: the graph's parts are LangGraph's already (a debug checkpoint gets its refs).
 _AS_THEY_ARE = ("values", "updates", "events", "debug")
 
 
@@ -42,7 +43,9 @@ class StreamParts(V1Frames):
         if event.kind == "metadata":
             return _frame(event.seq, "metadata", {"run_id": record.run_id, "thread_id": record.thread_id, "attempt": 1})
         if event.kind in _AS_THEY_ARE:
-            return _frame(event.seq, event.kind, event.data) if event.kind in self.modes else None
+            if event.kind not in self.modes:
+                return None
+            return _frame(event.seq, event.kind, debug_part(event.data) if event.kind == "debug" else event.data)
         if event.kind == "custom" and "custom" in self.modes:
             custom = event.payload()
             assert isinstance(custom, CustomChunk)  # a custom event's payload, by RunEvent.payload's contract
@@ -66,6 +69,34 @@ class StreamParts(V1Frames):
         if "messages-tuple" in self.modes:
             return _frame(seq, "messages", [part.chunk, part.metadata])
         return None
+
+
+def debug_part(data: Any) -> Any:
+    """A ``debug`` part as LangGraph Platform sends it: a checkpoint's payload also names its checkpoint and its
+    parent's as a thread state does, and its tasks' checkpoints, which LangGraph Studio reads rather than configs."""
+    payload = data.get("payload") if isinstance(data, dict) and data.get("type") == "checkpoint" else None
+    if not isinstance(payload, dict):
+        return data
+    tasks = [_task_checkpoint(t) for t in payload.get("tasks") or []]
+    refs = {"checkpoint": _ref(payload.get("config")), "parent_checkpoint": _ref(payload.get("parent_config"))}
+    return {**data, "payload": {**payload, **refs, "tasks": tasks}}
+
+
+def _ref(config: Any) -> dict[str, Any] | None:
+    """A checkpoint's config as its reference: thread, namespace and id (none for no checkpoint yet)."""
+    configurable = config.get("configurable") if isinstance(config, dict) else None
+    if not isinstance(configurable, dict) or not configurable.get("thread_id") or not configurable.get("checkpoint_id"):
+        return None
+    keys = ("thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint_map")
+    return {key: configurable[key] for key in keys if key in configurable}
+
+
+def _task_checkpoint(task: Any) -> Any:
+    """A task whose state is a subgraph's checkpoint config names that checkpoint instead."""
+    state = task.get("state") if isinstance(task, dict) else None
+    if not isinstance(state, dict) or not state.get("configurable"):
+        return task
+    return {**{k: v for k, v in task.items() if k != "state"}, "checkpoint": state["configurable"]}
 
 
 def error_body(failure: RunError) -> dict[str, str]:

@@ -49,9 +49,8 @@ def _question(body: RunCreate, settings: GatewaySettings) -> str | dict[str, Any
     """The run's input: the text of the last user message of a ``{"messages": [...]}`` input (the thread's
     memory holds the turns before it), any other input as the graph's JSON; a 422 naming the field."""
     if body.input is None:
-        if body.command is None:
-            raise invalid_field("input", "is required without a command")
-        return ""  # the command is the run's input
+        # None goes on from the thread's checkpoint (after an interrupt or update_state), as on LangGraph Platform
+        return None if body.command is None else ""  # a command is the run's input
     if set(body.input) != {"messages"}:
         return body.input
     messages = body.input.get("messages")
@@ -137,6 +136,8 @@ class _Runs:
         tenant_id = self.principal.tenant_id
         thread: StoredThread | None = None
         if thread_id is None:
+            if given is None:
+                raise invalid_field("input", "is required without a thread (nothing to go on from) or a command")
             thread_id = str(uuid.uuid4())  # a stateless run gets a thread of its own
         elif body.if_not_exists == "create":
             thread = await self.memory.create_thread(tenant_id, thread_id, {}, if_exists_do_nothing=True)
@@ -186,6 +187,8 @@ class _Runs:
             else:
                 latest = await self.memory.latest(run.record.tenant_id, run.record.thread_id)
                 content = latest.values if latest else {}
+            if outcome.structured_response is not None:  # as create_react_agent's response_format puts it
+                content = content | {"structured_response": outcome.structured_response}
             if outcome.interrupts:
                 waiting = [{"value": w, "id": w.get("id")} for w in outcome.interrupts]
                 content = content | {"__interrupt__": waiting}

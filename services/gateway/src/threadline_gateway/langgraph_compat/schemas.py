@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from threadline.ids import GRAPH_ID_PATTERN, ID_PATTERN
 
+from threadline_gateway.assistant_tools import checked_tool_config
 from threadline_gateway.schemas import MultitaskStrategy
 
 # LangGraph Platform's stream modes, each relayed as it sends them (threadline.events.StreamModeName).
@@ -54,6 +55,11 @@ class AssistantCreate(_Lenient):
     name: str | None = Field(default=None, max_length=256)
     description: str | None = None
 
+    @field_validator("config")
+    @classmethod
+    def _tools(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return checked_tool_config(value)
+
 
 class AssistantPatch(_Lenient):
     graph_id: str | None = Field(default=None, pattern=GRAPH_ID_PATTERN)
@@ -62,6 +68,11 @@ class AssistantPatch(_Lenient):
     metadata: dict[str, Any] | None = Field(default=None, description="Merged into the assistant's metadata.")
     name: str | None = Field(default=None, max_length=256)
     description: str | None = None
+
+    @field_validator("config")
+    @classmethod
+    def _tools(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return checked_tool_config(value) if value is not None else None
 
 
 class AssistantVersionsRequest(_Lenient):

@@ -8,12 +8,9 @@ its name as its document id: uploading a file of the same name again replaces it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import PurePath
 from typing import Annotated, Any
 
-import grpc
 import structlog
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
@@ -22,7 +19,7 @@ from threadline.ids import COLLECTION_PATTERN, INGEST_ID_PATTERN
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 
 from threadline_gateway.deps import Caller, Ingests, Retrieval
-from threadline_gateway.errors import ApiError, nats_errors_as_503
+from threadline_gateway.errors import ApiError, nats_errors_as_503, retrieval_errors
 from threadline_gateway.ingests import IngestStatus
 from threadline_gateway.schemas import (
     DocumentList,
@@ -42,26 +39,6 @@ _BY_EXTENSION |= {".html": "text/html", ".htm": "text/html"}
 _TYPES = {"text/plain", "text/markdown", "text/html"}
 _TIMEOUT_S = 300.0
 Collection = Annotated[str, Query(pattern=COLLECTION_PATTERN, description="Empty: the tenant's default one.")]
-
-
-@asynccontextmanager
-async def _retrieval_errors() -> AsyncIterator[None]:
-    """The retrieval service's refusals as the client's errors; its absence as a 503 with Retry-After."""
-    try:
-        yield
-    except grpc.aio.AioRpcError as exc:
-        code = exc.code()
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
-            raise ApiError(422, "invalid_document", exc.details() or "The document was refused.") from exc
-        if code == grpc.StatusCode.NOT_FOUND:
-            raise ApiError(404, "not_found", exc.details() or "Not found.") from exc
-        log.warning("retrieval unavailable", code=code.name, error=exc.details())
-        raise ApiError(
-            503,
-            "retrieval_unavailable",
-            "The knowledge base is unavailable; try again shortly.",
-            headers={"Retry-After": "2"},
-        ) from exc
 
 
 def _content_type(upload: UploadFile) -> str:
@@ -124,7 +101,7 @@ async def upload_documents(
         return JSONResponse(
             _ingestion(request, accepted).model_dump(mode="json"), status_code=202, headers={"Location": status_url}
         )
-    async with _retrieval_errors():
+    with retrieval_errors("invalid_document"):
         reply = await retrieval.Ingest(
             pb.IngestRequest(tenant_id=tenant, collection=collection, documents=documents), timeout=_TIMEOUT_S
         )
@@ -177,7 +154,7 @@ async def list_documents(
 ) -> DocumentList:
     """A page of the knowledge base's documents, by id."""
     listing = pb.ListDocumentsRequest(tenant_id=principal.tenant_id, collection=collection, limit=limit, offset=offset)
-    async with _retrieval_errors():
+    with retrieval_errors("invalid_document"):
         reply = await retrieval.ListDocuments(listing, timeout=30)
     return DocumentList(
         documents=[
@@ -198,7 +175,7 @@ async def delete_document(
     deletion = pb.DeleteDocumentsRequest(
         tenant_id=principal.tenant_id, collection=collection, document_ids=[document_id]
     )
-    async with _retrieval_errors():
+    with retrieval_errors("invalid_document"):
         reply = await retrieval.DeleteDocuments(deletion, timeout=60)
     if not reply.deleted:
         raise ApiError(404, "not_found", f"No document {document_id!r}.")

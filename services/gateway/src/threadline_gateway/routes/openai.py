@@ -1,9 +1,14 @@
 """OpenAI-compatible ``/v1``: each assistant is a model; a chat completion is a run of that assistant.
 
-The last message (a user message) is the question. Earlier messages are not sent to the agent:
-its memory holds the thread, and :mod:`threadline_gateway.chat_threads` finds the thread a resent
-history belongs to (or the client names it with ``thread_id`` / ``X-Thread-Id``). System messages
-are ignored: the assistant has its own instructions.
+The last message (a user message) is the question. :mod:`threadline_gateway.chat_threads` finds the
+thread a resent history belongs to (or the client names it with ``thread_id`` / ``X-Thread-Id``):
+that thread already holds the earlier turns, so the run gets the question alone. A history that
+matches no thread starts a new one holding all of it: the run's input is every system, user and
+assistant message, and the model reads the client's system messages after the assistant's own
+instructions. ``response_format`` asks for structured output: ``message.content`` is then the JSON
+text of the run's structured answer, as OpenAI sends it. ``tools`` are the client's own
+(:mod:`threadline_gateway.openai_tools`): a run that calls them answers with ``tool_calls``, and a
+request whose last messages are their results continues that run's thread with them.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ from nats.errors import Error as NatsError
 from threadline.ids import ID_PATTERN
 
 from threadline_gateway.answers import result_of
-from threadline_gateway.chat_threads import ChatThreads, Turn, conversation_key
+from threadline_gateway.chat_threads import CONVERSATION_ROLES, ChatThreads, Turn, conversation_key, run_input
 from threadline_gateway.deps import Caller, Chats, MemoryClient, Settings, Starter
 from threadline_gateway.errors import ApiError, invalid_field, nats_errors_as_503
 from threadline_gateway.memory import Assistant
-from threadline_gateway.openai_frames import ChatChunks
+from threadline_gateway.openai_frames import ChatChunks, content_of
 from threadline_gateway.openai_schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -32,6 +37,7 @@ from threadline_gateway.openai_schemas import (
     ModelList,
     Usage,
 )
+from threadline_gateway.openai_tools import ChatToolCall, checked_tools, tool_results, whole_history
 from threadline_gateway.run_starter import NewRun, input_errors
 from threadline_gateway.schemas import error_responses, strip_blank
 from threadline_gateway.settings import GatewaySettings
@@ -74,11 +80,15 @@ def _unknown_model(model: str) -> ApiError:
     return ApiError(404, "model_not_found", f"The model {model!r} does not exist; GET /v1/models lists them.")
 
 
+# Stands for a request's tool results where _thread_of expects the new turn: the thread holds every turn before it.
+_TOOL_RESULTS: Turn = ("tool", "")
+
+
 def _turns(body: ChatCompletionRequest, settings: GatewaySettings) -> list[Turn]:
     """The user and assistant turns, the last one the question; a 422 naming ``messages`` otherwise."""
     if body.messages[-1].role != "user":
         raise invalid_field("messages", "the last message must be a user message")
-    turns: list[Turn] = [(m.role, m.text()) for m in body.messages if m.role in ("user", "assistant")]
+    turns: list[Turn] = [(m.role, m.text()) for m in body.messages if m.role in CONVERSATION_ROLES]
     for error in input_errors(strip_blank(turns[-1][1]), settings.max_input_chars):
         raise invalid_field("messages", f"the last message's text {error['message']}")
     return turns
@@ -116,9 +126,28 @@ async def chat_completions(
     x_thread_id: Annotated[str | None, Header(alias="X-Thread-Id")] = None,
 ) -> Any:
     """Ask an assistant, OpenAI-style; ``X-Thread-Id`` in the response names the thread the answer joined."""
-    turns = _turns(body, settings)
-    thread_id = await _thread_of(chats, body, x_thread_id, principal.tenant_id, turns)
-    question = NewRun(input=turns[-1][1], assistant_id=body.model, thread_id=thread_id, user_id=body.user or None)
+    given: str | dict[str, Any]
+    turns: list[Turn]
+    if results := tool_results(body.messages):  # the results of client tools: they continue the thread that called
+        turns = [(m.role, m.text()) for m in body.messages[: -len(results)] if m.role in CONVERSATION_ROLES]
+        thread_id = await _thread_of(chats, body, x_thread_id, principal.tenant_id, [*turns, _TOOL_RESULTS])
+        given = {"messages": results if thread_id is not None else whole_history(body.messages)}
+    else:
+        turns = _turns(body, settings)
+        thread_id = await _thread_of(chats, body, x_thread_id, principal.tenant_id, turns)
+        given = run_input(turns, continues=thread_id is not None)
+    client_tools, tool_choice = checked_tools(body.tools, body.tool_choice)
+    question = NewRun(
+        input=given,
+        client_tools=client_tools,
+        tool_choice=tool_choice,
+        assistant_id=body.model,
+        thread_id=thread_id,
+        user_id=body.user or None,
+        collection=body.collection,
+        filter=body.filter,
+        output_schema=body.response_format.output_schema() if body.response_format else None,
+    )
     try:
         run = await starter.start(principal, question, "openai")
     except ApiError as exc:
@@ -130,15 +159,19 @@ async def chat_completions(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         headers = {"X-Thread-Id": record.thread_id, "Content-Location": f"/api/v1/runs/{record.run_id}"}
-        return await sse_response(run, settings, headers=headers, framing=ChatChunks(record, include_usage, remember))
+        framing = ChatChunks(record, include_usage, remember, structured=question.output_schema is not None)
+        return await sse_response(run, settings, headers=headers, framing=framing)
     result = result_of(record, await run.outcome(settings.run_timeout_s))
-    await remember(result.answer)
+    content = content_of(result, structured=question.output_schema is not None)
+    await remember(content)
     response.headers["X-Thread-Id"] = record.thread_id
+    calls = [ChatToolCall.of(call) for call in result.tool_calls]
+    message = AssistantMessage(content=(content or None) if calls else content, tool_calls=calls or None)
     return ChatCompletion(
         id=f"chatcmpl-{record.run_id}",
         created=int(record.created_at.timestamp()),
         model=record.assistant_id,
-        choices=[Choice(message=AssistantMessage(content=result.answer))],
+        choices=[Choice(message=message, finish_reason="tool_calls" if calls else "stop")],
         usage=Usage.of(result.usage),
         thread_id=record.thread_id,
         citations=result.citations,

@@ -17,7 +17,10 @@ router = APIRouter(prefix="/api/v1", tags=["query"])
     "/query",
     response_model=QueryResponse,
     responses={
-        404: {"description": "No such assistant for this tenant (assistant_not_found)"},
+        404: {
+            "description": "No such assistant (assistant_not_found) or collection (collection_not_found) for this "
+            "tenant"
+        },
         409: {"description": "The thread is still answering an earlier question (thread_busy)"},
         413: {"description": "Body too large"},
         503: {"description": "NATS unavailable"},

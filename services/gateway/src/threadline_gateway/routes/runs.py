@@ -33,7 +33,9 @@ _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-_NO_ASSISTANT = {"description": "No such assistant for this tenant (assistant_not_found)"}
+_NO_ASSISTANT = {
+    "description": "No such assistant (assistant_not_found) or collection (collection_not_found) for this tenant"
+}
 
 
 def _run_url(run_id: str) -> str:

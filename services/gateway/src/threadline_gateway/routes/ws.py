@@ -4,7 +4,7 @@ Protocol (JSON messages, text or UTF-8 binary; also summarised in the OpenAPI de
 
 client -> server
   {"type": "query", "input": "..." | {...}, "thread_id"?: "...", "assistant_id"?: "...", "config"?: {...},
-   "context"?: {...}, "ref"?: "..."}                         # input: a question, or the graph's input as JSON
+   "context"?: {...}, "collection"?: "...", "filter"?: {...}, "ref"?: "..."}  # input: a question, or JSON
   {"type": "resume", "run_id": "...", "after_seq"?: -1, "ref"?: "..."}
 server -> client
   {"type": "accepted", "ref", "run_id", "thread_id", "assistant_id"}
