@@ -22,10 +22,12 @@ T = TypeVar("T")
 BreakerState = Literal["closed", "open", "half_open"]
 log = structlog.get_logger("threadline.agent")
 
-# A dependency that answers with one of these may well answer the next call.
+# A dependency that answers with one of these may well answer the next call. CANCELLED on our side of a
+# call we did not cancel is the server's doing: a replica stopping (with grace) cancels the calls it holds.
 TRANSIENT_CODES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
         grpc.StatusCode.DEADLINE_EXCEEDED,
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.ABORTED,

@@ -189,7 +189,7 @@ class AgentWorker:
             result = await self._pipeline(self._context(request, events, attempt))
         except RunFailed as failure:
             if failure.transient and attempt < self.settings.max_attempts:
-                delay = min(2.0 ** (attempt - 1), MAX_NAK_DELAY_S)
+                delay = failure.redelivery_delay(attempt, MAX_NAK_DELAY_S)
                 log.warning("run failed transiently; redelivering", code=failure.code, attempt=attempt, delay_s=delay)
                 self.metrics.redeliveries.inc()
                 await msg.nak(delay=delay)

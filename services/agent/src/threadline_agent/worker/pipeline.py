@@ -169,7 +169,10 @@ class ThroughModelBreaker:
             self._breaker.before_call()
         except CircuitOpen as exc:
             raise RunFailed(
-                MODEL_UNAVAILABLE, f"The model endpoint is failing; runs wait {exc.retry_in_s:.0f} s.", transient=True
+                MODEL_UNAVAILABLE,
+                f"The model endpoint is failing; runs wait {exc.retry_in_s:.0f} s.",
+                transient=True,
+                retry_in_s=exc.retry_in_s,
             ) from None
         try:
             result = await next()
