@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 from threadline_agent.graphs.answerer import (
@@ -153,3 +155,81 @@ def test_markdown_headings_are_not_answers_and_wrapped_lines_are_one_sentence() 
     assert not answer.startswith("How runs are kept durable")
     assert "Runs are kept durable by JetStream and by acknowledging late [1]." in answer
     assert "which all workers share [1]." in answer
+
+
+# One document cut as the retrieval service cuts it: chunks end at a space or a line end, wherever the size
+# runs out, and the next chunk starts again up to 150 characters earlier.
+DURABILITY = (
+    "Each tenant's run (an error message, connection kept) is answered from what was stored.\n"
+    "Runs are kept durable on a JetStream stream before the gateway answers. A worker keeps the run until\n"
+    "JetStream redelivers it to another worker after a crash. Durable runs survive a restart of every service.\n"
+    "A run is acknowledged only once its final checkpoint is kept in the memory service."
+)
+
+
+def _chunk(start: str, end: str, position: int) -> dict:
+    """The document from ``start`` up to and including ``end``: a chunk with its real boundaries."""
+    begin = DURABILITY.index(start)
+    text = DURABILITY[begin : DURABILITY.index(end, begin) + len(end)]
+    return {"document_id": "durability.md", "chunk_id": f"durability.md#{position}", "text": text, "score": 0.5}
+
+
+def _quoted(answer: str) -> list[tuple[str, str]]:
+    """(sentence, citation marker) of each quoted sentence; the pieces must make up the whole answer."""
+    pieces = re.findall(r"(.+?) \[(\d+)\][.!?](?: |$)", answer)
+    assert " ".join(f"{s} [{n}]." for s, n in pieces) == answer, answer
+    return pieces
+
+
+def test_a_chunk_that_opens_or_closes_mid_sentence_is_quoted_without_the_fragments() -> None:
+    chunk = _chunk("tenant's run", "worker keeps the run until", 1)
+    answer, cited = compose_answer("How are runs kept durable?", [chunk], max_sentences=6)
+    assert _quoted(answer) == [("Runs are kept durable on a JetStream stream before the gateway answers", "1")]
+    assert cited == [chunk]
+
+
+def test_a_chunk_opening_on_a_capital_mid_sentence_is_told_by_its_overlapping_neighbour() -> None:
+    # "JetStream redelivers ..." looks like a sentence; the previous chunk shows the line before it goes on.
+    later = _chunk("JetStream redelivers", "memory service.", 2)
+    earlier = _chunk("Runs are kept", "redelivers it to another worker", 1)
+    answer, _ = compose_answer("How are runs kept durable after a crash?", [later, earlier], max_sentences=6)
+    sentences = [s for s, _ in _quoted(answer)]
+    assert not any(s.startswith("JetStream redelivers") for s in sentences), answer
+    assert "Durable runs survive a restart of every service" in sentences
+    # Alone, without its neighbour, the same chunk cannot be told from one that opens a sentence.
+    alone, _ = compose_answer("How are runs kept durable after a crash?", [later], max_sentences=6)
+    assert alone.startswith("JetStream redelivers it to another worker after a crash [1].")
+
+
+def test_sentences_come_in_reading_order_once_each_with_their_passage_cited() -> None:
+    first = _chunk("Runs are kept", "restart of every service.", 1)
+    overlapping = _chunk("Durable runs survive", "memory service.", 2)  # repeats the sentence before it
+    answer, cited = compose_answer("How are runs kept durable?", [first, overlapping], max_sentences=6)
+    assert _quoted(answer) == [
+        ("Runs are kept durable on a JetStream stream before the gateway answers", "1"),
+        ("A worker keeps the run until JetStream redelivers it to another worker after a crash", "1"),
+        ("Durable runs survive a restart of every service", "1"),
+        ("A run is acknowledged only once its final checkpoint is kept in the memory service", "2"),
+    ]
+    assert cited == [first, overlapping]
+
+
+def test_a_passage_without_a_whole_sentence_is_skipped() -> None:
+    fragment = _chunk("run (an error message", "worker keeps the run until", 1)
+    fragment["text"] = "kept durable by the stream, so runs"  # cut at both ends
+    whole = _chunk("Durable runs survive", "restart of every service.", 2)
+    answer, cited = compose_answer("How are runs kept durable?", [fragment, whole])
+    assert _quoted(answer) == [("Durable runs survive a restart of every service", "1")]
+    assert cited == [whole]
+    assert compose_answer("How are runs kept durable?", [fragment]) == (NOTHING_RELEVANT, [])
+
+
+def test_list_items_are_whole_without_a_full_stop_but_must_open_a_sentence() -> None:
+    passage = {
+        "document_id": "ops.md",
+        "text": "## Durability\n\n- Runs are kept on a durable stream;\n- runs kept in lower case are code\n"
+        "- Runs are kept durable in three places:\n",
+        "score": 0.4,
+    }
+    answer, _ = compose_answer("How are runs kept durable?", [passage])
+    assert _quoted(answer) == [("Runs are kept on a durable stream", "1")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -33,6 +34,12 @@ def test_answer_is_cited_from_the_knowledge_base(client: httpx.Client) -> None:
         assert citation["document_id"] in sample_ids
         assert citation["text"].strip()
     assert "[1]" in body["answer"]
+    # Whole sentences only, each cited: a chunk's cut-off start or end is never quoted.
+    quoted = re.findall(r"(.+?) \[(\d+)\]([.!?])(?: |$)", body["answer"])
+    assert " ".join(f"{s} [{n}]{end}" for s, n, end in quoted) == body["answer"], body["answer"]
+    for sentence, n, _end in quoted:
+        assert re.match(r"[\"'(]*[A-Z0-9]", sentence), sentence
+        assert 1 <= int(n) <= len(body["citations"])
 
 
 async def test_follow_up_continues_the_thread_from_memory(client: httpx.Client, mesh: Mesh) -> None:

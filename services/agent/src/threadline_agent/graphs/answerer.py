@@ -68,8 +68,16 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _HEADING = re.compile(r"#{1,6}\s")
 _ITEM = re.compile(r"(?:[-*+]\s|\d+[.)]\s|\||>)")
 _MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)|[`*_|]")
+# A sentence opens on a capital or a digit, maybe behind an opening quote, bracket or emphasis mark...
+_OPENS = re.compile(r"[\"'(\[`*_]*[A-Z0-9]")
+# ...and closes on terminal punctuation, maybe before a closing quote, bracket or emphasis mark.
+_CLOSES = re.compile(r"[.!?][\"')\]`*_]*$")
 _MIN_SENTENCE_WORDS = 4
 _MAX_SENTENCE_CHARS = 400
+# A chunk's opening is looked for in its neighbours by this many characters (enough to be unique in a document)
+# and checked for up to that many (well under the chunks' overlap of 150).
+_MIN_OVERLAP_CHARS = 20
+_MAX_OVERLAP_CHARS = 80
 
 
 def _stem(word: str) -> str:
@@ -112,31 +120,90 @@ def search_query(messages: Sequence[BaseMessage]) -> str:
     return question
 
 
-def _paragraphs(text: str) -> list[str]:
-    """Prose joined across its wrapped lines; headings dropped (they name a topic, they do not answer);
-    list items and table rows kept apart."""
-    paragraphs: list[str] = []
+def _paragraphs(text: str) -> list[tuple[str, bool]]:
+    """Prose joined across its wrapped lines, each with whether it is a list item or a table row (whole without
+    a full stop); headings dropped (they name a topic, they do not answer)."""
+    paragraphs: list[tuple[str, bool]] = []
     current: list[str] = []
+    item = False
     for line in [*text.splitlines(), ""]:
         stripped = line.strip()
-        if not stripped or _HEADING.match(stripped) or _ITEM.match(stripped):
+        starts_item = bool(_ITEM.match(stripped))
+        if not stripped or _HEADING.match(stripped) or starts_item:
             if current:
-                paragraphs.append(" ".join(current))
-            current = [] if not stripped or _HEADING.match(stripped) else [stripped]
+                paragraphs.append((" ".join(current), item))
+            current = [stripped] if starts_item else []
+            item = starts_item
         else:
             current.append(stripped)
     return paragraphs
 
 
-def _sentences(text: str) -> list[str]:
+def _starts_mid_sentence(text: str, neighbours: Sequence[str]) -> bool:
+    """Whether a chunk opens inside a sentence: the splitter cuts at line ends and spaces too, not only between
+    paragraphs.
+
+    A heading or a list item opens a block. Otherwise a neighbouring chunk of the same document that holds
+    the opening (chunks overlap) shows what came before it; without one, the opening's first letter decides.
+    """
+    head = text.lstrip()
+    if _HEADING.match(head) or _ITEM.match(head):
+        return False
+    for other in neighbours:
+        before = _text_before(head, other)
+        if before is not None:
+            if not before.strip() or re.search(r"\n\s*\n\s*$", before):
+                return False  # the chunk opens a paragraph
+            last_line = before.rstrip().splitlines()[-1].strip()
+            return not (_CLOSES.search(last_line) or _HEADING.match(last_line))
+    return not _OPENS.match(head)
+
+
+def _text_before(head: str, other: str) -> str | None:
+    """What ``other`` holds before the chunk opening with ``head``, if it overlaps that opening; else None.
+
+    The overlap may be shorter than any fixed probe (the previous chunk ends where its size ran out), so the
+    match runs from a short probe to wherever either text ends.
+    """
+    probe = head[:_MIN_OVERLAP_CHARS]
+    at = other.find(probe, 1)
+    while at > 0:
+        length = min(_MAX_OVERLAP_CHARS, len(head), len(other) - at)
+        if other[at : at + length] == head[:length]:
+            return other[:at]
+        at = other.find(probe, at + 1)
+    return None
+
+
+def _sentences(text: str, neighbours: Sequence[str] = ()) -> list[str]:
+    """The whole sentences of a passage, in reading order.
+
+    A passage is a chunk of a longer document, so it may open or close in the middle of a sentence: those
+    fragments are dropped rather than quoted as if they were whole. ``neighbours`` are the texts of other chunks
+    of the same document, which tell whether this one opens mid-sentence.
+    """
+    paragraphs = _paragraphs(text)
     found = []
-    for paragraph in _paragraphs(text):
-        paragraph = _MARKUP.sub("", paragraph).strip()
-        for sentence in _SENTENCE_END.split(paragraph):
-            sentence = " ".join(sentence.split())
-            if len(sentence.split()) >= _MIN_SENTENCE_WORDS and len(sentence) <= _MAX_SENTENCE_CHARS:
+    for p_index, (paragraph, item) in enumerate(paragraphs):
+        pieces = _SENTENCE_END.split(_MARKUP.sub("", paragraph).strip())
+        for s_index, piece in enumerate(pieces):
+            sentence = " ".join(piece.split())
+            if p_index == 0 and s_index == 0 and _starts_mid_sentence(text, neighbours):
+                continue  # the end of a sentence the previous chunk began
+            if _is_whole(sentence, item=item):
                 found.append(sentence)
     return found
+
+
+def _is_whole(sentence: str, *, item: bool) -> bool:
+    """A sentence worth quoting: it opens like one, closes like one, and is neither a scrap nor a wall of text.
+
+    A list item or table row is whole without a full stop (but not one leading into more items); prose is whole
+    only with one, so the last sentence of a chunk cut mid-way is dropped (the next chunk holds it whole).
+    """
+    closes = bool(_CLOSES.search(sentence)) or (item and not sentence.endswith(":"))
+    size_ok = len(sentence.split()) >= _MIN_SENTENCE_WORDS and len(sentence) <= _MAX_SENTENCE_CHARS
+    return closes and size_ok and bool(_OPENS.match(sentence))
 
 
 def compose_answer(question: str, passages: Sequence[dict[str, Any]], max_sentences: int = 3) -> tuple[str, list]:
@@ -146,13 +213,20 @@ def compose_answer(question: str, passages: Sequence[dict[str, Any]], max_senten
     points at the n-th cited passage. Sentences are scored by the stemmed
     question terms they share, weighted so that terms rare among the candidate
     sentences count more, then kept in the order they appear in the passages.
+    Only whole sentences are candidates, and a sentence two overlapping chunks
+    both hold is quoted once, cited to the first.
     """
     query = set(terms(question))
-    candidates = [
-        (p_index, s_index, sentence, set(terms(sentence)))
-        for p_index, passage in enumerate(passages)
-        for s_index, sentence in enumerate(_sentences(str(passage.get("text", ""))))
-    ]
+    texts = [str(passage.get("text", "")) for passage in passages]
+    candidates: list[tuple[int, int, str, set[str]]] = []
+    for p_index, passage in enumerate(passages):
+        # The other chunks of its document: where they overlap it, they show whether it opens mid-sentence.
+        document = passage.get("document_id")
+        neighbours = [texts[i] for i, p in enumerate(passages) if i != p_index and p.get("document_id") == document]
+        candidates += [
+            (p_index, s_index, sentence, set(terms(sentence)))
+            for s_index, sentence in enumerate(_sentences(texts[p_index], neighbours))
+        ]
     if not query or not candidates:
         return NOTHING_RELEVANT, []
     frequency = {t: sum(1 for c in candidates if t in c[3]) for t in query}
@@ -181,8 +255,10 @@ def compose_answer(question: str, passages: Sequence[dict[str, Any]], max_senten
 
 
 def _cite(sentence: str, n: int) -> str:
-    """``Runs are durable [1].``: the marker goes before the sentence's closing punctuation."""
-    if sentence[-1] in ".!?:;":
+    """``Runs are durable [1].``: the marker goes before the sentence's closing punctuation; a list item, whole
+    without one, closes on a full stop."""
+    sentence = sentence.rstrip(",;")
+    if sentence[-1] in ".!?":
         return f"{sentence[:-1]} [{n}]{sentence[-1]}"
     return f"{sentence} [{n}]."
 
