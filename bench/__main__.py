@@ -14,6 +14,7 @@ BENCHMARKS = (
     "retrieval_quality",
     "retrieval_latency",
     "retrieval_recall",
+    "embeddings",
     "memory_latency",
     "agent_overhead",
     "end_to_end",

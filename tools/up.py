@@ -224,14 +224,18 @@ def load_sample(mesh: Mesh) -> int:
     return chunks
 
 
+BUILT_IN_GRAPHS = ROOT / "services" / "agent" / "src" / "threadline_agent" / "graphs" / "langgraph.json"
+
+
 def banner(mesh: Mesh) -> None:
     url = mesh.gateway_url
+    built_in = ", ".join(json.loads(BUILT_IN_GRAPHS.read_text())["graphs"])
     print(
         f"""
 Threadline is up: {url}  (API docs: {url}/docs)
   NATS {mesh.env["NATS_URL"]} · retrieval {mesh.retrieval_target} · memory {mesh.env["MEMORY_TARGET"]}
   data in {mesh.data_dir}
-  graphs from {mesh.env.get("THREADLINE_GRAPHS") or "the built-in langgraph.json (agent, research)"}
+  graphs from {mesh.env.get("THREADLINE_GRAPHS") or f"the built-in langgraph.json ({built_in})"}
 Ask a question:
   curl -s {url}/api/v1/query -H 'content-type: application/json' -d '{{"input":"How are runs kept durable?"}}'
 Press Ctrl-C to stop.""",

@@ -157,6 +157,13 @@ def test_markdown_headings_are_not_answers_and_wrapped_lines_are_one_sentence() 
     assert "which all workers share [1]." in answer
 
 
+def test_markdown_marks_are_dropped_but_not_the_underscores_of_a_name() -> None:
+    text = "Run events are kept in the `RUN_EVENTS` stream, _an hour_, by **JetStream**."
+    passage = {"document_id": "a.md", "chunk_id": "a.md#0", "text": text, "score": 0.9, "metadata": {}}
+    answer, _ = compose_answer("Where are run events kept?", [passage])
+    assert answer == "Run events are kept in the RUN_EVENTS stream, an hour, by JetStream [1]."
+
+
 # One document cut as the retrieval service cuts it: chunks end at a space or a line end, wherever the size
 # runs out, and the next chunk starts again up to 150 characters earlier.
 DURABILITY = (

@@ -1,4 +1,5 @@
-from threadline_retrieval.keyword import KeywordIndex
+import pytest
+from threadline_retrieval.keyword import Analyzer, KeywordIndex, UnknownLanguage
 
 
 def test_rare_terms_rank_first_and_removal_forgets() -> None:
@@ -11,3 +12,59 @@ def test_rare_terms_rank_first_and_removal_forgets() -> None:
     index.remove(1)
     assert index.search("E1234", 3) == []
     assert index.search("disk", 3, allowed={3}) == []
+
+
+def test_inflections_match_through_their_stem() -> None:
+    index = KeywordIndex()
+    index.add(1, "The service runs on two cores.")
+    index.add(2, "Connections are pooled.")
+    assert [row for row, _ in index.search("running", 3)] == [1]
+    assert [row for row, _ in index.search("connected", 3)] == [2]
+
+
+def test_stop_words_are_neither_indexed_nor_searched() -> None:
+    assert Analyzer().terms("The cat is on the mat") == ["cat", "mat"]
+    index = KeywordIndex()
+    index.add(1, "the history of the war")
+    index.add(2, "a cat")
+    assert index.search("the of a", 3) == []
+    # Only "cat" counts: the stop words neither match row 1 nor lengthen the query.
+    assert [row for row, _ in index.search("the cat of the", 3)] == [2]
+
+
+def test_a_collection_in_another_language_stems_in_it() -> None:
+    french = KeywordIndex("French")
+    assert french.language == "french"
+    french.add(1, "Les chevaux mangeaient du foin.")
+    assert [row for row, _ in french.search("cheval manger", 3)] == [1]
+    english = KeywordIndex()
+    english.add(1, "Les chevaux mangeaient du foin.")
+    assert english.search("cheval manger", 3) == []
+
+
+def test_an_unknown_language_is_refused_with_the_choices() -> None:
+    with pytest.raises(UnknownLanguage, match=r"unknown language 'klingon'; one of: .*english.*french"):
+        KeywordIndex("klingon")
+
+
+def test_adding_and_removing_in_place_scores_as_a_fresh_index() -> None:
+    texts = {
+        1: "Running services restart when their leases expire.",
+        2: "A lease expires after thirty seconds without renewal.",
+        3: "The runner renews every lease it holds.",
+        4: "Nothing here is about leases.",
+    }
+    incremental = KeywordIndex()
+    for row, text in texts.items():
+        incremental.add(row, text)
+    incremental.remove(2)
+    incremental.remove(4)
+    incremental.add(5, "Expired leases are renewed by the next runner.")
+    fresh = KeywordIndex()
+    for row, text in [(1, texts[1]), (3, texts[3]), (5, "Expired leases are renewed by the next runner.")]:
+        fresh.add(row, text)
+    for query in ("lease expiring", "runs", "renewal of leases"):
+        got, want = incremental.search(query, 5), fresh.search(query, 5)
+        assert [row for row, _ in got] == [row for row, _ in want]
+        assert [score for _, score in got] == pytest.approx([score for _, score in want])
+    assert 2 not in {row for row, _ in incremental.search("thirty seconds", 5)}

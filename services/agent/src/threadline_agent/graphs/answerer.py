@@ -67,7 +67,8 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _HEADING = re.compile(r"#{1,6}\s")
 _ITEM = re.compile(r"(?:[-*+]\s|\d+[.)]\s|\||>)")
-_MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)|[`*_|]")
+# Markdown's marks, but not an underscore inside a word: RUN_EVENTS is a name, not emphasis.
+_MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)|[`*|]|(?<!\w)_+|_+(?!\w)")
 # A sentence opens on a capital or a digit, maybe behind an opening quote, bracket or emphasis mark...
 _OPENS = re.compile(r"[\"'(\[`*_]*[A-Z0-9]")
 # ...and closes on terminal punctuation, maybe before a closing quote, bracket or emphasis mark.

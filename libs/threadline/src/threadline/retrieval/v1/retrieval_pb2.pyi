@@ -40,16 +40,18 @@ class Document(_message.Message):
     def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., content_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("tenant_id", "collection", "documents", "embedding_model")
+    __slots__ = ("tenant_id", "collection", "documents", "embedding_model", "language")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     collection: str
     documents: _containers.RepeatedCompositeFieldContainer[Document]
     embedding_model: str
-    def __init__(self, tenant_id: _Optional[str] = ..., collection: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
+    language: str
+    def __init__(self, tenant_id: _Optional[str] = ..., collection: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., embedding_model: _Optional[str] = ..., language: _Optional[str] = ...) -> None: ...
 
 class IngestedDocument(_message.Message):
     __slots__ = ("document_id", "chunk_count")
