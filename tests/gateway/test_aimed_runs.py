@@ -13,15 +13,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import nats
 import openai
 import pytest
 from langgraph_sdk import get_client
-from threadline.events import RunRequested, Topology
+from threadline.events import RunRequested
 from threadline_gateway import apikeys
 from websockets.asyncio.client import connect
 
-from tests.conftest import NATS_URL
+from tests.gateway.runs_stream import last_run_request
 
 TENANTS = {name: f"{name}-{uuid.uuid4().hex[:8]}" for name in ("acme", "globex")}
 KEYS = {tenant: apikeys.generate()[1] for tenant in TENANTS.values()}
@@ -61,17 +60,6 @@ async def globex(url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _last_request(namespace: str) -> RunRequested:
-    nc = await nats.connect(NATS_URL)
-    try:
-        topology = Topology(namespace)
-        info = await nc.jetstream().stream_info(topology.runs_stream)
-        stored = await nc.jetstream().get_msg(topology.runs_stream, info.state.last_seq)
-    finally:
-        await nc.close()
-    return RunRequested.model_validate_json(stored.data)
-
-
 def _aim(run: RunRequested) -> dict[str, Any]:
     return {key: run.config.configurable.get(key) for key in ("collection", "filter")}
 
@@ -81,13 +69,13 @@ async def test_v1_runs_and_the_websocket_carry_the_aim_to_the_run(
 ) -> None:
     started = await acme.post("/api/v1/runs", json={"input": QUESTION, **AIM})
     assert started.status_code == 202, started.text
-    assert _aim(await _last_request(nats_namespace)) == AIM
+    assert _aim(await last_run_request(nats_namespace)) == AIM
 
     ws_url = url.replace("http://", "ws://") + "/api/v1/ws"
     async with connect(ws_url, additional_headers={"X-API-Key": _key("acme")}) as ws:
         await ws.send(json.dumps({"type": "query", "input": QUESTION, "collection": HANDBOOK, "ref": "q"}))
         assert json.loads(await ws.recv())["type"] == "accepted"
-    assert _aim(await _last_request(nats_namespace)) == {"collection": HANDBOOK, "filter": None}
+    assert _aim(await last_run_request(nats_namespace)) == {"collection": HANDBOOK, "filter": None}
 
 
 async def test_openai_s_extra_body_carries_the_aim(url: str, acme: httpx.AsyncClient, nats_namespace: str) -> None:
@@ -96,7 +84,7 @@ async def test_openai_s_extra_body_carries_the_aim(url: str, acme: httpx.AsyncCl
     # Streamed: the reply starts once the run is submitted (no agent here finishes it).
     stream = await client.chat.completions.create(model="agent", messages=messages, stream=True, extra_body=AIM)
     await stream.close()
-    assert _aim(await _last_request(nats_namespace)) == AIM
+    assert _aim(await last_run_request(nats_namespace)) == AIM
 
     with pytest.raises(openai.NotFoundError) as missing:
         await client.chat.completions.create(model="agent", messages=messages, extra_body={"collection": "nope"})
@@ -114,16 +102,16 @@ async def test_langgraph_config_context_and_an_assistant_s_config_aim_the_run(
     try:
         input_ = {"messages": [{"role": "user", "content": QUESTION}]}
         await client.runs.create(None, "agent", input=input_, config={"configurable": AIM})
-        assert _aim(await _last_request(nats_namespace)) == AIM
+        assert _aim(await last_run_request(nats_namespace)) == AIM
         await client.runs.create(None, "agent", input=input_, context={"collection": HANDBOOK})
-        assert _aim(await _last_request(nats_namespace)) == {"collection": HANDBOOK, "filter": None}
+        assert _aim(await last_run_request(nats_namespace)) == {"collection": HANDBOOK, "filter": None}
 
         # An assistant aims every run of it; a request's own aim wins, key by key.
         assistant = await client.assistants.create(graph_id="agent", config={"configurable": AIM})
         await client.runs.create(None, assistant["assistant_id"], input=input_)
-        assert _aim(await _last_request(nats_namespace)) == AIM
+        assert _aim(await last_run_request(nats_namespace)) == AIM
         await client.runs.create(None, assistant["assistant_id"], input=input_, config={"configurable": {"filter": {}}})
-        assert _aim(await _last_request(nats_namespace)) == {"collection": HANDBOOK, "filter": {}}
+        assert _aim(await last_run_request(nats_namespace)) == {"collection": HANDBOOK, "filter": {}}
 
         refused = await acme.post(
             "/langgraph/runs", json={"assistant_id": "agent", "input": input_, "context": {"filter": "valves"}}

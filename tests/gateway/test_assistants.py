@@ -8,18 +8,16 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import httpx
-import nats
 import pytest
 from fastapi.testclient import TestClient
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from threadline.assistants import default_assistant_id
-from threadline.events import RunRequested, Topology
 from threadline_gateway import apikeys
 
-from tests.conftest import NATS_URL
 from tests.gateway.conftest import register_graphs
+from tests.gateway.runs_stream import last_run_request
 
 QUESTION = {"messages": [{"role": "user", "content": "How are runs kept durable?"}]}
 # Tenants of their own: the memory service is the session's, shared with other tests.
@@ -51,17 +49,6 @@ async def _status(call) -> int:
     with pytest.raises(httpx.HTTPStatusError) as refused:
         await call
     return refused.value.response.status_code
-
-
-async def _last_run_request(namespace: str) -> RunRequested:
-    nc = await nats.connect(NATS_URL)
-    try:
-        topology = Topology(namespace)
-        info = await nc.jetstream().stream_info(topology.runs_stream)
-        stored = await nc.jetstream().get_msg(topology.runs_stream, info.state.last_seq)
-    finally:
-        await nc.close()
-    return RunRequested.model_validate_json(stored.data)
 
 
 async def test_an_assistant_is_created_searched_versioned_and_deleted(
@@ -174,7 +161,7 @@ async def test_a_run_of_an_assistant_gets_its_graph_config_and_context_and_recor
     assert run["assistant_id"] == made["assistant_id"]
     assert (run["metadata"]["assistant_id"], run["metadata"]["assistant_version"]) == (made["assistant_id"], 1)
 
-    sent = await _last_run_request(nats_namespace)
+    sent = await last_run_request(nats_namespace)
     assert (sent.run_id, sent.assistant_id, sent.graph_id) == (run["run_id"], made["assistant_id"], "research")
     assert sent.config.configurable == {"k": 2, "lang": "fr"}  # the run's own keys win
     assert sent.config.tags == ["a"]
@@ -184,7 +171,7 @@ async def test_a_run_of_an_assistant_gets_its_graph_config_and_context_and_recor
     # A graph's name runs its default assistant.
     by_name = await acme.runs.create(None, "agent", input=QUESTION)
     assert by_name["metadata"]["assistant_id"] == default_assistant_id("agent")
-    sent = await _last_run_request(nats_namespace)
+    sent = await last_run_request(nats_namespace)
     assert (sent.assistant_id, sent.graph_id) == ("agent", "agent")
 
     await acme.assistants.delete(made["assistant_id"])

@@ -9,17 +9,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import httpx
-import nats
 import pytest
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import interrupt
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
-from threadline.events import RunRequested, Topology
 from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
 from threadline_gateway import apikeys
 
-from tests.conftest import NATS_URL
+from tests.gateway.runs_stream import last_run_request
 
 QUESTION = {"messages": [{"role": "user", "content": "How are runs kept durable?"}]}
 KEYS = {tenant: apikeys.generate()[1] for tenant in ("acme", "globex")}
@@ -145,27 +143,9 @@ async def test_a_command_resumes_the_thread_with_the_decision(acme: LangGraphCli
     thread_id = (await acme.threads.create())["thread_id"]
     run = await acme.runs.create(thread_id, "agent", command={"resume": {"action": "reject", "reason": "not now"}})
 
-    nc = await nats.connect(NATS_URL)
-    try:
-        topology = Topology(nats_namespace)
-        info = await nc.jetstream().stream_info(topology.runs_stream)
-        stored = await nc.jetstream().get_msg(topology.runs_stream, info.state.last_seq)
-    finally:
-        await nc.close()
-    sent = RunRequested.model_validate_json(stored.data)
+    sent = await last_run_request(nats_namespace)
     assert (sent.run_id, sent.thread_id, sent.input) == (run["run_id"], thread_id, "")
     assert sent.resume == {"action": "reject", "reason": "not now"}
-
-
-async def _last_request(namespace: str) -> RunRequested:
-    nc = await nats.connect(NATS_URL)
-    try:
-        topology = Topology(namespace)
-        info = await nc.jetstream().stream_info(topology.runs_stream)
-        stored = await nc.jetstream().get_msg(topology.runs_stream, info.state.last_seq)
-    finally:
-        await nc.close()
-    return RunRequested.model_validate_json(stored.data)
 
 
 async def test_a_graph_s_input_config_context_command_and_modes_reach_the_run(
@@ -180,7 +160,7 @@ async def test_a_graph_s_input_config_context_command_and_modes_reach_the_run(
         context={"user": "ada"},
         stream_mode=["custom", "events", "debug"],
     )
-    sent = await _last_request(nats_namespace)
+    sent = await last_run_request(nats_namespace)
     assert sent.input == {"topic": "durability"} and sent.context == {"user": "ada"}
     assert sent.config.configurable.get("unit") == "kg" and sent.config.recursion_limit == 30
     assert not {"thread_id", "user_id"} & set(sent.config.configurable)  # the platform's keys
@@ -188,10 +168,10 @@ async def test_a_graph_s_input_config_context_command_and_modes_reach_the_run(
 
     command = {"update": {"topic": "cancelling"}, "goto": "agent"}
     await acme.runs.create(thread_id, "agent", command=command, multitask_strategy="enqueue")
-    sent = await _last_request(nats_namespace)
+    sent = await last_run_request(nats_namespace)
     assert sent.command == command and sent.resume is None and sent.input == ""
     await acme.runs.create(thread_id, "agent", command={"resume": "blue"}, multitask_strategy="enqueue")
-    assert (await _last_request(nats_namespace)).command == {"resume": "blue"}
+    assert (await last_run_request(nats_namespace)).command == {"resume": "blue"}
 
 
 async def test_a_paused_thread_shows_what_it_waits_on(acme: LangGraphClient, memory_target: str) -> None:
