@@ -228,3 +228,31 @@ async def test_a_redelivered_ingest_that_had_completed_is_acked_not_redone(
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         listed = await stub.ListDocuments(pb.ListDocumentsRequest(tenant_id="acme", collection="facts"))
         assert listed.total == 0  # acked on sight of its outcome, not indexed a second time
+
+
+def in_language(ingest_id: str, text: str, language: str) -> bytes:
+    documents = [IngestDocument(id=f"{ingest_id}.txt", text=text)]
+    event = IngestRequested(
+        ingest_id=ingest_id, tenant_id="acme", collection="lang", language=language, documents=documents
+    )
+    return event.to_bytes()
+
+
+async def test_an_ingest_events_language_stems_a_new_collection_and_another_is_reported_as_a_mismatch(
+    start_retrieval: Server, topology: Topology, nc: NatsClient
+) -> None:
+    js = nc.jetstream()
+    async with with_events(start_retrieval, topology) as stub:
+        await publish(js, topology, "fr", in_language("fr", "Les chevaux mangeaient du foin.", "french"))
+        assert (await events_until_outcome(js, topology, "fr"))[-1].kind == "completed"
+        # French stems: "cheval" finds "chevaux", which an English index would not.
+        search = pb.SearchRequest(tenant_id="acme", collection="lang", query="cheval", mode=pb.SEARCH_MODE_KEYWORD)
+        assert [h.document_id for h in (await stub.Search(search)).hits] == ["fr.txt"]
+
+        await publish(js, topology, "en", in_language("en", "The horses ate hay.", "english"))
+        (failed,) = [e for e in await events_until_outcome(js, topology, "en") if e.kind != "progress"]
+        assert (failed.kind, failed.code) == ("failed", "language_mismatch")
+        assert "is in french, not english" in failed.message
+        await assert_nothing_left(js, topology)
+        listed = await stub.ListDocuments(pb.ListDocumentsRequest(tenant_id="acme", collection="lang"))
+        assert [d.document_id for d in listed.documents] == ["fr.txt"]

@@ -8,6 +8,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import Stemmer  # type: ignore[import-not-found]
+from threadline.languages import LANGUAGES
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 from threadline_retrieval.catalog import Catalog
 from threadline_retrieval.collection import SCHEMA, Collection
@@ -102,3 +104,8 @@ async def test_a_new_generation_swapped_in_keeps_the_collections_language(tmp_pa
         assert [row for row, _ in swapped.keyword("cheval manger", 3)] != []
     finally:
         catalog.close()
+
+
+def test_the_shared_language_list_is_what_pystemmer_stems() -> None:
+    # The gateway refuses languages by threadline.languages without PyStemmer: the two must not drift apart.
+    assert LANGUAGES == frozenset(Stemmer.algorithms())

@@ -210,6 +210,11 @@ class IngestRequested(Event):
     ingest_id: str = Field(pattern=INGEST_ID_PATTERN, description="The caller's id; names the events' subject.")
     tenant_id: str
     collection: str = Field(default="", description="Empty: the tenant's default collection.")
+    language: str = Field(
+        default="",
+        description="The collection's stemming language (threadline.languages), set by its first ingest; "
+        "empty: English for a new collection, whatever it has for an existing one.",
+    )
     documents: list[IngestDocument] = Field(min_length=1)
     created_at: datetime = Field(default_factory=_now)
 
@@ -240,7 +245,9 @@ class IngestCompleted(Event):
     documents: list[IngestedDocument]
 
 
-IngestFailureCode = Literal["invalid_request", "embedding_mismatch", "embedding_unavailable", "internal_error"]
+IngestFailureCode = Literal[
+    "invalid_request", "embedding_mismatch", "language_mismatch", "embedding_unavailable", "internal_error"
+]
 
 
 class IngestFailed(Event):

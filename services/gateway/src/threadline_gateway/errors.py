@@ -58,8 +58,9 @@ def nats_errors_as_503() -> Iterator[None]:
 
 @contextmanager
 def retrieval_errors(invalid_code: str = "invalid_request") -> Iterator[None]:
-    """The retrieval service's refusals as the client's errors (a 422 ``invalid_code``, a 404), with its own
-    message; its absence a 503 with Retry-After."""
+    """The retrieval service's refusals as the client's errors (a 422 ``invalid_code``, a 404, a 409 when the
+    collection as it is refuses the request, e.g. another language), with its own message; its absence a 503
+    with Retry-After."""
     try:
         yield
     except grpc.aio.AioRpcError as exc:
@@ -68,6 +69,8 @@ def retrieval_errors(invalid_code: str = "invalid_request") -> Iterator[None]:
             raise ApiError(422, invalid_code, exc.details() or "The request was refused.") from exc
         if code == grpc.StatusCode.NOT_FOUND:
             raise ApiError(404, "not_found", exc.details() or "Not found.") from exc
+        if code == grpc.StatusCode.FAILED_PRECONDITION:
+            raise ApiError(409, "conflict", exc.details() or "The collection refuses this request.") from exc
         log.warning("retrieval unavailable", code=code.name, error=exc.details())
         raise ApiError(
             503,

@@ -48,10 +48,14 @@ class IngestBus:
         await ensure_streams(js, topology, ingest_stream_configs(topology))
         return cls(js, topology, max_payload)
 
-    async def submit(self, tenant_id: str, collection: str, documents: list[IngestDocument]) -> IngestStatus:
+    async def submit(
+        self, tenant_id: str, collection: str, documents: list[IngestDocument], language: str = ""
+    ) -> IngestStatus:
         """Accept the documents for indexing; durable once this returns."""
         ingest_id = uuid.uuid4().hex
-        request = IngestRequested(ingest_id=ingest_id, tenant_id=tenant_id, collection=collection, documents=documents)
+        request = IngestRequested(
+            ingest_id=ingest_id, tenant_id=tenant_id, collection=collection, language=language, documents=documents
+        )
         payload = request.to_bytes()
         if len(payload) > self._max_payload:
             raise ApiError(

@@ -272,7 +272,10 @@ class UploadedDocuments(BaseModel):
 
 
 class IngestError(BaseModel):
-    code: str = Field(description="invalid_request, embedding_mismatch, embedding_unavailable or internal_error.")
+    code: str = Field(
+        description="invalid_request, embedding_mismatch, language_mismatch (the collection has another language), "
+        "embedding_unavailable or internal_error."
+    )
     message: str
 
 

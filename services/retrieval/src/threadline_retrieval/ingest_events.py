@@ -40,7 +40,7 @@ from threadline.retrieval.v1 import retrieval_pb2
 from threadline.telemetry import extract_context, inject_headers
 
 from threadline_retrieval.catalog import DEFAULT_COLLECTION
-from threadline_retrieval.collection import EmbeddingMismatch
+from threadline_retrieval.collection import EmbeddingMismatch, LanguageMismatch
 from threadline_retrieval.embeddings import EmbeddingUnavailable
 from threadline_retrieval.service import Progress
 from threadline_retrieval.settings import RetrievalSettings
@@ -154,6 +154,8 @@ class IngestConsumer:
             outcome: IngestCompleted | IngestFailed = failed("invalid_request", str(exc))
         except EmbeddingMismatch as exc:
             outcome = failed("embedding_mismatch", str(exc))
+        except LanguageMismatch as exc:
+            outcome = failed("language_mismatch", str(exc))
         except EmbeddingUnavailable as exc:
             if attempt < self._settings.ingest_max_attempts:
                 delay = min(2.0 ** (attempt - 1), MAX_NAK_DELAY_S)
@@ -209,6 +211,7 @@ def _as_proto(request: IngestRequested) -> retrieval_pb2.IngestRequest:
     return retrieval_pb2.IngestRequest(
         tenant_id=request.tenant_id,
         collection=request.collection,
+        language=request.language,
         documents=[
             retrieval_pb2.Document(id=d.id, text=d.text, content_type=d.content_type, metadata=d.metadata)
             for d in request.documents

@@ -17,8 +17,8 @@ from collections import Counter
 
 import Stemmer  # type: ignore[import-not-found]  # a C extension (PyStemmer) without stubs
 from threadline.grpc import BadRequest
+from threadline.languages import DEFAULT_LANGUAGE, normalise_language
 
-DEFAULT_LANGUAGE = "english"
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Lucene's English stop set, which Anserini's BM25 uses. Other languages keep every word: their stems
 # still match, and BM25's idf already weighs a word found everywhere at almost nothing.
@@ -34,17 +34,15 @@ class UnknownLanguage(BadRequest):
     """A collection's language has no Snowball stemmer: the caller's mistake, INVALID_ARGUMENT."""
 
 
-def languages() -> list[str]:
-    """The languages a collection can be stemmed in (Snowball's algorithm names)."""
-    return sorted(Stemmer.algorithms())
-
-
 def check_language(language: str) -> str:
-    """``language`` normalised (empty: English); :class:`UnknownLanguage` names the choices."""
-    name = language.strip().lower() or DEFAULT_LANGUAGE
-    if name not in Stemmer.algorithms():
-        raise UnknownLanguage(f"unknown language {language!r}; one of: {', '.join(languages())}")
-    return name
+    """``language`` normalised (empty: English); :class:`UnknownLanguage` names the choices.
+
+    Checked against threadline.languages, the list the gateway refuses unknown languages by, so both agree.
+    """
+    try:
+        return normalise_language(language)
+    except ValueError as exc:
+        raise UnknownLanguage(str(exc)) from exc
 
 
 class Analyzer:

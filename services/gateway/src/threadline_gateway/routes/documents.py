@@ -3,7 +3,9 @@
 An upload returns once the retrieval service has chunked, embedded and durably stored every
 file (it answers over gRPC), so a question asked right after finds them; with ``wait=false``
 it is accepted at once onto the INGEST stream and followed at its ``status_url``. A file keeps
-its name as its document id: uploading a file of the same name again replaces it.
+its name as its document id: uploading a file of the same name again replaces it. ``language``
+picks the stemming of a new collection's keyword index; it is checked here, before anything is
+queued, against the list the retrieval service stems with (threadline.languages).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from threadline.events import IngestCompleted, IngestDocument, IngestFailed
 from threadline.ids import COLLECTION_PATTERN, INGEST_ID_PATTERN
+from threadline.languages import normalise_language
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 
 from threadline_gateway.deps import Caller, Ingests, Retrieval
-from threadline_gateway.errors import ApiError, nats_errors_as_503, retrieval_errors
+from threadline_gateway.errors import ApiError, invalid_field, nats_errors_as_503, retrieval_errors
 from threadline_gateway.ingests import IngestStatus
 from threadline_gateway.schemas import (
     DocumentList,
@@ -73,7 +76,7 @@ async def _document(upload: UploadFile) -> pb.Document:
     response_model=UploadedDocuments,
     responses={
         202: {"model": Ingestion, "description": "With wait=false: accepted, indexed in the background."},
-        **error_responses(413, 415, 422, 503),
+        **error_responses(409, 413, 415, 422, 503),
     },
     openapi_extra={"requestBody": {"required": True}},
 )
@@ -86,16 +89,29 @@ async def upload_documents(
         list[UploadFile], File(min_length=1, description="Text, Markdown or HTML files (multipart/form-data).")
     ],
     collection: Annotated[str, Form(pattern=COLLECTION_PATTERN)] = "",
+    language: Annotated[
+        str,
+        Form(
+            max_length=64,
+            description="Stemming language of a new collection's keyword search (e.g. french); empty: English. "
+            "Another language than an existing collection's is a 409 (with wait=false: a failed ingestion).",
+        ),
+    ] = "",
     wait: Annotated[
         bool, Form(description="false: answer 202 at once and index in the background; follow status_url.")
     ] = True,
 ) -> Any:
     """Add files to the knowledge base; returns once they are indexed and searchable, or at once with wait=false."""
+    if language:
+        try:
+            language = normalise_language(language)
+        except ValueError as exc:
+            raise invalid_field("language", str(exc)) from exc
     documents = [await _document(upload) for upload in files]
     tenant = principal.tenant_id
     if not wait:
         with nats_errors_as_503():
-            accepted = await ingests.submit(tenant, collection, [_ingest_document(d) for d in documents])
+            accepted = await ingests.submit(tenant, collection, [_ingest_document(d) for d in documents], language)
         log.info("documents queued", documents=len(documents), ingest_id=accepted.ingest_id)
         status_url = str(request.url_for("ingestion_status", ingest_id=accepted.ingest_id))
         return JSONResponse(
@@ -103,7 +119,8 @@ async def upload_documents(
         )
     with retrieval_errors("invalid_document"):
         reply = await retrieval.Ingest(
-            pb.IngestRequest(tenant_id=tenant, collection=collection, documents=documents), timeout=_TIMEOUT_S
+            pb.IngestRequest(tenant_id=tenant, collection=collection, language=language, documents=documents),
+            timeout=_TIMEOUT_S,
         )
     log.info("documents indexed", documents=len(reply.documents), collection=collection or "default")
     return UploadedDocuments(
