@@ -68,11 +68,12 @@ POOL_CONNECTIONS = 4  # to Redis, per gateway process
 
 class RedisLimiter:
     def __init__(self, url: str) -> None:
-        # Short timeouts: a slow Redis must not stall every request behind it. A few connections, waited for:
-        # a burst of requests shares them (a check is one short script) instead of each opening its own
-        # connection at once, which on a busy host times out and lets the whole burst through unchecked.
+        # A short reply timeout: a slow Redis must not stall every request behind it. A few connections, waited
+        # for: a burst of requests shares them (a check is one short script) instead of each opening its own.
+        # Connecting, and waiting for a free connection, may take longer on a busy host: a refused connection
+        # (Redis down) fails at once anyway, and a timeout there would let the whole burst through unchecked.
         pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=POOL_CONNECTIONS, timeout=0.5, socket_timeout=0.5, socket_connect_timeout=0.5
+            url, max_connections=POOL_CONNECTIONS, timeout=2.0, socket_timeout=0.5, socket_connect_timeout=2.0
         )
         self.client = redis.Redis.from_pool(pool)
         self.script = self.client.register_script(_SLIDING_WINDOW)
