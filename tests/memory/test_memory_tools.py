@@ -83,6 +83,24 @@ async def test_an_erased_user_is_forgotten(memory_target: str, agent: CompiledSt
     assert await _say(agent, "recall: ", "t2", user_id="ana") == "Nothing is remembered about this user yet."
 
 
+async def test_a_user_named_by_email_remembers_and_is_erased(memory_target: str, agent: CompiledStateGraph) -> None:
+    """An email (a JWT subject's usual form) holds '.', which the stores use between labels; ids
+    that differ only where the escaping works ('.' against its escape, "%2E") stay apart."""
+    await _say(agent, "remember: prefers tables", "t1", user_id="ana.lima@example.com")
+    await _say(agent, "remember: prefers prose", "t1", user_id="ana%2Elima@example%2Ecom")
+    assert await _say(agent, "recall: ", "t2", user_id="ana.lima@example.com") == "- prefers tables"
+
+    async with grpc.aio.insecure_channel(memory_target) as channel:
+        erased = await ThreadServiceStub(channel).Erase(
+            pb.EraseRequest(tenant_id="acme", user_id="ana.lima@example.com")
+        )
+    assert erased.store_items == 1
+    assert await _say(agent, "recall: ", "t3", user_id="ana.lima@example.com") == (
+        "Nothing is remembered about this user yet."
+    )
+    assert await _say(agent, "recall: ", "t3", user_id="ana%2Elima@example%2Ecom") == "- prefers prose"
+
+
 async def test_memory_down_is_an_error_the_model_reads() -> None:
     store = RemoteStore(target=f"127.0.0.1:{free_port()}", tenant_id="acme", timeout_s=1.0)
     remember, _ = make_memory_tools(store)
@@ -97,6 +115,6 @@ async def test_memory_down_is_an_error_the_model_reads() -> None:
 def test_the_user_comes_from_the_config_or_the_run_metadata() -> None:
     assert user_of({"configurable": {"user_id": "ana"}, "metadata": {"user_id": "bo"}}) == "ana"
     assert user_of({"metadata": {"user_id": "bo"}}) == "bo"
-    assert user_of({"metadata": {"user_id": "a.b"}}) is None
+    assert user_of({"metadata": {"user_id": "ana@example.com"}}) == "ana@example.com"
     assert user_of({}) is None
     assert RECALL_TOOL == "recall"

@@ -17,6 +17,7 @@ from threadline.events import DataErased
 from threadline.grpc import BadRequest, abort_on_error
 from threadline.ids import check_tenant_id
 from threadline.memory.v1 import memory_pb2, memory_pb2_grpc
+from threadline.namespaces import user_namespace
 
 from threadline_memory.cache import LatestCheckpointCache
 from threadline_memory.erasure_events import ErasureEvents, EventsUnavailable
@@ -122,10 +123,7 @@ class ThreadServicer(memory_pb2_grpc.ThreadServiceServicer):
         async with abort_on_error(context):
             tenant = check_tenant_id(request.tenant_id)
             user_id = request.user_id or None
-            if user_id is not None and "." in user_id:
-                raise BadRequest("user_id must not contain '.'")
-            # A user's long-term memories are kept under ("users", user_id, ...) by convention.
-            store_prefix = (tenant, "users", user_id) if user_id else (tenant,)
+            store_prefix = (tenant, *user_namespace(user_id)) if user_id else (tenant,)
 
             # Step by step, each within the database time limit, so erasing a large tenant cannot time
             # out as a whole; a step that fails leaves the rest for the caller's next try.

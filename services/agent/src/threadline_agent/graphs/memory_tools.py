@@ -1,6 +1,6 @@
 """Long-term memory tools: the agent remembers facts about a user, and recalls them in any thread.
 
-Facts live in the memory service's store under ``("users", user_id, "memories")``, the
+Facts live in the memory service's store under ``("users", <escaped user_id>, "memories")``, the
 namespace the memory service erases when that user is erased. The user is the run's
 (``configurable.user_id``, else the run metadata's ``user_id``) and the tenant the run's too
 (read by :class:`~threadline_agent.remote.store.RemoteStore`), so one compiled graph serves everyone
@@ -21,6 +21,7 @@ import structlog
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from langgraph.store.base import BaseStore
+from threadline.namespaces import user_namespace
 
 REMEMBER_TOOL = "remember"
 RECALL_TOOL = "recall"
@@ -36,14 +37,13 @@ log = structlog.get_logger("threadline.agent")
 
 
 def memory_namespace(user_id: str) -> tuple[str, ...]:
-    return ("users", user_id, "memories")
+    return user_namespace(user_id, "memories")
 
 
 def user_of(config: RunnableConfig) -> str | None:
     """The run's user: ``configurable.user_id``, else the run metadata's (the client's labels)."""
     user = config.get("configurable", {}).get("user_id") or config.get("metadata", {}).get("user_id")
-    # "." separates namespace elements in the stores, so such an id cannot name a namespace.
-    return str(user) if user and "." not in str(user) else None
+    return str(user) if user else None
 
 
 def make_memory_tools(store: BaseStore) -> list[BaseTool]:
