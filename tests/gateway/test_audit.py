@@ -88,3 +88,20 @@ def test_api_calls_and_refusals_are_audited(make_gateway: Callable[..., TestClie
         },
     ]
     assert token not in repr(logs)
+
+
+def test_every_route_family_is_audited(make_gateway: Callable[..., TestClient]) -> None:
+    """The LangGraph Platform API and the OpenAI-compatible one are API calls like /api/v1's."""
+    gateway = make_gateway(GATEWAY_AUTH="required", GATEWAY_JWT_SECRET=creds.SECRET)
+    headers = creds.bearer(creds.hs256(tenant="acme"))
+    with structlog.testing.capture_logs() as logs:
+        gateway.get("/langgraph/threads/t1/runs/r1", headers=headers)
+        gateway.get("/v1/models", headers=headers)
+        gateway.get("/langgraph/threads/t1/runs/r1")
+    audited = [(e["route"], e["tenant"], e["status"]) for e in logs if e["event"] == "api call"]
+    assert [(route, tenant) for route, tenant, _ in audited] == [
+        ("/langgraph/threads/{thread_id}/runs/{run_id}", "acme"),
+        ("/v1/models", "acme"),
+        ("/langgraph/threads/{thread_id}/runs/{run_id}", ""),
+    ]
+    assert audited[-1][2] == 401

@@ -11,9 +11,11 @@ import time
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from threadline_gateway.route_template import route_template
+
 audit_log = structlog.get_logger("threadline.gateway.audit")
 
-AUDITED_PREFIXES = ("/api/", "/v1/", "/mcp")
+AUDITED_PREFIXES = ("/api/", "/v1/", "/langgraph/", "/mcp")
 
 
 def who(scope: Scope) -> dict[str, str]:
@@ -43,7 +45,7 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_template(scope)
             audit_log.info(
                 "api call",
                 method=scope["method"],

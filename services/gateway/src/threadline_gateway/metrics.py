@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from threadline_gateway.route_template import route_template
+
 # Run-length buckets: a streamed run holds its request open until the answer is complete.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -77,9 +79,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            route = scope.get("route")
-            # The router records the matched route in the scope; unmatched paths share one label.
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             if template != "/metrics":
                 self.metrics.request_seconds.labels(scope["method"], template, str(status)).observe(
                     time.perf_counter() - start
