@@ -274,3 +274,33 @@ def test_a_token_s_subject_is_the_run_s_user_and_an_api_key_names_its_own(
     assert sent[as_ada.json()["run_id"]].metadata == {"user_id": "ada"}  # the token, not the body, says who
     assert sent[as_service.json()["run_id"]].metadata == {"user_id": "mallory"}
     assert sent[anonymous_user.json()["run_id"]].metadata == {}
+
+
+def test_a_rotated_key_and_its_successor_both_work_during_the_overlap(
+    make_gateway: Callable[..., TestClient], database: str
+) -> None:
+    made = dict(
+        line.split(": ", 1)
+        for line in _cli(database, "create", "--tenant", "acme", "--role", "admin").stdout.splitlines()
+    )
+    rotated = _cli(database, "rotate", made["id"], "--overlap-hours", "1")
+    assert rotated.returncode == 0, rotated.stderr
+    successor = dict(line.split(": ", 1) for line in rotated.stdout.splitlines())
+    assert successor["replaces"] == made["id"] and successor["tenant"] == "acme"
+
+    gateway = make_gateway(GATEWAY_AUTH="required", DATABASE_URL=database)
+    start_run(gateway, {"X-API-Key": made["key"]})  # the old key, within its overlap
+    start_run(gateway, {"X-API-Key": successor["key"]})
+    listed = _cli(database, "list", "--tenant", "acme").stdout
+    assert f"{made['id']}\tacme\t\tadmin\tactive until" in listed  # the successor keeps the roles too
+    assert f"{successor['id']}\tacme\t\tadmin\tactive" in listed
+
+    # Ending the overlap early: the old key stops at once, the successor goes on.
+    assert _cli(database, "revoke", made["id"]).returncode == 0
+    assert_refused(
+        gateway.post("/api/v1/runs", json={"input": "x"}, headers={"X-API-Key": made["key"]}),
+        "invalid_token",
+        "API key",
+    )
+    start_run(gateway, {"X-API-Key": successor["key"]})
+    assert _cli(database, "rotate", made["id"]).returncode == 1  # an ended key has no successor to make

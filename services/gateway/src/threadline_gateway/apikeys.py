@@ -9,6 +9,7 @@ CLI (with DATABASE_URL set)::
     python -m threadline_gateway.apikeys create --tenant acme [--name ci] [--role admin]
     python -m threadline_gateway.apikeys list [--tenant acme]
     python -m threadline_gateway.apikeys revoke <id>
+    python -m threadline_gateway.apikeys rotate <id> [--overlap-hours 24]   # a new key; the old one ends later
     python -m threadline_gateway.apikeys static --tenant acme   # no database: a GATEWAY_API_KEYS entry
 """
 
@@ -21,7 +22,7 @@ import re
 import secrets
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from threadline.ids import is_tenant_id
@@ -40,6 +41,7 @@ class ApiKey:
     name: str = ""
     roles: tuple[str, ...] = ()
     created_at: datetime | None = None
+    # In the future for a key being rotated out: it works until then.
     revoked_at: datetime | None = field(default=None, compare=False)
 
 
@@ -80,7 +82,8 @@ class ApiKeyStore:
             return None
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                "SELECT id, tenant_id, name, roles FROM gateway_api_keys WHERE key_sha256 = %s AND revoked_at IS NULL",
+                "SELECT id, tenant_id, name, roles FROM gateway_api_keys"
+                " WHERE key_sha256 = %s AND (revoked_at IS NULL OR revoked_at > now())",
                 (digest(key),),
             )
             row = await cur.fetchone()
@@ -101,11 +104,38 @@ class ApiKeyStore:
         return ApiKey(key_id, tenant_id, name, roles, row[0]), key
 
     async def revoke(self, key_id: str) -> bool:
+        """End the key now (also one being rotated out); False if it has already ended."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                "UPDATE gateway_api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (key_id,)
+                "UPDATE gateway_api_keys SET revoked_at = now()"
+                " WHERE id = %s AND (revoked_at IS NULL OR revoked_at > now())",
+                (key_id,),
             )
             return cur.rowcount == 1
+
+    async def rotate(self, key_id: str, overlap: timedelta) -> tuple[ApiKey, str] | None:
+        """A new key with the old one's tenant, name and roles; the old one keeps working for ``overlap``,
+        long enough to roll the new one out to every client. None if ``key_id`` is not a live key."""
+        key_id_new, key = generate()
+        async with self.db.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                # Never later than an end already set: rotating twice does not prolong the old key.
+                "UPDATE gateway_api_keys SET revoked_at = LEAST(COALESCE(revoked_at, 'infinity'), now() + %s)"
+                " WHERE id = %s AND (revoked_at IS NULL OR revoked_at > now())"
+                " RETURNING tenant_id, name, roles",
+                (overlap, key_id),
+            )
+            old = await cur.fetchone()
+            if old is None:
+                return None
+            cur = await conn.execute(
+                "INSERT INTO gateway_api_keys (id, key_sha256, tenant_id, name, roles) VALUES (%s, %s, %s, %s, %s)"
+                " RETURNING created_at",
+                (key_id_new, digest(key), old[0], old[1], old[2]),
+            )
+            row = await cur.fetchone()
+        assert row is not None  # INSERT ... RETURNING yields the row it inserted
+        return ApiKey(key_id_new, old[0], old[1], tuple(old[2]), row[0]), key
 
     async def list(self, tenant_id: str | None = None) -> list[ApiKey]:
         async with self.db.connection() as conn:
@@ -128,6 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--tenant")
     revoke = sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("id")
+    rotate = sub.add_parser("rotate", help="make a successor key; the old one keeps working for the overlap")
+    rotate.add_argument("id")
+    rotate.add_argument("--overlap-hours", type=float, default=24.0, help="how long the old key still works")
     static = sub.add_parser("static", help="make a key for GATEWAY_API_KEYS, without a database")
     static.add_argument("--tenant", required=True)
     return parser
@@ -157,8 +190,18 @@ async def _run(args: argparse.Namespace, database_url: str | None) -> int:
             print("Keep the key now: it is stored only as a hash and cannot be shown again.", file=sys.stderr)
         elif args.command == "list":
             for listed in await store.list(args.tenant):
-                state = f"revoked {listed.revoked_at:%Y-%m-%d}" if listed.revoked_at else "active"
-                print(f"{listed.id}\t{listed.tenant_id}\t{listed.name}\t{','.join(listed.roles)}\t{state}")
+                print(f"{listed.id}\t{listed.tenant_id}\t{listed.name}\t{','.join(listed.roles)}\t{_state(listed)}")
+        elif args.command == "rotate":
+            if args.overlap_hours < 0:
+                print("error: --overlap-hours must not be negative", file=sys.stderr)
+                return 2
+            rotated = await store.rotate(args.id, timedelta(hours=args.overlap_hours))
+            if rotated is None:
+                print(f"error: no active key {args.id!r}", file=sys.stderr)
+                return 1
+            successor, value = rotated
+            print(f"id: {successor.id}\ntenant: {successor.tenant_id}\nkey: {value}\nreplaces: {args.id}")
+            print(f"Key {args.id} keeps working for {args.overlap_hours:g} h; keep the new key now.", file=sys.stderr)
         elif not await store.revoke(args.id):
             print(f"error: no active key {args.id!r}", file=sys.stderr)
             return 1
@@ -168,6 +211,14 @@ async def _run(args: argparse.Namespace, database_url: str | None) -> int:
         return 1
     finally:
         await db.close()
+
+
+def _state(key: ApiKey) -> str:
+    if key.revoked_at is None:
+        return "active"
+    if key.revoked_at > datetime.now(key.revoked_at.tzinfo):
+        return f"active until {key.revoked_at:%Y-%m-%d %H:%M %Z}"
+    return f"revoked {key.revoked_at:%Y-%m-%d}"
 
 
 def main(argv: list[str] | None = None) -> int:

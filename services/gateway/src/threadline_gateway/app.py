@@ -84,19 +84,23 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 f"AUTHENTICATION IS OFF (GATEWAY_AUTH=none): every caller acts as tenant {settings.default_tenant!r}; "
                 "set GATEWAY_AUTH=required anywhere but a local machine"
             )
-        # The MCP session manager runs inside the lifespan too, so it starts and stops with the services it uses.
-        async with (
-            open_services(settings, metrics, authenticator, database) as services,
-            mcp_endpoint.serving(services),
-        ):
-            # Routes reach it through the typed dependencies of threadline_gateway.deps, never directly.
-            app.state.services = services
-            crons = langgraph_compat.crons.ticker(services)  # claims due crons and starts their runs
-            crons.start()
-            try:
-                yield
-            finally:
-                await crons.stop()
+        await authenticator.start()  # the JWKS, read now and kept fresh
+        try:
+            # The MCP session manager runs inside the lifespan too, so it starts and stops with the services it uses.
+            async with (
+                open_services(settings, metrics, authenticator, database) as services,
+                mcp_endpoint.serving(services),
+            ):
+                # Routes reach it through the typed dependencies of threadline_gateway.deps, never directly.
+                app.state.services = services
+                crons = langgraph_compat.crons.ticker(services)  # claims due crons and starts their runs
+                crons.start()
+                try:
+                    yield
+                finally:
+                    await crons.stop()
+        finally:
+            await authenticator.close()
 
     app = FastAPI(
         title="Threadline",

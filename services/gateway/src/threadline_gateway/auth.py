@@ -1,4 +1,4 @@
-"""Who is calling: a JWT (HS256 or RS256) or an API key, turned into a tenant and roles.
+"""Who is calling: a JWT (HS256, RS256, or any key of a JWKS) or an API key, turned into a tenant and roles.
 
 With ``GATEWAY_AUTH=required`` the tenant comes only from the credential, never from anything else
 the client sends. With ``GATEWAY_AUTH=none`` (the embedded default) no credential is read and every
@@ -19,6 +19,7 @@ from threadline.ids import is_tenant_id
 from threadline_gateway import apikeys
 from threadline_gateway.apikeys import ApiKeyStore
 from threadline_gateway.errors import ApiError
+from threadline_gateway.jwks import JwkSet
 from threadline_gateway.settings import GatewaySettings
 
 REALM = "threadline"
@@ -70,12 +71,22 @@ class Authenticator:
             self.jwt_keys["HS256"] = settings.jwt_secret
         if settings.jwt_public_key:
             self.jwt_keys["RS256"] = _public_key(settings.jwt_public_key)
-        if self.required and not (self.jwt_keys or self.static_keys or keys):
+        # Tokens that name a key id ("kid") are verified by that key of the JWKS, which rotates.
+        self.jwks = JwkSet(settings.jwt_jwks, settings.jwt_jwks_refresh_s) if settings.jwt_jwks else None
+        if self.required and not (self.jwt_keys or self.jwks or self.static_keys or keys):
             raise ValueError(
                 "GATEWAY_AUTH=required, but nothing can authenticate: set GATEWAY_JWT_SECRET, "
-                "GATEWAY_JWT_PUBLIC_KEY, GATEWAY_API_KEYS or DATABASE_URL"
+                "GATEWAY_JWT_PUBLIC_KEY, GATEWAY_JWT_JWKS, GATEWAY_API_KEYS or DATABASE_URL"
             )
         self.anonymous = Principal(settings.default_tenant, "anonymous", "anonymous")
+
+    async def start(self) -> None:
+        if self.jwks is not None:
+            await self.jwks.start()
+
+    async def close(self) -> None:
+        if self.jwks is not None:
+            await self.jwks.close()
 
     async def authenticate(self, credential: str | None) -> Principal:
         if not self.required:
@@ -84,7 +95,7 @@ class Authenticator:
             raise Unauthenticated("Authentication required: send a bearer token or an X-API-Key header.", invalid=False)
         if apikeys.looks_like_key(credential):
             return await self._api_key(credential)
-        return self._jwt(credential)
+        return await self._jwt(credential)
 
     async def _api_key(self, key: str) -> Principal:
         found = self.static_keys.get(apikeys.digest(key))
@@ -94,11 +105,13 @@ class Authenticator:
             raise Unauthenticated("The API key is not valid.", invalid=True)
         return Principal(found.tenant_id, f"key:{found.id}", "api_key", found.roles)
 
-    def _jwt(self, token: str) -> Principal:
+    async def _jwt(self, token: str) -> Principal:
         try:
-            named = jwt.get_unverified_header(token).get("alg")
+            header = jwt.get_unverified_header(token)
+            named, kid = header.get("alg"), header.get("kid")
             algorithm = named if isinstance(named, str) else ""
-            key = self.jwt_keys.get(algorithm)
+            key = await self._jwks_key(kid, algorithm) if self.jwks and isinstance(kid, str) else None
+            key = key or self.jwt_keys.get(algorithm)
             if key is None:
                 raise Unauthenticated(f"Tokens signed with {named!s:.16} are not accepted.", invalid=True)
             claims = jwt.decode(
@@ -129,6 +142,16 @@ class Authenticator:
         subject = claims.get("sub")
         user_id = subject if isinstance(subject, str) and subject else None
         return Principal(tenant, f"jwt:{subject or ''}", "jwt", roles, user_id)
+
+    async def _jwks_key(self, kid: str, algorithm: str) -> Any:
+        """The JWKS key ``kid`` names, if it verifies ``algorithm``; a key id the set lacks is refused."""
+        assert self.jwks is not None
+        found = await self.jwks.key(kid)
+        if found is None:
+            raise Unauthenticated(f"The token's signing key {kid!r:.40} is not known.", invalid=True)
+        if found.algorithm_name != algorithm:
+            raise Unauthenticated(f"Key {kid!r:.40} does not sign {algorithm!s:.16} tokens.", invalid=True)
+        return found.key
 
 
 def websocket_credential(websocket: WebSocket) -> tuple[str | None, str | None]:

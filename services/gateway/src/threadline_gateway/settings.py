@@ -44,6 +44,17 @@ class GatewaySettings(ServiceSettings):
         validation_alias=AliasChoices("GATEWAY_JWT_PUBLIC_KEY"),
         description="Accept RS256 tokens signed by this key: PEM text, or a path to a PEM file.",
     )
+    jwt_jwks: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("GATEWAY_JWT_JWKS"),
+        description="Accept tokens whose 'kid' names a key of this JWKS: an http(s) URL, or a path to a JWKS file.",
+    )
+    jwt_jwks_refresh_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices("GATEWAY_JWT_JWKS_REFRESH_S"),
+        description="Read the JWKS again this often (and at once for a key id not seen yet).",
+    )
     jwt_issuer: str | None = Field(default=None, validation_alias=AliasChoices("GATEWAY_JWT_ISSUER"))
     jwt_audience: str | None = Field(default=None, validation_alias=AliasChoices("GATEWAY_JWT_AUDIENCE"))
     jwt_tenant_claim: str = Field(default="tenant_id", validation_alias=AliasChoices("GATEWAY_JWT_TENANT_CLAIM"))
@@ -75,6 +86,13 @@ class GatewaySettings(ServiceSettings):
         description="API requests one credential (API key or JWT subject) may make per window; 0: no limit.",
     )
     rate_limit_window_s: float = Field(default=60.0, gt=0, validation_alias=AliasChoices("GATEWAY_RATE_LIMIT_WINDOW_S"))
+    assistant_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        validation_alias=AliasChoices("GATEWAY_ASSISTANT_CACHE_TTL_S"),
+        description="How long a run's start reuses an assistant read from the registry; a change made through "
+        "this gateway is seen at once, one made through another replica within this. 0: read it for every run.",
+    )
     chat_thread_ttl_s: float = Field(
         default=7 * 24 * 3600,
         validation_alias=AliasChoices("GATEWAY_CHAT_THREAD_TTL_S"),
@@ -90,6 +108,23 @@ class GatewaySettings(ServiceSettings):
         validation_alias=AliasChoices("GATEWAY_WEBHOOK_HOSTS"),
         description="Comma-separated hosts a run's webhook may name; empty: any host (local use: the gateway "
         "POSTs wherever a caller says, a server-side request forgery risk in production).",
+    )
+    url_fetch_hosts: str = Field(
+        default="",
+        validation_alias=AliasChoices("GATEWAY_URL_FETCH_HOSTS"),
+        description="Comma-separated hosts POST /api/v1/documents/urls may fetch from; empty: fetching is off (403).",
+    )
+    url_fetch_max_bytes: int = Field(
+        default=5 * 1_048_576,
+        ge=1,
+        validation_alias=AliasChoices("GATEWAY_URL_FETCH_MAX_BYTES"),
+        description="A fetched document larger than this is refused (413).",
+    )
+    url_fetch_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=AliasChoices("GATEWAY_URL_FETCH_TIMEOUT_S"),
+        description="The whole fetch of one URL, redirects included (504 past it).",
     )
     webhook_max_attempts: int = Field(
         default=5,
