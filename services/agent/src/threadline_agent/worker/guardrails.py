@@ -15,17 +15,9 @@ from typing import Any
 
 from threadline.run_events import Citation, Citations, CustomChunk, MessageChunk, RunPayload, RunResult, StateChunk
 
+from threadline_agent.injection import find_injection
 from threadline_agent.worker.failures import RunFailed
 
-# Phrasings of the common "override your instructions" attacks, in English; a deployment adds its own terms.
-_INJECTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:previous|prior|above|earlier|all|system|your)\b"
-    r".{0,20}\b(?:instructions?|prompts?|rules|directions)\b"
-    r"|\b(?:reveal|print|show|repeat|leak)\b.{0,30}\b(?:system prompt|your (?:instructions|prompt|rules))\b"
-    r"|\byou are now\b.{0,40}\b(?:dan|jailbroken|unrestricted|developer mode)\b"
-    r"|\b(?:jailbreak|do anything now)\b",
-    re.IGNORECASE | re.DOTALL,
-)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
@@ -49,6 +41,14 @@ def redact_pii(text: str) -> str:
     return _PHONE.sub("[phone]", text)
 
 
+class InputBlocked(RunFailed):
+    """A question a guardrail refused; ``rule`` names it, for the user's appeal and the admin's log."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__("input_blocked", message)
+        self.rule = rule
+
+
 @dataclass(frozen=True)
 class Guardrails:
     max_input_chars: int = 8000
@@ -60,15 +60,22 @@ class Guardrails:
     def check_input(self, text: str, tenant_id: str) -> None:
         """Raise the run's ``input_blocked`` failure when ``text`` breaks a rule; the message names the rule."""
         if len(text) > self.max_input_chars:
-            raise RunFailed("input_blocked", f"The question is longer than {self.max_input_chars} characters.")
-        if self.block_injection and _INJECTION.search(text):
-            raise RunFailed(
-                "input_blocked", "The question looks like an attempt to override the assistant's instructions."
+            raise InputBlocked("length", f"The question is longer than {self.max_input_chars} characters.")
+        rule = find_injection(text) if self.block_injection else None
+        if rule is not None:
+            raise InputBlocked(
+                rule.name,
+                f"Blocked by the guardrail {rule.name}: the question reads as {rule.says}. Asking about such "
+                "phrases is fine: put them in quotes. If this block is wrong, ask an administrator to review it "
+                "(they find it in the agent's log by this run's id).",
             )
         lowered = text.lower()
         for term in [*self.blocked_terms.get("*", []), *self.blocked_terms.get(tenant_id, [])]:
             if term.lower() in lowered:
-                raise RunFailed("input_blocked", "The question mentions a term this deployment does not accept.")
+                raise InputBlocked(
+                    "blocked_terms",
+                    "The question mentions a term this deployment does not accept (AGENT_BLOCKED_TERMS).",
+                )
 
     def redact(self, text: str) -> str:
         return redact_pii(text) if self.redact_pii else text

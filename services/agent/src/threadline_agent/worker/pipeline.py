@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
 from nats.aio.client import Client as NatsClient
@@ -26,9 +27,11 @@ from threadline_agent.worker.answer_cache import AnswerCache, FromAnswerCache
 from threadline_agent.worker.cancellation import UnlessCancelled
 from threadline_agent.worker.execution import execute_run, update_state
 from threadline_agent.worker.failures import MODEL_UNAVAILABLE, RunFailed
-from threadline_agent.worker.guardrails import Guardrails
+from threadline_agent.worker.guardrails import Guardrails, InputBlocked
 from threadline_agent.worker.publisher import RunEventPublisher
 from threadline_agent.worker.structured import StructuredOutput
+
+log = structlog.get_logger("threadline.agent")
 
 
 @dataclass(frozen=True)
@@ -122,14 +125,19 @@ class CheckedInput:
 
     async def __call__(self, run: RunContext, next: Next) -> RunResult:
         request = run.request
-        if isinstance(request.input, str):
-            if request.input.strip():
-                self._guardrails.check_input(request.input, request.tenant_id)
-            elif request.resume is None and request.command is None:  # a decision or a command asks no question
-                raise RunFailed("invalid_input", "The input is empty.")
-        elif request.input is not None:
-            for text in human_texts(request.input, system=True):
-                self._guardrails.check_input(text, request.tenant_id)
+        try:
+            if isinstance(request.input, str):
+                if request.input.strip():
+                    self._guardrails.check_input(request.input, request.tenant_id)
+                elif request.resume is None and request.command is None:  # a decision or a command asks no question
+                    raise RunFailed("invalid_input", "The input is empty.")
+            elif request.input is not None:
+                for text in human_texts(request.input, system=True):
+                    self._guardrails.check_input(text, request.tenant_id)
+        except InputBlocked as blocked:
+            # The line an administrator reviews an appeal by: never the question itself, which may hold PII.
+            log.warning("input blocked", run_id=request.run_id, tenant=request.tenant_id, rule=blocked.rule)
+            raise
         return await next()
 
 
