@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from threadline.pii import redact_pii
 from threadline.run_events import Citation, Citations, RunResult, StateChunk, ToolCall
 from threadline_agent.worker.failures import RunFailed
-from threadline_agent.worker.guardrails import Guardrails, InputBlocked, RedactingStream, redact_pii
+from threadline_agent.worker.guardrails import Guardrails, InputBlocked, RedactingStream
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from threadline_gateway.deps import rate_limited
 from threadline_gateway.errors import RequestContextMiddleware, install_error_handlers
 from threadline_gateway.mcp import endpoint as mcp
 from threadline_gateway.metrics import GatewayMetrics, MetricsMiddleware
+from threadline_gateway.redaction import RedactionMiddleware
 from threadline_gateway.routes import (
     assistants,
     chat,
@@ -110,6 +111,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Innermost: by the time a response starts, authentication has put the caller's tenant in the scope.
+    app.add_middleware(RedactionMiddleware, default=settings.redact_pii, tenants=settings.redact_pii_tenants)
     # Inside the request-context middleware, so each audit line carries the request id.
     app.add_middleware(AuditMiddleware)
     app.add_middleware(

@@ -55,6 +55,17 @@ class GatewaySettings(ServiceSettings):
         validation_alias=AliasChoices("GATEWAY_JWT_JWKS_REFRESH_S"),
         description="Read the JWKS again this often (and at once for a key id not seen yet).",
     )
+    redact_pii: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("GATEWAY_REDACT_PII"),
+        description="Mask emails, phone, card and social security numbers in every API response (JSON, SSE, "
+        "WebSocket, /v1, /langgraph, /mcp): thread state and history, answers, documents, feedback.",
+    )
+    redact_pii_tenants: dict[str, bool] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("GATEWAY_REDACT_PII_TENANTS"),
+        description='Per-tenant exceptions to GATEWAY_REDACT_PII, as JSON: {"acme": false}.',
+    )
     jwt_issuer: str | None = Field(default=None, validation_alias=AliasChoices("GATEWAY_JWT_ISSUER"))
     jwt_audience: str | None = Field(default=None, validation_alias=AliasChoices("GATEWAY_JWT_AUDIENCE"))
     jwt_tenant_claim: str = Field(default="tenant_id", validation_alias=AliasChoices("GATEWAY_JWT_TENANT_CLAIM"))

@@ -13,32 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadline.pii import LONGEST_SPACED_MATCH, redact_pii
 from threadline.run_events import Citation, Citations, CustomChunk, MessageChunk, RunPayload, RunResult, StateChunk
 
 from threadline_agent.injection import find_injection
 from threadline_agent.worker.failures import RunFailed
-
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]?\d{4}(?!\d)")
-_HOLD_CHARS = 48  # longer than any pattern above that may contain whitespace
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for n, char in enumerate(reversed(digits)):
-        d = int(char) * (2 if n % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
-
-
-def redact_pii(text: str) -> str:
-    """Emails, US social security numbers, payment card numbers (Luhn-checked) and phone numbers, masked."""
-    text = _EMAIL.sub("[email]", text)
-    text = _SSN.sub("[ssn]", text)
-    text = _CARD.sub(lambda m: "[card]" if _luhn(re.sub(r"\D", "", m.group())) else m.group(), text)
-    return _PHONE.sub("[phone]", text)
 
 
 class InputBlocked(RunFailed):
@@ -136,8 +115,8 @@ class RedactingStream:
 
     def feed(self, text: str) -> str:
         self._held = self._redact(self._held + text)
-        # Cut at whitespace at least _HOLD_CHARS from the end: what is held back may still grow into a match.
-        cut = max((m.end() for m in re.finditer(r"\s+", self._held[: -_HOLD_CHARS or None])), default=0)
+        # Cut at whitespace at least LONGEST_SPACED_MATCH from the end: what is held back may still grow into a match.
+        cut = max((m.end() for m in re.finditer(r"\s+", self._held[: -LONGEST_SPACED_MATCH or None])), default=0)
         released, self._held = self._held[:cut], self._held[cut:]
         return released
 
