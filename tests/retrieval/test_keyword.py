@@ -1,5 +1,6 @@
 import pytest
-from threadline_retrieval.keyword import Analyzer, KeywordIndex, UnknownLanguage
+from threadline.languages import LANGUAGES
+from threadline_retrieval.keyword import Analyzer, KeywordIndex, UnknownLanguage, stop_words_of
 
 
 def test_rare_terms_rank_first_and_removal_forgets() -> None:
@@ -68,3 +69,49 @@ def test_adding_and_removing_in_place_scores_as_a_fresh_index() -> None:
         assert [row for row, _ in got] == [row for row, _ in want]
         assert [score for _, score in got] == pytest.approx([score for _, score in want])
     assert 2 not in {row for row, _ in incremental.search("thirty seconds", 5)}
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "terms"),
+    [
+        (
+            "german",
+            "Die Katzen schlafen auf dem Sofa, und der Hund bellt.",
+            ["katz", "schlaf", "sofa", "hund", "bellt"],
+        ),
+        ("french", "Les chevaux mangeaient du foin dans la grange.", ["cheval", "mang", "foin", "grang"]),
+        ("spanish", "Los niños están jugando en el parque con sus perros.", ["niñ", "jug", "parqu", "perr"]),
+    ],
+)
+def test_a_collection_language_drops_its_stop_words_and_stems(language: str, text: str, terms: list[str]) -> None:
+    assert Analyzer(language).terms(text) == terms
+    # English keeps its own short list: the other language's articles stay words there.
+    assert len(Analyzer("english").terms(text)) > len(terms)
+
+
+def test_a_query_of_another_languages_stop_words_finds_nothing() -> None:
+    index = KeywordIndex("german")
+    index.add(1, "Der Vertrag wurde von beiden Seiten unterschrieben.")
+    index.add(2, "Die Kündigung des Vertrags ist schriftlich einzureichen.")
+    assert index.search("der die von des ist", 3) == []
+    # The stop words neither match nor count: only "Verträge" (stem "vertrag") scores, equally in both rows.
+    assert {row for row, _ in index.search("die Verträge von der", 3)} == {1, 2}
+
+
+def test_every_language_but_four_has_stop_words() -> None:
+    without = {language for language in LANGUAGES if not stop_words_of(language)}
+    # No list in either package; their words are all indexed, as every non-English one was before.
+    assert without == {"nepali", "serbian", "tamil", "yiddish"}
+    assert stop_words_of("porter") == stop_words_of("english")
+    assert stop_words_of("dutch_porter") == stop_words_of("dutch")
+    # The longer lists' content words stay searchable where the shorter list is used.
+    assert not {"mensch", "jahr", "gott"} & stop_words_of("german")
+
+
+def test_words_written_with_combining_marks_stay_whole() -> None:
+    # Devanagari vowel signs are combining marks, not \w: a plain \w+ split "हिंदी" into letters.
+    assert Analyzer("hindi").terms("भारत में हिंदी भाषा है") == ["भारत", "हिंद", "भाष"]
+    index = KeywordIndex("hindi")
+    index.add(1, "हिंदी भाषा")
+    index.add(2, "तमिल")
+    assert [row for row, _ in index.search("भाषा", 3)] == [1]

@@ -109,3 +109,33 @@ async def test_a_new_generation_swapped_in_keeps_the_collections_language(tmp_pa
 def test_the_shared_language_list_is_what_pystemmer_stems() -> None:
     # The gateway refuses languages by threadline.languages without PyStemmer: the two must not drift apart.
     assert LANGUAGES == frozenset(Stemmer.algorithms())
+
+
+def test_a_collection_from_before_stop_words_drops_them_once_opened(tmp_path: Path) -> None:
+    # A French collection as a service without French stop words left it: the file holds chunk texts, never
+    # index terms, so the keyword index rebuilt at open is the new analyser's and no migration is needed.
+    path = tmp_path / "acme" / "fr.sqlite3"
+    path.parent.mkdir()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(SCHEMA)
+    Collection.record_embedding(db, "model-a", 2, "")
+    db.execute("INSERT INTO meta (key, value) VALUES ('keyword_language', 'french')")
+    db.execute(
+        "INSERT INTO chunks (document_id, chunk_id, text, metadata, vector) VALUES (?, ?, ?, '{}', ?)",
+        ("foin.txt", "foin.txt#0", FRENCH.text, np.ones(2, dtype=np.float32).tobytes()),
+    )
+    assert {key for (key,) in db.execute("SELECT key FROM meta")} == {
+        "embedding_model",
+        "dimension",
+        "embedding_model_version",
+        "embedded_by",
+        "keyword_language",
+    }
+    db.close()
+    collection = Collection(path, "model-a", 2)
+    try:
+        assert collection.language == "french"
+        assert collection.keyword("les du dans la", 3) == []
+        assert [row for row, _ in collection.keyword("la grange", 3)] == [1]
+    finally:
+        collection.close()

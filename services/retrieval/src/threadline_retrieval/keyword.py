@@ -5,29 +5,70 @@ BM25 over the same chunks catches them. Rebuilt from the collection's SQLite fil
 
 Written here rather than taken from bm25s or rank_bm25: both build a static index, so every
 ingest or delete would re-index the whole collection, while this one adds and removes a chunk
-in place. It is Okapi BM25 over Snowball stems with English stop words dropped, as Anserini's
-default analyser does (docs/benchmarks.md has the SciFact figures).
+in place. It is Okapi BM25 over Snowball stems with the collection language's stop words dropped,
+as Anserini's default analyser does for English (docs/benchmarks.md has the SciFact figures).
+
+The index lives in memory only and is rebuilt from the stored chunk texts whenever a collection
+opens, so a change of stop words or tokens here applies to every existing collection at the next
+start: no index on disk to migrate or version.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import unicodedata
 from collections import Counter
 
 import Stemmer  # type: ignore[import-not-found]  # a C extension (PyStemmer) without stubs
+import stop_words  # type: ignore[import-untyped]  # data package without annotations
+import stopwordsiso
 from threadline.grpc import BadRequest
 from threadline.languages import DEFAULT_LANGUAGE, normalise_language
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
-# Lucene's English stop set, which Anserini's BM25 uses. Other languages keep every word: their stems
-# still match, and BM25's idf already weighs a word found everywhere at almost nothing.
-_STOP_WORDS = {
-    "english": frozenset(
-        "a an and are as at be but by for if in into is it no not of on or such that the their then there "
-        "these they this to was will with".split()
-    ),
+# Lucene's English stop set, which Anserini's BM25 uses (and its SciFact figures were measured with):
+# the short list, not a library's longer one, which would drop words people search for.
+_ENGLISH = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there "
+    "these they this to was will with".split()
+)
+# Languages the `stop-words` package has no list for, taken from `stopwordsiso` by ISO 639-1 code.
+# stop-words comes first: its lists are the shorter ones (German's is Snowball's), where stopwordsiso's
+# add content words (German "mensch", "jahr", "gott") that a search must still find.
+_ISO_CODES = {
+    "armenian": "hy",
+    "basque": "eu",
+    "esperanto": "eo",
+    "estonian": "et",
+    "irish": "ga",
+    "lithuanian": "lt",
+    "sesotho": "st",
 }
+
+
+@functools.cache
+def stop_words_of(language: str) -> frozenset[str]:
+    """The stop words of a (normalised) language; empty where no list exists (nepali, serbian, tamil, yiddish).
+
+    Cached: every collection in a language shares one set, read once from the package data.
+    """
+    if language in ("english", "porter"):
+        return _ENGLISH
+    if language in _ISO_CODES:
+        return frozenset(w.lower() for w in stopwordsiso.stopwords(_ISO_CODES[language]))
+    name = "dutch" if language == "dutch_porter" else language
+    return frozenset(w.lower() for w in stop_words.safe_get_stop_words(name))
+
+
+@functools.cache
+def _token_pattern() -> re.Pattern[str]:
+    """Words: ``\\w`` plus the combining marks, which ``\\w`` lacks and Hindi, Nepali or Tamil write vowels with.
+
+    Built on first use (a pass over the Basic Multilingual Plane), not at import.
+    """
+    marks = "".join(chr(c) for c in range(0x300, 0x10000) if unicodedata.category(chr(c)) in ("Mn", "Mc", "Me"))
+    return re.compile(f"[\\w{re.escape(marks)}]+")
 
 
 class UnknownLanguage(BadRequest):
@@ -51,10 +92,11 @@ class Analyzer:
     def __init__(self, language: str = DEFAULT_LANGUAGE) -> None:
         self.language = check_language(language)
         self._stemmer = Stemmer.Stemmer(self.language)
-        self._stop_words = _STOP_WORDS.get(self.language, frozenset())
+        self._stop_words = stop_words_of(self.language)
+        self._token = _token_pattern()
 
     def terms(self, text: str) -> list[str]:
-        words = [w for w in _TOKEN.findall(text.lower()) if w not in self._stop_words]
+        words = [w for w in self._token.findall(text.lower()) if w not in self._stop_words]
         return self._stemmer.stemWords(words)
 
 

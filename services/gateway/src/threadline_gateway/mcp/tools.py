@@ -39,6 +39,9 @@ class SearchArguments(_Arguments):
     mode: SearchModeName | None = Field(
         default=None, description="hybrid (dense and keyword, the default), dense (meaning) or keyword (BM25)."
     )
+    rerank: bool | None = Field(
+        default=None, description="Rerank the top passages (default: as the server is configured; true fails if none)."
+    )
 
 
 class ListDocumentsArguments(_Arguments):
@@ -148,6 +151,7 @@ async def _search(arguments: dict[str, Any], retrieval: RetrievalServiceStub, te
         k=search.k,
         mode=search.mode,
         metadata_filter=search.filter,
+        rerank=search.rerank,
     )
     return SearchResults(results=[Passage.model_validate(hit, from_attributes=True) for hit in hits])
 

@@ -6,22 +6,31 @@ it is accepted at once onto the INGEST stream and followed at its ``status_url``
 its name as its document id: uploading a file of the same name again replaces it. ``language``
 picks the stemming of a new collection's keyword index; it is checked here, before anything is
 queued, against the list the retrieval service stems with (threadline.languages).
+
+PDF and DOCX files go to the retrieval service as they are (bytes over gRPC, base64 in an ingest
+event): it converts every format to Markdown in one place, whichever way a file comes, so an
+unreadable file is a 422 here and a failed ingestion (``invalid_request``) in the background.
+``POST /api/v1/documents/urls`` fetches documents from allowed hosts first (url_fetch.py).
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import PurePath
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from threadline.events import IngestCompleted, IngestDocument, IngestFailed
 from threadline.ids import COLLECTION_PATTERN, INGEST_ID_PATTERN
-from threadline.languages import normalise_language
+from threadline.languages import LANGUAGES, normalise_language
 from threadline.retrieval.v1 import retrieval_pb2 as pb
 
-from threadline_gateway.deps import Caller, Ingests, Retrieval
+from threadline_gateway import url_fetch
+from threadline_gateway.auth import Principal
+from threadline_gateway.deps import Caller, Ingests, Retrieval, Settings
 from threadline_gateway.errors import ApiError, invalid_field, nats_errors_as_503, retrieval_errors
 from threadline_gateway.ingests import IngestStatus
 from threadline_gateway.schemas import (
@@ -36,10 +45,17 @@ from threadline_gateway.schemas import (
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 log = structlog.get_logger("threadline.gateway")
 
+# What the OpenAPI document offers for a collection's language (empty: English).
+_LANGUAGE_CHOICES: list[JsonValue] = ["", *sorted(LANGUAGES)]
+
+
 # By extension first (browsers send text/markdown as application/octet-stream), then by declared type.
 _BY_EXTENSION = {".txt": "text/plain", ".text": "text/plain", ".md": "text/markdown", ".markdown": "text/markdown"}
 _BY_EXTENSION |= {".html": "text/html", ".htm": "text/html"}
-_TYPES = {"text/plain", "text/markdown", "text/html"}
+_PDF, _DOCX = "application/pdf", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+_BY_EXTENSION |= {".pdf": _PDF, ".docx": _DOCX}
+_FILES = {_PDF, _DOCX}  # sent as bytes; the retrieval service reads them
+_TYPES = {"text/plain", "text/markdown", "text/html"} | _FILES
 _TIMEOUT_S = 300.0
 Collection = Annotated[str, Query(pattern=COLLECTION_PATTERN, description="Empty: the tenant's default one.")]
 
@@ -53,7 +69,8 @@ def _content_type(upload: UploadFile) -> str:
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"{upload.filename!r} is {declared}; upload text (.txt), Markdown (.md) or HTML (.html) files.",
+            f"{upload.filename!r} is {declared}; upload text (.txt), Markdown (.md), HTML (.html), PDF (.pdf) "
+            "or Word (.docx) files.",
         )
     return content_type
 
@@ -62,12 +79,21 @@ async def _document(upload: UploadFile) -> pb.Document:
     name = PurePath(upload.filename or "").name
     if not name:
         raise ApiError(422, "invalid_document", "Every file needs a name: it becomes the document's id.")
-    content_type = _content_type(upload)
+    return _as_document(name, _content_type(upload), await upload.read(), {"filename": name})
+
+
+def _as_document(
+    document_id: str, content_type: str, data: bytes, metadata: dict[str, str], charset: str | None = None
+) -> pb.Document:
+    if content_type in _FILES:
+        if not data:
+            raise ApiError(422, "invalid_document", f"{document_id!r} is empty.")
+        return pb.Document(id=document_id, content=data, content_type=content_type, metadata=metadata)
     try:
-        text = (await upload.read()).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(422, "invalid_document", f"{name!r} is not UTF-8 text.") from exc
-    return pb.Document(id=name, text=text, content_type=content_type, metadata={"filename": name})
+        text = data.decode(charset or "utf-8")
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise ApiError(422, "invalid_document", f"{document_id!r} is not {charset or 'UTF-8'} text.") from exc
+    return pb.Document(id=document_id, text=text, content_type=content_type, metadata=metadata)
 
 
 @router.post(
@@ -93,6 +119,7 @@ async def upload_documents(
         str,
         Form(
             max_length=64,
+            json_schema_extra={"enum": _LANGUAGE_CHOICES},  # any case and spacing is taken too
             description="Stemming language of a new collection's keyword search (e.g. french); empty: English. "
             "Another language than an existing collection's is a 409 (with wait=false: a failed ingestion).",
         ),
@@ -107,8 +134,84 @@ async def upload_documents(
             language = normalise_language(language)
         except ValueError as exc:
             raise invalid_field("language", str(exc)) from exc
-    documents = [await _document(upload) for upload in files]
-    tenant = principal.tenant_id
+    documents = _uploaded_by(principal, [await _document(upload) for upload in files])
+    return await _index(request, principal.tenant_id, retrieval, ingests, documents, collection, language, wait)
+
+
+def _uploaded_by(principal: Principal, documents: list[pb.Document]) -> list[pb.Document]:
+    """Each document names the person who uploaded it (a JWT's subject), so erasing that person deletes it too."""
+    if principal.user_id:
+        for document in documents:
+            document.metadata["user_id"] = principal.user_id
+    return documents
+
+
+class UrlUpload(BaseModel):
+    """Documents to fetch from allowed hosts and index, as an upload of the same files would be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    urls: list[str] = Field(min_length=1, max_length=10, description="http(s) URLs; each becomes a document's id.")
+    collection: str = Field(default="", pattern=COLLECTION_PATTERN)
+    language: str = Field(
+        default="",
+        max_length=64,
+        description="As for a file upload.",
+        json_schema_extra={"enum": _LANGUAGE_CHOICES},  # any case and spacing is taken too
+    )
+    wait: bool = Field(default=True, description="false: answer 202 at once and index in the background.")
+
+
+@router.post(
+    "/urls",
+    status_code=201,
+    response_model=UploadedDocuments,
+    responses={
+        202: {"model": Ingestion, "description": "With wait=false: accepted, indexed in the background."},
+        **error_responses(403, 409, 413, 415, 422, 502, 503, 504),
+    },
+)
+async def upload_urls(
+    body: UrlUpload, request: Request, principal: Caller, retrieval: Retrieval, ingests: Ingests, settings: Settings
+) -> Any:
+    """Fetch documents from URLs (only from GATEWAY_URL_FETCH_HOSTS; off when it is empty) and index them."""
+    language = body.language
+    if language:
+        try:
+            language = normalise_language(language)
+        except ValueError as exc:
+            raise invalid_field("language", str(exc)) from exc
+    hosts = url_fetch.allowed_hosts(settings.url_fetch_hosts)
+    documents = []
+    for url in body.urls:
+        document_id = url.split("#")[0]
+        if len(document_id) > 256:
+            raise invalid_field("urls", f"{url[:80]!r}... is longer than a document id may be (256 characters)")
+        fetched = await url_fetch.fetch(
+            url,
+            hosts,
+            max_bytes=settings.url_fetch_max_bytes,
+            timeout_s=settings.url_fetch_timeout_s,
+            types=_TYPES,
+        )
+        metadata = {"filename": fetched.name, "source_url": fetched.url}
+        documents.append(_as_document(document_id, fetched.content_type, fetched.data, metadata, fetched.charset))
+    wait = body.wait
+    documents = _uploaded_by(principal, documents)
+    return await _index(request, principal.tenant_id, retrieval, ingests, documents, body.collection, language, wait)
+
+
+async def _index(
+    request: Request,
+    tenant: str,
+    retrieval: Retrieval,
+    ingests: Ingests,
+    documents: list[pb.Document],
+    collection: str,
+    language: str,
+    wait: bool,
+) -> Any:
+    """Index at once over gRPC (201), or with ``wait`` false queue them on the INGEST stream (202)."""
     if not wait:
         with nats_errors_as_503():
             accepted = await ingests.submit(tenant, collection, [_ingest_document(d) for d in documents], language)
@@ -141,8 +244,10 @@ async def ingestion_status(
 
 
 def _ingest_document(document: pb.Document) -> IngestDocument:
+    # Events are JSON: a file travels base64-encoded in ``text``, which the retrieval service decodes.
+    text = base64.b64encode(document.content).decode("ascii") if document.content else document.text
     return IngestDocument(
-        id=document.id, text=document.text, content_type=document.content_type, metadata=dict(document.metadata)
+        id=document.id, text=text, content_type=document.content_type, metadata=dict(document.metadata)
     )
 
 
