@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS gateway_feedback (
 );
 -- One opinion per caller and answer: sending feedback again replaces it.
 CREATE UNIQUE INDEX IF NOT EXISTS gateway_feedback_once ON gateway_feedback (tenant_id, run_id, subject);
+-- What was rated, kept with the rating: a run's events expire after an hour, an evaluation case must not.
+ALTER TABLE gateway_feedback ADD COLUMN IF NOT EXISTS assistant_id text NOT NULL DEFAULT '';
+ALTER TABLE gateway_feedback ADD COLUMN IF NOT EXISTS question text NOT NULL DEFAULT '';
+ALTER TABLE gateway_feedback ADD COLUMN IF NOT EXISTS answer text NOT NULL DEFAULT '';
+ALTER TABLE gateway_feedback ADD COLUMN IF NOT EXISTS citations jsonb NOT NULL DEFAULT '[]';
+CREATE INDEX IF NOT EXISTS gateway_feedback_export ON gateway_feedback (tenant_id, id);
 """
 
 # Several replicas may start at once; CREATE ... IF NOT EXISTS still races on the catalog without a lock.

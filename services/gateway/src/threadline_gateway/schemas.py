@@ -260,6 +260,33 @@ class Feedback(BaseModel):
     created_at: datetime
 
 
+class CasePassage(BaseModel):
+    document_id: str
+    chunk_id: str
+    text: str
+
+
+class EvalCase(BaseModel):
+    """Rated feedback as an evaluation case: the shape ``python -m evals --cases file.jsonl`` reads."""
+
+    id: str = Field(description="feedback-<feedback id>.", examples=["feedback-42"])
+    question: str = Field(description="The question the run answered (empty if its thread was gone when rated).")
+    passage: str | None = Field(default=None, description="The passage the answer needs: for a person to fill in.")
+    answer: str = Field(description="The answer that was rated.")
+    citations: list[CasePassage] = Field(description="The passages that answer cited, [1] first.")
+    comment: str
+    rating: int
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: datetime
+
+
+class FeedbackCases(BaseModel):
+    cases: list[EvalCase]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
+
+
 class DocumentSummary(BaseModel):
     id: str = Field(description="The document's id: its file name.")
     chunks: int = Field(description="Chunks it was split into for search.")

@@ -1,0 +1,1 @@
+"""The evaluation loop: ``python -m evals`` (``./task eval``) scores retrieval and answers; see docs/eval.md."""
