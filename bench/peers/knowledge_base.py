@@ -1,13 +1,15 @@
 """The knowledge base as a single-process app holds it: chunks and their vectors in a FAISS index in memory.
 
-The mesh's retrieval service embeds the same chunks with the same model; here they are
+The mesh's retrieval service embeds the same chunks with the same model on the same runtime
+(``BENCH_EMBEDDER``, the service's default: MiniLM on ONNX Runtime int8); here they are
 embedded once by the benchmark (``save``) and loaded by each peer (``load``), so the peers
-start in seconds and search exactly the same vectors.
+start in seconds and search exactly the same vectors, and embed a query as the mesh does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +17,19 @@ import faiss
 import numpy as np
 from langchain_core.tools import BaseTool, StructuredTool
 from threadline_agent.graphs.knowledge_base import KNOWLEDGE_BASE_TOOL, format_passages
-from threadline_retrieval.embeddings import LocalEmbedder
+from threadline_retrieval.embeddings import LocalRuntime, local_embedder
 
 K = 4
+DEFAULT_EMBEDDER: LocalRuntime = "onnx-int8"
 
 
 class KnowledgeBase:
-    def __init__(self, chunks: list[dict[str, str]], vectors: np.ndarray) -> None:
+    def __init__(self, chunks: list[dict[str, str]], vectors: np.ndarray, directory: Path) -> None:
         self._chunks = chunks
         self._index = faiss.IndexFlatIP(vectors.shape[1])
         self._index.add(vectors)
-        self._embedder = LocalEmbedder()
+        runtime: LocalRuntime = os.environ.get("BENCH_EMBEDDER", DEFAULT_EMBEDDER)  # type: ignore[assignment]
+        self._embedder = local_embedder(runtime, directory)
 
     async def search(self, query: str, k: int = K) -> list[dict[str, Any]]:
         vector = await self._embedder.embed([query])
@@ -59,4 +63,4 @@ def save(directory: Path, chunks: list[dict[str, str]], vectors: np.ndarray) -> 
 
 def load(directory: Path) -> KnowledgeBase:
     chunks = json.loads((directory / "chunks.json").read_text())
-    return KnowledgeBase(chunks, np.load(directory / "vectors.npy"))
+    return KnowledgeBase(chunks, np.load(directory / "vectors.npy"), directory)

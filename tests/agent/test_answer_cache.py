@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -18,7 +19,7 @@ from threadline.retrieval.v1 import retrieval_pb2_grpc
 from threadline.run_events import RunEvent
 from threadline_agent.graphs.answerer import ExtractiveAnswerer
 from threadline_agent.worker.agent_worker import AgentWorker
-from threadline_agent.worker.answer_cache import AnswerCache, CachedAnswer, normalize_question
+from threadline_agent.worker.answer_cache import AnswerCache, CachedAnswer, QuestionEmbedder, normalize_question
 from threadline_retrieval.server import serve as serve_retrieval
 from threadline_retrieval.settings import RetrievalSettings
 
@@ -27,6 +28,17 @@ from tests.agent.test_worker import run_and_collect
 from tests.conftest import REDIS_URL, free_port
 
 QUESTION = "Where is a run request stored?"
+PARAPHRASE = "Where are run requests stored?"  # 0.965 from QUESTION with the default model
+CLOSE_BUT_DIFFERENT = "Where is a run result stored?"  # 0.78: another question
+
+
+@asynccontextmanager
+async def embedding_retrieval(tmp_path: Path) -> AsyncIterator[retrieval_pb2_grpc.RetrievalServiceStub]:
+    """A real retrieval service (the default ONNX model) and a stub of it."""
+    port = free_port()
+    settings = RetrievalSettings(RETRIEVAL_HOST="127.0.0.1", RETRIEVAL_PORT=port, RETRIEVAL_DATA_DIR=tmp_path / "kb")
+    async with serve_retrieval(settings), grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield retrieval_pb2_grpc.RetrievalServiceStub(channel)
 
 
 async def ask(nc: NatsClient, worker: AgentWorker, text: str, thread: str = "", tenant: str = "acme") -> list[RunEvent]:
@@ -65,6 +77,7 @@ async def test_a_first_question_asked_again_is_answered_from_the_cache(
             ExtractiveAnswerer(),
             RETRIEVAL_TARGET=f"127.0.0.1:{port}",
             AGENT_ANSWER_CACHE_URL=REDIS_URL,
+            AGENT_ANSWER_CACHE_SIMILARITY="0.95",
             AGENT_RETRY_ATTEMPTS=1,
         ) as worker,
     ):
@@ -81,6 +94,9 @@ async def test_a_first_question_asked_again_is_answered_from_the_cache(
             thread = uuid.uuid4().hex
             again = await ask(nc, worker, "where is a run request STORED", thread)
             other_tenant = await ask(nc, worker, QUESTION, tenant="globex")
+            # The same question in other words is answered from the cache too; another question is not.
+            paraphrased = await ask(nc, worker, PARAPHRASE)
+            different = await ask(nc, worker, CLOSE_BUT_DIFFERENT)
 
         end, cached = first[-1].data, again[-1].data
         assert [e.kind for e in again] == ["metadata", "token", "citations", "end"]
@@ -94,6 +110,9 @@ async def test_a_first_question_asked_again_is_answered_from_the_cache(
         assert again[1].data["text"] == cached["answer"]
         # Another tenant's question is its own, even in the same words.
         assert other_tenant[-1].data["cached"] is False
+        assert [e.kind for e in paraphrased] == ["metadata", "token", "citations", "end"]
+        assert paraphrased[-1].data["cached"] is True and paraphrased[-1].data["answer"] == end["answer"]
+        assert different[-1].data["cached"] is False and "tool_call" in [e.kind for e in different]
 
         # The cached turn is on the thread: a follow-up builds on it (and, leaning on it, is not a cache hit).
         state = await worker.graphs["agent"].aget_state({"configurable": {"thread_id": thread, "tenant_id": "acme"}})
@@ -175,3 +194,91 @@ async def test_erasing_a_tenant_or_ingesting_into_it_drops_its_answers(
         assert await cache.get("initech", "agent", QUESTION) == data
     await js.delete_stream(topology.erasure_stream)
     await cache.close()
+
+
+async def test_questions_match_by_meaning_within_their_scope_only(tmp_path: Path, redis_keys: str) -> None:
+    data = CachedAnswer(answer="In a JetStream work queue.", citations=[], model="m")
+    async with embedding_retrieval(tmp_path) as stub:
+        cache = AnswerCache(REDIS_URL, redis_keys, 60, QuestionEmbedder(stub), similarity=0.95)
+        miss = await cache.find("acme", "agent", QUESTION, "kb")
+        assert miss.answer is None and miss.embedded is not None
+        await cache.put("acme", "agent", QUESTION, data, "kb", miss.embedded)
+
+        hit = await cache.find("acme", "agent", PARAPHRASE, "kb")
+        assert (hit.answer, hit.matched) == (data, "meaning")
+        assert hit.similarity is not None and 0.95 <= hit.similarity < 1
+        assert (await cache.find("acme", "agent", "where is a run request STORED", "kb")).matched == "text"
+        assert (await cache.find("acme", "agent", CLOSE_BUT_DIFFERENT, "kb")).answer is None
+        # Another tenant, assistant or knowledge base (collection and filter) has answers of its own.
+        assert (await cache.find("globex", "agent", PARAPHRASE, "kb")).answer is None
+        assert (await cache.find("acme", "research", PARAPHRASE, "kb")).answer is None
+        assert (await cache.find("acme", "agent", PARAPHRASE, "other-kb")).answer is None
+        assert (await cache.find("acme", "agent", PARAPHRASE, "")).answer is None
+
+        # A stricter threshold refuses the paraphrase; 0 turns matching by meaning off (and embeds nothing).
+        strict = AnswerCache(REDIS_URL, redis_keys, 60, QuestionEmbedder(stub), similarity=0.99)
+        assert (await strict.find("acme", "agent", PARAPHRASE, "kb")).answer is None
+        text_only = AnswerCache(REDIS_URL, redis_keys, 60, QuestionEmbedder(stub), similarity=0)
+        assert await text_only.find("acme", "agent", PARAPHRASE, "kb") == (await text_only.find("x", "y", "z"))
+        await strict.close()
+        await text_only.close()
+
+        # Dropping the tenant (an ingest, a delete, an erasure) drops its vectors with its answers.
+        assert await cache.drop_tenant("acme") == 2
+        assert (await cache.find("acme", "agent", PARAPHRASE, "kb")).answer is None
+        await cache.close()
+
+
+async def test_an_expired_answer_takes_its_vector_with_it(tmp_path: Path, redis_keys: str) -> None:
+    data = CachedAnswer(answer="a", citations=[], model="m")
+    async with embedding_retrieval(tmp_path) as stub:
+        cache = AnswerCache(REDIS_URL, redis_keys, 60, QuestionEmbedder(stub), similarity=0.95)
+        embedded = (await cache.find("acme", "agent", QUESTION)).embedded
+        assert embedded is not None
+        await cache.put("acme", "agent", QUESTION, data, embedded=embedded)
+        redis = Redis.from_url(REDIS_URL)
+        await redis.delete(cache.key("acme", "agent", QUESTION))  # as its TTL would
+        similar = cache.similar_key("acme", "agent", "", embedded.model)
+        assert await redis.hlen(similar) == 1
+        assert (await cache.find("acme", "agent", PARAPHRASE)).answer is None
+        assert await redis.hlen(similar) == 0
+        await redis.aclose()
+        await cache.close()
+
+
+async def test_a_full_scope_starts_afresh(tmp_path: Path, redis_keys: str) -> None:
+    data = CachedAnswer(answer="a", citations=[], model="m")
+    async with embedding_retrieval(tmp_path) as stub:
+        cache = AnswerCache(REDIS_URL, redis_keys, 60, QuestionEmbedder(stub), similarity=0.95, max_similar=2)
+        questions = ["How do I reset my password?", "What is the refund policy?", QUESTION]
+        for question in questions:
+            await cache.put(
+                "acme", "agent", question, data, embedded=(await cache.find("acme", "agent", question)).embedded
+            )
+        # The third vector overfilled the scope: matching by meaning starts afresh, the answers by text remain.
+        assert (await cache.find("acme", "agent", PARAPHRASE)).answer is None
+        assert all([await cache.get("acme", "agent", question) == data for question in questions])
+        await cache.close()
+
+
+async def test_retrieval_down_leaves_matching_by_text(redis_keys: str) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{free_port()}") as channel:
+        cache = AnswerCache(
+            REDIS_URL, redis_keys, 60, QuestionEmbedder(retrieval_pb2_grpc.RetrievalServiceStub(channel))
+        )
+        data = CachedAnswer(answer="a", citations=[], model="m")
+        found = await cache.find("acme", "agent", QUESTION)
+        assert (found.answer, found.embedded) == (None, None)
+        await cache.put("acme", "agent", QUESTION, data, embedded=found.embedded)
+        assert (await cache.find("acme", "agent", "where is a run request stored")).answer == data
+        await cache.close()
+
+
+async def test_embed_checks_its_texts(tmp_path: Path) -> None:
+    async with embedding_retrieval(tmp_path) as stub:
+        reply = await stub.Embed(pb.EmbedRequest(texts=[QUESTION, PARAPHRASE]))
+        assert len(reply.embeddings) == 2 and reply.model and reply.model_version
+        for texts in ([], ["  "], ["x"] * 33, ["x" * 8001]):
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await stub.Embed(pb.EmbedRequest(texts=texts))
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -22,6 +22,12 @@ class ReceivedSpan:
     parent_span_id: str
     kind: int
     attributes: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+    start_ns: int = field(default=0, compare=False)
+    end_ns: int = field(default=0, compare=False)
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
 
 
 class OtlpReceiver:
@@ -65,6 +71,8 @@ class OtlpReceiver:
                                 parent_span_id=span.parent_span_id.hex(),
                                 kind=span.kind,
                                 attributes={a.key: _value(a.value) for a in span.attributes},
+                                start_ns=span.start_time_unix_nano,
+                                end_ns=span.end_time_unix_nano,
                             )
                         )
 

@@ -23,7 +23,7 @@ def rsa_pair() -> tuple[Any, str]:
     return key, pem.decode()
 
 
-def claims(tenant: str = "acme", ttl: float = 300, **extra: Any) -> dict[str, Any]:
+def claims(tenant: str = "acme", ttl: float = 3600, **extra: Any) -> dict[str, Any]:
     return {"sub": "user-1", "tenant_id": tenant, "exp": int(time.time() + ttl), **extra}
 
 

@@ -7,9 +7,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from redis.asyncio import Redis
 from threadline_gateway import apikeys
 from threadline_gateway.ratelimit import Limit, LocalLimiter, RedisLimiter
 
@@ -135,3 +137,33 @@ def test_websocket_questions_count_against_the_limit(make_gateway: Callable[...,
 def test_a_zero_limit_means_no_limit(make_gateway: Callable[..., TestClient]) -> None:
     gateway = make_gateway(REDIS_URL=REDIS_URL, GATEWAY_RATE_LIMIT_KEY=0, GATEWAY_RATE_LIMIT_TENANT=0)
     assert {gateway.get(UNKNOWN_RUN).status_code for _ in range(20)} == {404}
+
+
+async def test_a_request_checks_all_its_limits_in_one_round_trip_to_redis() -> None:
+    """The gateway's only per-request Redis work is this check: one EVALSHA, whatever the number of limits."""
+    limiter = RedisLimiter(REDIS_URL)
+    prefix = f"rl-{uuid.uuid4().hex}"
+    limits = [Limit(f"{prefix}:tenant", 100), Limit(f"{prefix}:key", 100)]
+    assert await limiter.admit(limits, 60) == 0  # loads the script once
+    monitor_client = Redis.from_url(REDIS_URL)
+    seen: list[str] = []
+    async with monitor_client.monitor() as monitor:
+        watching = asyncio.create_task(_collect(monitor, prefix, seen))
+        await asyncio.sleep(0.2)  # MONITOR is on before the request
+        assert await limiter.admit(limits, 60) == 0
+        marker = f"{prefix}:done"
+        await monitor_client.get(marker)  # a command of our own, after the request's: everything before it is in
+        await asyncio.wait_for(watching, 10)
+    # From the gateway's connection: one command; the script's own ZADDs, run inside Redis, come from "lua".
+    assert [line.split()[0].upper() for line in seen if not line.startswith("lua ")] == ["EVALSHA"]
+    await monitor_client.aclose()
+    await limiter.close()
+
+
+async def _collect(monitor: Any, prefix: str, seen: list[str]) -> None:
+    async for entry in monitor.listen():
+        command = entry["command"]
+        if f"{prefix}:done" in command:
+            return
+        if prefix in command:
+            seen.append(f"{entry['client_type']} {command}" if entry.get("client_type") == "lua" else command)

@@ -2,7 +2,8 @@
 
 The window is a log of request times (a sorted set per limited key), so a limit of N per W seconds
 holds exactly: never more than N requests in any W-second span, whatever the concurrency, because
-one Lua script checks and records all of a request's keys atomically. Without ``REDIS_URL`` the
+one Lua script checks and records all of a request's keys atomically, in one round trip (EVALSHA):
+it is the only Redis work the gateway does per request. Without ``REDIS_URL`` the
 same algorithm runs in process (exact for one replica). If Redis fails, requests are let through and
 a warning is logged: the limiter guards the mesh, it must not become the reason it is down.
 """

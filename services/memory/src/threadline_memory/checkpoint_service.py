@@ -8,7 +8,7 @@ request can only ever name (and a listing only ever return) its own tenant's thr
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from functools import partial
 from typing import Any, cast
@@ -88,41 +88,71 @@ class CheckpointServicer(memory_pb2_grpc.CheckpointServiceServicer):
 
     async def Put(self, request: memory_pb2.PutRequest, context: grpc.aio.ServicerContext) -> Any:
         async with abort_on_error(context):
-            tenant = check_tenant_id(request.tenant_id)
-            config = _config_in(tenant, request.config)
-            checkpoint = json_object(request.checkpoint_json, "checkpoint_json")
-            if not isinstance(checkpoint.get("id"), str) or not checkpoint["id"]:
-                raise BadRequest("checkpoint_json must have a non-empty string 'id'")
-            checkpoint["channel_values"] = {k: Opaque(v.type, v.data) for k, v in request.channel_values.items()}
-            metadata = json_object(request.metadata_json, "metadata_json") if request.metadata_json else {}
-            new_versions = json_object(request.new_versions_json, "new_versions_json")
-
-            async def put(saver: BaseCheckpointSaver) -> RunnableConfig:
-                saved = await saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[arg-type]
-                # Once per run (its "input" checkpoint, or an update or fork), not on every step of it:
-                # that registers the thread and dates its last activity at one write per run.
-                if metadata.get("source") != "loop":
-                    await self._storage.threads.touch(tenant, request.config.thread_id, metadata)
-                return saved
-
-            saved = await self._storage.run("put", put)
-            await self._written(config["configurable"]["thread_id"])
-        return memory_pb2.PutResponse(config=_config_out(tenant, saved))
+            op = self._put(request)
+            saved = await self._storage.run("put", op)
+            await self._written(scoped(request.tenant_id, request.config.thread_id))
+        return memory_pb2.PutResponse(config=_config_out(request.tenant_id, saved))
 
     async def PutWrites(self, request: memory_pb2.PutWritesRequest, context: grpc.aio.ServicerContext) -> Any:
         async with abort_on_error(context):
-            tenant = check_tenant_id(request.tenant_id)
-            config = _config_in(tenant, request.config)
-            if not request.config.checkpoint_id:
-                raise BadRequest("config.checkpoint_id is required: writes belong to a checkpoint")
-            if not request.task_id:
-                raise BadRequest("task_id is required")
-            writes = [(w.channel, Opaque(w.value.type, w.value.data)) for w in request.writes]
-            await self._storage.run(
-                "put_writes", lambda saver: saver.aput_writes(config, writes, request.task_id, request.task_path)
-            )
-            await self._written(config["configurable"]["thread_id"])
+            await self._storage.run("put_writes", self._put_writes(request))
+            await self._written(scoped(request.tenant_id, request.config.thread_id))
         return memory_pb2.PutWritesResponse()
+
+    async def PutBatch(self, request: memory_pb2.PutBatchRequest, context: grpc.aio.ServicerContext) -> Any:
+        """A run's pipelined checkpoint writes in one round trip, stored in their order."""
+        async with abort_on_error(context):
+            # Every item is checked before any is stored: a malformed batch stores nothing.
+            ops: list[tuple[str, memory_pb2.PutRequest | None, Callable[[BaseCheckpointSaver], Awaitable[Any]]]] = []
+            for item in request.items:
+                kind = item.WhichOneof("item")
+                if kind == "put":
+                    ops.append(("put", item.put, self._put(item.put)))
+                elif kind == "writes":
+                    ops.append(("put_writes", None, self._put_writes(item.writes)))
+                else:
+                    raise BadRequest("every item of a batch is a put or a writes")
+            replies = []
+            for what, put, op in ops:
+                # One storage turn (and span) per write, as when each came alone: the trace shows every checkpoint.
+                saved = await self._storage.run(what, op)
+                if put is not None:
+                    replies.append(memory_pb2.PutResponse(config=_config_out(put.tenant_id, saved)))
+            for thread in {_item_thread(item) for item in request.items}:
+                await self._written(thread)
+        return memory_pb2.PutBatchResponse(puts=replies)
+
+    def _put(self, request: memory_pb2.PutRequest) -> Callable[[BaseCheckpointSaver], Awaitable[RunnableConfig]]:
+        """The checked request, as the storage operation that stores it."""
+        tenant = check_tenant_id(request.tenant_id)
+        config = _config_in(tenant, request.config)
+        checkpoint = json_object(request.checkpoint_json, "checkpoint_json")
+        if not isinstance(checkpoint.get("id"), str) or not checkpoint["id"]:
+            raise BadRequest("checkpoint_json must have a non-empty string 'id'")
+        checkpoint["channel_values"] = {k: Opaque(v.type, v.data) for k, v in request.channel_values.items()}
+        metadata = json_object(request.metadata_json, "metadata_json") if request.metadata_json else {}
+        new_versions = json_object(request.new_versions_json, "new_versions_json")
+
+        async def put(saver: BaseCheckpointSaver) -> RunnableConfig:
+            saved = await saver.aput(config, checkpoint, metadata, new_versions)  # type: ignore[arg-type]
+            # Once per run (its "input" checkpoint, or an update or fork), not on every step of it:
+            # that registers the thread and dates its last activity at one write per run.
+            if metadata.get("source") != "loop":
+                await self._storage.threads.touch(tenant, request.config.thread_id, metadata)
+            return saved
+
+        return put
+
+    @staticmethod
+    def _put_writes(request: memory_pb2.PutWritesRequest) -> Callable[[BaseCheckpointSaver], Awaitable[None]]:
+        tenant = check_tenant_id(request.tenant_id)
+        config = _config_in(tenant, request.config)
+        if not request.config.checkpoint_id:
+            raise BadRequest("config.checkpoint_id is required: writes belong to a checkpoint")
+        if not request.task_id:
+            raise BadRequest("task_id is required")
+        writes = [(w.channel, Opaque(w.value.type, w.value.data)) for w in request.writes]
+        return lambda saver: saver.aput_writes(config, writes, request.task_id, request.task_path)
 
     async def DeleteThread(self, request: memory_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> Any:
         async with abort_on_error(context):
@@ -165,6 +195,11 @@ async def _list(
                 if limit is not None and len(found) >= limit:
                     break
     return found
+
+
+def _item_thread(item: memory_pb2.CheckpointWrite) -> str:
+    request = item.put if item.WhichOneof("item") == "put" else item.writes
+    return scoped(request.tenant_id, request.config.thread_id)
 
 
 def _config_in(tenant: str, config: memory_pb2.CheckpointConfig, *, any_namespace: bool = False) -> RunnableConfig:

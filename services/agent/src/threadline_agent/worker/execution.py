@@ -9,6 +9,7 @@ Any graph runs: one whose state has ``messages`` (the assistants here) gets Thre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import asdict, is_dataclass
 from typing import Any, cast
@@ -41,7 +42,7 @@ from threadline_agent.graphs.approval import APPROVAL_NODE, REJECTED, parse_deci
 from threadline_agent.graphs.assistants import ANSWER_NODES
 from threadline_agent.graphs.client_tools import client_tools_config
 from threadline_agent.graphs.knowledge_base import KNOWLEDGE_BASE_TOOL
-from threadline_agent.remote.checkpointer import RemoteCheckpointSaver
+from threadline_agent.remote.checkpointer import RemoteCheckpointSaver, write_behind
 from threadline_agent.worker.failures import MODEL_UNAVAILABLE, RunFailed, dependency_failures
 from threadline_agent.worker.tracing import SpanCallbacks
 
@@ -136,8 +137,9 @@ async def execute_run(
                     if request.rollback_run_id:
                         await _roll_back(graph, config, request.rollback_run_id)
                 parts = _Parts(request, turn, emit, emit_state, with_messages)
-                async for mode, chunk in _stream(graph, state_input, config, request, parts.modes, emit_state):
-                    await parts.on(mode, chunk)
+                async with _pipelined_checkpoints(graph, config):
+                    async for mode, chunk in _stream(graph, state_input, config, request, parts.modes, emit_state):
+                        await parts.on(mode, chunk)
                 output: dict[str, Any] | None = None
                 if not with_messages:  # its values are its outcome (a conversation is its thread, in memory)
                     values = parts.values if parts.values is not None else (await graph.aget_state(config)).values
@@ -230,6 +232,28 @@ def _checkpoint_ref(config: RunnableConfig) -> dict[str, str]:
         "checkpoint_ns": str(configurable.get("checkpoint_ns", "")),
         "checkpoint_id": str(configurable.get("checkpoint_id", "")),
     }
+
+
+@contextlib.asynccontextmanager
+async def _pipelined_checkpoints(graph: CompiledStateGraph, config: RunnableConfig) -> AsyncIterator[None]:
+    """The run's checkpoints sent in the background as LangGraph makes them (several to a call), and
+    all of them stored by the time the block ends: the run's end is published, and it is acked, after.
+
+    With LangGraph's default ``durability="async"`` a crash loses what it lost before: a step's
+    checkpoint is on its way while the next step runs. A failed write fails the run here.
+    """
+    saver = graph.checkpointer
+    if not isinstance(saver, RemoteCheckpointSaver):
+        yield
+        return
+    try:
+        with write_behind(saver):
+            yield
+    except Exception:
+        with contextlib.suppress(Exception):  # the run's own failure is the one to report
+            await saver.aflush(config)
+        raise
+    await saver.aflush(config)
 
 
 def _graph_input(given: str | dict[str, Any] | None, with_messages: bool) -> Any:

@@ -6,12 +6,15 @@ import asyncio
 
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
+from opentelemetry import trace
 from threadline.events import Topology
 from threadline.run_events import RunError, RunEvent, RunEventKind, RunPayload, RunResult, RunStarted, Token
 from threadline.telemetry import inject_headers
 
 from threadline_agent.worker.execution import Progress, StreamPart
 from threadline_agent.worker.guardrails import Guardrails, RedactingStream
+
+tracer = trace.get_tracer("threadline.agent")
 
 
 class RunEventPublisher:
@@ -73,7 +76,9 @@ class RunEventPublisher:
         """The final event waits for the stream's ack: the run is acked only once its outcome is stored."""
         await self._flush_tokens()
         event = self._next(payload)
-        await self._js.publish(self._subject, event.to_bytes(), stream=self._stream, headers=inject_headers())
+        # Its own span: the round trip to JetStream is a hop of every run's budget (bench/hops.py).
+        with tracer.start_as_current_span("publish run end", kind=trace.SpanKind.PRODUCER):
+            await self._js.publish(self._subject, event.to_bytes(), stream=self._stream, headers=inject_headers())
 
     async def _publish(self, payload: RunPayload, kind: RunEventKind | None = None) -> None:
         await self._nc.publish(self._subject, self._next(payload, kind).to_bytes(), headers=inject_headers())

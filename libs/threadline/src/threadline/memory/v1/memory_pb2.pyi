@@ -132,6 +132,26 @@ class PutWritesResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class CheckpointWrite(_message.Message):
+    __slots__ = ("put", "writes")
+    PUT_FIELD_NUMBER: _ClassVar[int]
+    WRITES_FIELD_NUMBER: _ClassVar[int]
+    put: PutRequest
+    writes: PutWritesRequest
+    def __init__(self, put: _Optional[_Union[PutRequest, _Mapping]] = ..., writes: _Optional[_Union[PutWritesRequest, _Mapping]] = ...) -> None: ...
+
+class PutBatchRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[CheckpointWrite]
+    def __init__(self, items: _Optional[_Iterable[_Union[CheckpointWrite, _Mapping]]] = ...) -> None: ...
+
+class PutBatchResponse(_message.Message):
+    __slots__ = ("puts",)
+    PUTS_FIELD_NUMBER: _ClassVar[int]
+    puts: _containers.RepeatedCompositeFieldContainer[PutResponse]
+    def __init__(self, puts: _Optional[_Iterable[_Union[PutResponse, _Mapping]]] = ...) -> None: ...
+
 class DeleteThreadRequest(_message.Message):
     __slots__ = ("tenant_id", "thread_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class CheckpointServiceStub:
                 request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.PutWritesRequest.SerializeToString,
                 response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.PutWritesResponse.FromString,
                 _registered_method=True)
+        self.PutBatch = channel.unary_unary(
+                '/threadline.memory.v1.CheckpointService/PutBatch',
+                request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.PutBatchRequest.SerializeToString,
+                response_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.PutBatchResponse.FromString,
+                _registered_method=True)
         self.DeleteThread = channel.unary_unary(
                 '/threadline.memory.v1.CheckpointService/DeleteThread',
                 request_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.DeleteThreadRequest.SerializeToString,
@@ -90,6 +95,14 @@ class CheckpointServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBatch(self, request, context):
+        """Several puts and put_writes in one round trip, stored in their order; a reply per put, in order.
+        A malformed item fails the call before any is stored (INVALID_ARGUMENT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteThread(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -118,6 +131,11 @@ def add_CheckpointServiceServicer_to_server(servicer, server):
                     servicer.PutWrites,
                     request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.PutWritesRequest.FromString,
                     response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.PutWritesResponse.SerializeToString,
+            ),
+            'PutBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutBatch,
+                    request_deserializer=threadline_dot_memory_dot_v1_dot_memory__pb2.PutBatchRequest.FromString,
+                    response_serializer=threadline_dot_memory_dot_v1_dot_memory__pb2.PutBatchResponse.SerializeToString,
             ),
             'DeleteThread': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteThread,
@@ -233,6 +251,33 @@ class CheckpointService:
             '/threadline.memory.v1.CheckpointService/PutWrites',
             threadline_dot_memory_dot_v1_dot_memory__pb2.PutWritesRequest.SerializeToString,
             threadline_dot_memory_dot_v1_dot_memory__pb2.PutWritesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/threadline.memory.v1.CheckpointService/PutBatch',
+            threadline_dot_memory_dot_v1_dot_memory__pb2.PutBatchRequest.SerializeToString,
+            threadline_dot_memory_dot_v1_dot_memory__pb2.PutBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
