@@ -44,3 +44,23 @@ securityContext:
   readOnlyRootFilesystem: true
   capabilities: {drop: ["ALL"]}
 {{- end }}
+
+{{- /*
+API versions by what the cluster serves (helm install asks it; helm template assumes a current one),
+so the chart installs on Kubernetes 1.20 (autoscaling/v2beta2, policy/v1beta1) and on current ones.
+*/}}
+{{- define "threadline.hpaApiVersion" -}}
+{{ if .Capabilities.APIVersions.Has "autoscaling/v2" }}autoscaling/v2{{ else }}autoscaling/v2beta2{{ end }}
+{{- end }}
+{{- define "threadline.pdbApiVersion" -}}
+{{ if .Capabilities.APIVersions.Has "policy/v1" }}policy/v1{{ else }}policy/v1beta1{{ end }}
+{{- end }}
+
+{{- /* gRPC probes came in Kubernetes 1.24; before, a TCP check of the port. */}}
+{{- define "threadline.grpcProbe" -}}
+{{- if semverCompare ">=1.24-0" .root.Capabilities.KubeVersion.Version -}}
+{{ dict "grpc" (dict "port" (int .port)) | toYaml }}
+{{- else -}}
+{{ dict "tcpSocket" (dict "port" (int .port)) | toYaml }}
+{{- end }}
+{{- end }}
