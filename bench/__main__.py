@@ -19,6 +19,10 @@ BENCHMARKS = (
     "agent_overhead",
     "end_to_end",
     "user_graph",
+    "guardrails",
+    "hops",
+    "answer_cache",
+    "load",
 )
 
 

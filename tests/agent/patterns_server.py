@@ -60,7 +60,10 @@ class PatternModel(ScriptedModel):
         last = messages[-1]
         if last["role"] == "tool":  # a step's report: what its tool said, citing the first passage if any
             found = last["content"]
-            text = f"Found: {found.splitlines()[1]} [1]" if found.startswith("[1]") else f"Computed: {found}"
+            lines = found.splitlines()
+            # Passages follow the tool's note that they are data; the first one's text is the line after "[1] (...)".
+            first = next((n for n, line in enumerate(lines) if line.startswith("[1] (document")), None)
+            text = f"Found: {lines[first + 1]} [1]" if first is not None else f"Computed: {found}"
             return {"content": text}, "stop", USAGE
         if tools and last["role"] == "user":
             task = last["content"]

@@ -4,6 +4,7 @@ is called, streams included, and none of them shows the PII, though the stored c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -74,18 +75,26 @@ def _seed(client: httpx.Client) -> dict[str, str]:
     }
 
 
-async def test_no_response_shows_the_pii_that_was_put_in(client: httpx.Client, mesh: Mesh) -> None:
-    ids = _seed(client)
-
-    # Not vacuous: the thread's checkpoint, read straight from the memory service, holds the question as asked.
-    saver = RemoteCheckpointSaver(mesh.memory_target, tenant_id="default")
+async def _asked(memory_target: str, thread_id: str) -> list[str]:
+    """The thread's questions as its checkpoint, read straight from the memory service, holds them."""
+    saver = RemoteCheckpointSaver(memory_target, tenant_id="default")
     try:
-        stored = await saver.aget_tuple({"configurable": {"thread_id": ids["thread_id"]}})
+        stored = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
     finally:
         await saver.close()
     assert stored is not None
-    asked = [m.content for m in stored.checkpoint["channel_values"]["messages"] if isinstance(m, HumanMessage)]
-    assert EMAIL in asked[0]
+    return [str(m.content) for m in stored.checkpoint["channel_values"]["messages"] if isinstance(m, HumanMessage)]
+
+
+async def _searched(url: str, question: str) -> str:
+    async with Client(f"{url}/mcp") as mcp:
+        found = await mcp.call_tool("search_knowledge_base", {"query": question, "k": 3})
+    return json.dumps([c.model_dump() for c in found.content])
+
+
+def test_no_response_shows_the_pii_that_was_put_in(client: httpx.Client, mesh: Mesh) -> None:
+    ids = _seed(client)
+    assert EMAIL in asyncio.run(_asked(mesh.memory_target, ids["thread_id"]))[0]  # stored as it was said
 
     document = client.get("/openapi.json").json()
     called = []
@@ -126,7 +135,5 @@ async def test_no_response_shows_the_pii_that_was_put_in(client: httpx.Client, m
         json={"model": ids["model_id"], "messages": [{"role": "user", "content": f"{question} I am {EMAIL}"}]},
     )
     assert completion.status_code == 200 and not _leaks(completion.text), completion.text
-    async with Client(f"{mesh.url}/mcp") as mcp:
-        found = await mcp.call_tool("search_knowledge_base", {"query": question, "k": 3})
-    shown = json.dumps([c.model_dump() for c in found.content])
+    shown = asyncio.run(_searched(mesh.url, question))
     assert ids["word"] in shown and not _leaks(shown), shown

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, positive_data_acceptance
 from threadline_gateway.settings import GatewaySettings
 
-from tests.conftest import NATS_URL
+from tests.conftest import NATS_URL, REDIS_URL
 from tests.gateway import auth_helpers as creds
 from tests.gateway.conftest import served_gateway
 
@@ -26,6 +26,7 @@ def served(session_database: str, retrieval_target: str, memory_target: str) -> 
         NATS_URL=NATS_URL,
         NATS_NAMESPACE="fz" + uuid.uuid4().hex[:8],
         DATABASE_URL=session_database,
+        REDIS_URL=REDIS_URL,  # rate limits, and the usage counters GET /api/v1/usage reads
         RETRIEVAL_TARGET=retrieval_target,
         MEMORY_TARGET=memory_target,
         GATEWAY_AUTH="required",

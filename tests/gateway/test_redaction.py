@@ -83,10 +83,8 @@ def test_json_events_and_websocket_messages_are_masked_per_tenant() -> None:
 
     events = client.get("/api/v1/events").text
     assert EMAIL not in events and CARD not in events
-    assert (
-        events
-        == f"id: 1\nevent: token\ndata: {json.dumps({'text': MASKED}, separators=(',', ':'))}\n\n: ping\n\ndata: [DONE]\n\n"
-    )
+    data = json.dumps({"text": MASKED}, separators=(",", ":"))
+    assert events == f"id: 1\nevent: token\ndata: {data}\n\n: ping\n\ndata: [DONE]\n\n"
 
     with client.websocket_connect("/api/v1/ws") as ws:
         assert ws.receive_json() == {"type": "event", "data": {"text": MASKED}}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode
@@ -86,6 +86,12 @@ class AgentSettings(ServiceSettings):
         default=True,
         validation_alias=AliasChoices("AGENT_BLOCK_PROMPT_INJECTION"),
         description="Refuse questions that try to override the assistant's instructions (input_blocked).",
+    )
+    untrusted_passages: Literal["flag", "strip", "off"] = Field(
+        default="flag",
+        validation_alias=AliasChoices("AGENT_UNTRUSTED_PASSAGES"),
+        description="Retrieved passages that give the model orders (indirect prompt injection): flag marks them to "
+        "the model and in their citation's metadata; strip cuts those sentences out; off passes them as they are.",
     )
     redact_pii: bool = Field(
         default=True,
@@ -191,6 +197,12 @@ class AgentSettings(ServiceSettings):
         validation_alias=AliasChoices("AGENT_MCP_TOOLS_TTL_S"),
         description="How long an MCP server's tool list is reused by later runs before it is listed again.",
     )
+    usage_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENT_USAGE_URL", "REDIS_URL"),
+        description="Redis URL where each run's tokens and cost are added to its tenant's daily and monthly "
+        "counters (the gateway's budgets and GET /api/v1/usage read them); unset: not counted.",
+    )
     answer_cache_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("AGENT_ANSWER_CACHE_URL"),
@@ -202,6 +214,21 @@ class AgentSettings(ServiceSettings):
         gt=0,
         validation_alias=AliasChoices("AGENT_ANSWER_CACHE_TTL_S"),
         description="How long a cached answer is served; bounds its staleness after the knowledge base changes.",
+    )
+    answer_cache_similarity: float = Field(
+        default=0.975,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("AGENT_ANSWER_CACHE_SIMILARITY"),
+        description="The cosine similarity at which a question embeds close enough to a cached one to get its "
+        "answer (retrieval's Embed RPC); 0: match by normalised text only. Chosen in docs/benchmarks.md.",
+    )
+    answer_cache_max_similar: int = Field(
+        default=512,
+        ge=1,
+        validation_alias=AliasChoices("AGENT_ANSWER_CACHE_MAX_SIMILAR"),
+        description="Questions whose vectors one scope (tenant, assistant, knowledge base) keeps for matching by "
+        "meaning; a lookup reads and scans them all, so a full scope starts afresh.",
     )
     graphs_file: Path | None = Field(
         default=None,

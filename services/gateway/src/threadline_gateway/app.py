@@ -32,6 +32,7 @@ from threadline_gateway.routes import (
     query,
     runs,
     threads,
+    usage,
     ws,
 )
 from threadline_gateway.schemas import error_responses
@@ -137,6 +138,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(threads.router, **protected)
     app.include_router(assistants.router, **protected)
     app.include_router(erasure.router, **protected)
+    app.include_router(usage.router, **protected)
     app.include_router(langgraph_compat.router, **protected)
     app.include_router(ws.router)
     # Authenticated and rate-limited by the endpoint itself, with the same code as the API routes' dependency.

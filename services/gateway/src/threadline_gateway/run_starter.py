@@ -20,8 +20,10 @@ from threadline.output_schema import OutputSchema
 from threadline.retrieval.v1.retrieval_pb2_grpc import RetrievalServiceStub
 
 from threadline_gateway.aim import aimed, check_collection
+from threadline_gateway.assistant_cache import CachingMemory
 from threadline_gateway.assistant_tools import allows_client_tools
 from threadline_gateway.auth import Principal
+from threadline_gateway.budgets import Budgets
 from threadline_gateway.errors import ApiError, invalid_field, nats_errors_as_503
 from threadline_gateway.memory import Assistant, Memory
 from threadline_gateway.metrics import GatewayMetrics, RunMode
@@ -94,8 +96,10 @@ class RunStarter:
         memory: Memory | None = None,
         webhook_hosts: frozenset[str] = frozenset(),
         retrieval: RetrievalServiceStub | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.bus, self.metrics, self.max_input_chars = bus, metrics, max_input_chars
+        self.budgets = budgets  # tenants' token and cost budgets; None: none enforced
         self.memory = memory  # the assistant registry; None: every assistant is taken to be its graph
         self.webhook_hosts = webhook_hosts  # the hosts a webhook may name; empty: any
         self.retrieval = retrieval  # where a run's collection is looked up; None: not checked
@@ -107,8 +111,10 @@ class RunStarter:
         field, a 409 ``thread_busy`` refuses a busy thread (as ``new.multitask`` says), a 503 means
         NATS is unavailable. Once this returns the run is durable and counted as started in ``mode``.
         An assistant that does not exist is a 404 ``assistant_not_found``, a collection the tenant
-        does not have a 404 ``collection_not_found``.
+        does not have a 404 ``collection_not_found``, a tenant over its budget a 429 ``budget_exceeded``.
         """
+        if self.budgets is not None:
+            await self.budgets.check(principal.tenant_id)
         run = await self.checked(principal, new)
         with nats_errors_as_503():
             await self.bus.start(run, new.multitask)
@@ -139,8 +145,9 @@ class RunStarter:
         """
         if self.memory is None:
             return None
+        lookup = self.memory.assistant_for_run if isinstance(self.memory, CachingMemory) else self.memory.get_assistant
         try:
-            return await self.memory.get_assistant(tenant_id, assistant_id)
+            return await lookup(tenant_id, assistant_id)
         except ApiError as exc:
             if exc.status == 404:
                 raise ApiError(404, "assistant_not_found", f"No assistant {assistant_id!r}.") from exc

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from threadline.grpc import traced_channel
 from threadline.retrieval.v1.retrieval_pb2_grpc import RetrievalServiceStub
 
+from threadline_gateway.assistant_cache import CachingMemory
 from threadline_gateway.auth import Authenticator
+from threadline_gateway.budgets import Budgets
 from threadline_gateway.chat_threads import ChatThreads
 from threadline_gateway.crons import CronStore
 from threadline_gateway.db import Database
@@ -30,6 +32,7 @@ class Services:
     authenticator: Authenticator
     database: Database | None
     limiter: Limiter
+    budgets: Budgets
     bus: RunBus
     starter: RunStarter
     ingests: IngestBus
@@ -55,6 +58,8 @@ async def open_services(
             await database.prepare()
         limiter = make_limiter(settings)
         opened.push_async_callback(limiter.close)
+        budgets = Budgets(settings.redis_url, settings.nats_namespace, settings.budgets)
+        opened.push_async_callback(budgets.close)
         bus = await RunBus.connect(settings.nats_url, settings.topology())
         opened.push_async_callback(bus.close)
         retrieval_channel = traced_channel(settings.retrieval_target)
@@ -62,7 +67,7 @@ async def open_services(
         retrieval = RetrievalServiceStub(retrieval_channel)
         memory_channel = traced_channel(settings.memory_target)
         opened.push_async_callback(memory_channel.close)
-        memory = Memory(memory_channel)
+        memory = CachingMemory(memory_channel, settings.assistant_cache_ttl_s)
         webhooks = WebhookSender(
             bus.js,
             settings.topology(),
@@ -80,6 +85,7 @@ async def open_services(
             authenticator=authenticator,
             database=database,
             limiter=limiter,
+            budgets=budgets,
             bus=bus,
             starter=RunStarter(
                 bus,
@@ -88,6 +94,7 @@ async def open_services(
                 memory,
                 webhook_hosts=allowed_hosts(settings.webhook_hosts),
                 retrieval=retrieval,
+                budgets=budgets if settings.budgets else None,
             ),
             ingests=await IngestBus.create(bus.js, settings.topology(), bus.nc.max_payload),
             retrieval=retrieval,

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field
 from threadline.settings import ServiceSettings
+from threadline.usage import Budget
 
 
 class GatewaySettings(ServiceSettings):
@@ -97,6 +98,14 @@ class GatewaySettings(ServiceSettings):
         description="API requests one credential (API key or JWT subject) may make per window; 0: no limit.",
     )
     rate_limit_window_s: float = Field(default=60.0, gt=0, validation_alias=AliasChoices("GATEWAY_RATE_LIMIT_WINDOW_S"))
+    budgets: dict[str, Budget] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("GATEWAY_BUDGETS"),
+        description="Token and cost budgets per tenant and period, as JSON: "
+        '{"*": {"period": "month", "tokens": 1000000}, "acme": {"period": "day", "cost_usd": 20}} ("*": every '
+        "tenant without its own). A tenant over budget gets a 429 budget_exceeded until the period turns. Needs "
+        "REDIS_URL, where the agent counts usage.",
+    )
     assistant_cache_ttl_s: float = Field(
         default=5.0,
         ge=0,

@@ -49,7 +49,7 @@ from threadline_agent.graphs.platform import Platform
 from threadline_agent.liveness import beat
 from threadline_agent.remote.assistants import announce_graphs
 from threadline_agent.settings import AgentSettings
-from threadline_agent.worker.answer_cache import AnswerCache
+from threadline_agent.worker.answer_cache import AnswerCache, QuestionEmbedder
 from threadline_agent.worker.cache_invalidation import forget_erased, forget_on_ingest
 from threadline_agent.worker.execution import run_config
 from threadline_agent.worker.failures import RunFailed
@@ -57,6 +57,7 @@ from threadline_agent.worker.metrics import AgentMetrics
 from threadline_agent.worker.pipeline import Pipeline, RunContext, agent_pipeline
 from threadline_agent.worker.publisher import RunEventPublisher
 from threadline_agent.worker.run_puller import RunPuller
+from threadline_agent.worker.usage import UsageLedger
 
 ACK_WAIT_S = 30.0
 IN_PROGRESS_EVERY_S = 10.0  # well inside ACK_WAIT_S, so a slow run is never taken for a dead one
@@ -97,6 +98,7 @@ class AgentWorker:
         self._queue_watch: asyncio.Task[None] | None = None
         self._announcing: asyncio.Task[list[str]] | None = None  # the graphs' registration (remote/assistants.py)
         self.answer_cache: AnswerCache | None = None
+        self.usage: UsageLedger | None = None
         self._forgetting: list[Subscription] = []  # what drops cached answers when their sources change
         self.metrics = AgentMetrics()
         self.guardrails = settings.guardrails()
@@ -212,7 +214,8 @@ class AgentWorker:
                 attempt=attempt,
             )
         # Waits for the server's confirmation: once this returns the run cannot be handed out again.
-        await msg.ack_sync()
+        with tracer.start_as_current_span("ack run"):
+            await msg.ack_sync()
 
     def _context(self, request: RunRequested, events: RunEventPublisher, attempt: int) -> RunContext:
         """The run as the pipeline's steps see it; a graph this worker does not serve fails the run.
@@ -234,7 +237,9 @@ class AgentWorker:
             self.metrics.runs.labels(request.assistant_id, outcome.code).inc()
         else:
             self.metrics.runs.labels(request.assistant_id, outcome.status).inc()
-            self.metrics.record_usage(outcome.model or "unknown", outcome.usage)
+            self.metrics.record_usage(outcome.model or "unknown", outcome.usage, request.tenant_id)
+            if self.usage is not None:
+                await self.usage.add(request.tenant_id, outcome.usage)
 
     async def _webhook_due(self, request: RunRequested) -> None:
         """Put the run's webhook on the WEBHOOKS work queue (after its final event is stored, before the ack).
@@ -284,6 +289,7 @@ class AgentWorker:
                 self.settings.search_k,
                 guard=self.retrieval_guard,
                 timeout_s=self.settings.search_timeout_s,
+                untrusted=self.settings.untrusted_passages,
             ),
             make_calculator_tool(),
             *(make_memory_tools(self.store) if self.store is not None else []),
@@ -299,9 +305,16 @@ class AgentWorker:
         for loaded in self.loaded.values():  # the worker's checkpointer and store, on every graph
             loaded.prepare(platform, self.checkpointer, self.store)
         self.graphs = {gid: g.compiled for gid, g in self.loaded.items() if g.compiled is not None}
+        if self.settings.usage_url:
+            self.usage = UsageLedger(self.settings.usage_url, self.topology.namespace)
         if self.settings.answer_cache_url:
             self.answer_cache = AnswerCache(
-                self.settings.answer_cache_url, f"{self.topology.namespace}:agent", self.settings.answer_cache_ttl_s
+                self.settings.answer_cache_url,
+                f"{self.topology.namespace}:agent",
+                self.settings.answer_cache_ttl_s,
+                embedder=QuestionEmbedder(retrieval_pb2_grpc.RetrievalServiceStub(self._channel)),
+                similarity=self.settings.answer_cache_similarity,
+                max_similar=self.settings.answer_cache_max_similar,
             )
         self._nc = nc = await self.broker.connect()
         await ensure_streams(nc.jetstream(), self.topology)
@@ -394,3 +407,6 @@ class AgentWorker:
         if self.answer_cache is not None:
             await self.answer_cache.close()
             self.answer_cache = None
+        if self.usage is not None:
+            await self.usage.close()
+            self.usage = None

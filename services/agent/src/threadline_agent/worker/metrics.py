@@ -52,6 +52,18 @@ class AgentMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.tenant_tokens = Counter(
+            "threadline_agent_tenant_tokens",
+            "Model tokens by tenant (input and output), the figure budgets hold tenants to.",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.tenant_cost = Counter(
+            "threadline_agent_tenant_cost_usd",
+            "Estimated model cost in US dollars, by tenant.",
+            ["tenant"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "threadline_agent_runs_in_flight", "Runs this worker is working.", registry=self.registry
         )
@@ -65,9 +77,11 @@ class AgentMetrics:
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
 
-    def record_usage(self, model: str, usage: Usage) -> None:
+    def record_usage(self, model: str, usage: Usage, tenant_id: str) -> None:
         self.tokens.labels(model, "input").inc(usage.input_tokens)
         self.tokens.labels(model, "output").inc(usage.output_tokens)
+        self.tenant_tokens.labels(tenant_id).inc(usage.input_tokens + usage.output_tokens)
+        self.tenant_cost.labels(tenant_id).inc(usage.cost_usd or 0.0)
         if usage.cost_usd is not None:
             self.cost.labels(model).inc(usage.cost_usd)
 
