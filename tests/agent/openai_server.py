@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.conftest import free_port
@@ -100,10 +100,10 @@ class ScriptedModel:
 
 
 @asynccontextmanager
-async def serve_openai(model: ScriptedModel | None = None) -> AsyncIterator[ScriptedModel]:
-    """The scripted model (or a test's own script of it) on a free loopback port, served by uvicorn in this loop."""
-    model = model or ScriptedModel()
-    app = Starlette(routes=[Route("/v1/chat/completions", model.completions, methods=["POST"])])
+async def serve_completions(completions: Callable[[Request], Awaitable[Response]]) -> AsyncIterator[str]:
+    """``POST /v1/chat/completions`` answered by ``completions`` on a free loopback port, served by uvicorn in
+    this loop; yields the base URL an OpenAI client takes."""
+    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
@@ -111,9 +111,17 @@ async def serve_openai(model: ScriptedModel | None = None) -> AsyncIterator[Scri
         if task.done():
             task.result()  # says why it could not start
         await asyncio.sleep(0.01)
-    model.base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        yield model
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def serve_openai(model: ScriptedModel | None = None) -> AsyncIterator[ScriptedModel]:
+    """The scripted model (or a test's own script of it) on a free loopback port, served by uvicorn in this loop."""
+    model = model or ScriptedModel()
+    async with serve_completions(model.completions) as base_url:
+        model.base_url = base_url
+        yield model

@@ -16,13 +16,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.agent.openai_server import serve_completions
 from tests.retrieval.cross_encoder import WORD
 
 Behaviour = Literal["score", "error", "garbage", "slow"]
@@ -61,18 +58,9 @@ class ScoringModel:
 async def serve_scoring_model(model: ScoringModel | None = None) -> AsyncIterator[ScoringModel]:
     """The model on a free loopback port, served by uvicorn in this loop."""
     model = model or ScoringModel()
-    app = Starlette(routes=[Route("/v1/chat/completions", model.completions, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # says why it could not start
-        await asyncio.sleep(0.01)
-    model.base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        yield model
-    finally:
-        model.release.set()
-        server.should_exit = True
-        await task
+    async with serve_completions(model.completions) as base_url:
+        model.base_url = base_url
+        try:
+            yield model
+        finally:
+            model.release.set()  # a request held back must not keep the server from stopping

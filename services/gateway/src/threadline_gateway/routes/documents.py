@@ -129,13 +129,20 @@ async def upload_documents(
     ] = True,
 ) -> Any:
     """Add files to the knowledge base; returns once they are indexed and searchable, or at once with wait=false."""
-    if language:
-        try:
-            language = normalise_language(language)
-        except ValueError as exc:
-            raise invalid_field("language", str(exc)) from exc
+    language = _language(language)
     documents = _uploaded_by(principal, [await _document(upload) for upload in files])
     return await _index(request, principal.tenant_id, retrieval, ingests, documents, collection, language, wait)
+
+
+def _language(given: str) -> str:
+    """A new collection's stemming language as the retrieval service names it (empty: its default), or a 422
+    before anything is queued."""
+    if not given:
+        return ""
+    try:
+        return normalise_language(given)
+    except ValueError as exc:
+        raise invalid_field("language", str(exc)) from exc
 
 
 def _uploaded_by(principal: Principal, documents: list[pb.Document]) -> list[pb.Document]:
@@ -175,12 +182,7 @@ async def upload_urls(
     body: UrlUpload, request: Request, principal: Caller, retrieval: Retrieval, ingests: Ingests, settings: Settings
 ) -> Any:
     """Fetch documents from URLs (only from GATEWAY_URL_FETCH_HOSTS; off when it is empty) and index them."""
-    language = body.language
-    if language:
-        try:
-            language = normalise_language(language)
-        except ValueError as exc:
-            raise invalid_field("language", str(exc)) from exc
+    language = _language(body.language)
     hosts = url_fetch.allowed_hosts(settings.url_fetch_hosts)
     documents = []
     for url in body.urls:
